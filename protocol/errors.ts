@@ -82,6 +82,7 @@ export const ERROR_CODES = {
   WICKET_ERR_NOT_ADMIN: { num: 810, meaning: 'The command needs an identity with the admin attribute.', fix: 'Run it as an enrolled admin (the relay printed the first admin ticket).' },
   WICKET_ERR_MEMBER_UNKNOWN: { num: 811, meaning: 'No member has that identifier.', fix: 'List members with `agent member list`.' },
   WICKET_ERR_RELAY_TIMEOUT: { num: 812, meaning: 'The relay did not answer in time.', fix: 'Check the relay is running and reachable.' },
+  WICKET_ERR_RELAY_TOO_MANY_CIRCUITS: { num: 813, meaning: 'A connection asked for more open circuits than the relay allows per connection.', fix: 'Close idle circuits or spread load over more agents (see MAX_CIRCUITS_PER_CONNECTION).' },
 
   // --- agent, CLI and configuration (9xx) ---
   WICKET_ERR_ARGUMENT: { num: 900, meaning: 'A command-line argument is missing or invalid.', fix: 'See the command\'s --help for the expected form and an example.' },
@@ -92,6 +93,7 @@ export const ERROR_CODES = {
   WICKET_ERR_RESOURCE_EXISTS: { num: 905, meaning: 'An inlet or outlet with that name already exists.', fix: 'Delete it first or pick another name.' },
   WICKET_ERR_RESOURCE_UNKNOWN: { num: 906, meaning: 'No inlet or outlet has that name.', fix: 'List resources with `agent inlet list` / `agent outlet list`.' },
   WICKET_ERR_TLS_TARGET: { num: 907, meaning: 'TLS to the outlet\'s target failed (certificate or name mismatch).', fix: 'Pass --tls-ca and --tls-servername matching the target\'s certificate.' },
+  WICKET_ERR_CONTROL_REQUEST: { num: 920, meaning: 'A control-socket request is malformed, too long or names an unknown operation.', fix: 'Use the `agent` CLI to talk to the node; the request was refused and the node kept running.' },
   WICKET_ERR_STORE: { num: 908, meaning: 'The authority store failed.', fix: 'Check the relay data folder is writable and not corrupt.' },
 
   // --- Azure provisioning (10xx) ---

@@ -56,6 +56,8 @@ export function publicKeyObject(publicKey: Uint8Array): KeyObject {
 
 /** Verifies an Ed25519 signature; false (never a throw) for a bad signature or key. */
 export function verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  // Hostile callers can hand us anything (null, strings, arrays): none of it may throw.
+  if (!(publicKey instanceof Uint8Array) || !(message instanceof Uint8Array) || !(signature instanceof Uint8Array)) return false;
   if (signature.length !== ED25519_SIGNATURE_LEN || publicKey.length !== ED25519_PUBLIC_KEY_LEN) return false;
   try {
     return nodeVerify(null, message, publicKeyObject(publicKey), signature);

@@ -59,6 +59,13 @@ export const TICKET_MAX_TTL_MS = 30 * 24 * 60 * 60_000;
 /** A ticket string longer than this is refused before decoding. */
 export const MAX_TICKET_TEXT_LEN = 4_096;
 export const MAX_RELAY_URL_LEN = 512;
+/** SHA-256 of the relay's DER certificate, pinned in the ticket. */
+export const RELAY_CERT_FINGERPRINT_LEN = 32;
+/**
+ * First bytes of SHA-256(ticket binary) appended to a ticket: catches a mangled paste with a clear
+ * message (a random change slips through with probability 2^-32). Not a security measure.
+ */
+export const TICKET_CHECKSUM_LEN = 4;
 export const MAX_RELAY_NAMES = 32;
 export const MAX_RELAY_NAME_LEN = 64;
 
@@ -76,12 +83,26 @@ export const MAX_STREAMS_PER_CHANNEL = 1_024;
 /** Largest stream data payload in one mux frame: fills one Noise message with its header. */
 export const MUX_FRAME_HEADER_LEN = 9;
 export const MUX_MAX_DATA_PAYLOAD = NOISE_MAX_PLAINTEXT - MUX_FRAME_HEADER_LEN;
+/**
+ * Sum of window growth above the initial windows, across all streams of one session: auto-tuning
+ * lets a few fast streams reach STREAM_MAX_WINDOW, but 1,024 streams cannot all hold 16 MiB.
+ */
+export const MUX_SESSION_WINDOW_BUDGET = 64 * 1024 * 1024;
+/** A stream's write() returns false above this many queued bytes (four full frames). */
+export const STREAM_WRITE_HIGH_WATER = 256 * 1024;
+/** Auto-tuning re-measures RTT (one PING) when its last sample is older than this. */
+export const MUX_RTT_SAMPLE_MAX_AGE_MS = 10_000;
 
 // --- agent <-> relay ---
 /** ws maxPayload: one Noise message plus the relay frame header, with room for control frames. */
 export const RELAY_MAX_FRAME = NOISE_MAX_MESSAGE + 64;
 /** Control frames (JSON) are small; anything larger is hostile. */
 export const RELAY_MAX_CONTROL_FRAME = 64 * 1024;
+/**
+ * Longest string field in a control message. The largest legitimate one is a base64url credential,
+ * ceil(4/3 × MAX_CREDENTIAL_LEN) = 21,846 characters; 16 KiB (the first choice) refused those.
+ */
+export const RELAY_MAX_CONTROL_STRING = 32 * 1024;
 /** Bytes the relay queues towards one connection before pausing the sender(s) feeding it. */
 export const RELAY_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 export const RELAY_LOW_WATER_BYTES = 1 * 1024 * 1024;
@@ -99,3 +120,44 @@ export const RELAY_AUTH_TIMEOUT_MS = 10_000;
 export const MAX_CIRCUITS_PER_CONNECTION = 4_096;
 /** Admin/RPC requests time out after this. */
 export const RELAY_REQUEST_TIMEOUT_MS = 10_000;
+/** The relay checks liveness this often, so a silent peer is dropped by DEAD_AFTER + SWEEP <= 10 s. */
+export const KEEPALIVE_SWEEP_MS = 1_000;
+/** Control frames an agent may pipeline while the relay checks its auth/enroll (store I/O is async). */
+export const RELAY_MAX_FRAMES_DURING_AUTH = 16;
+/** A peer that does not finish the WebSocket close handshake in this time is cut (revocation: <= 1 s). */
+export const RELAY_CLOSE_GRACE_MS = 500;
+/** The relay polls its store for revocations made by other processes (offline CLI, other relays). */
+export const REVOCATION_POLL_INTERVAL_MS = 250;
+/** The one-time admin ticket printed on the relay's first start. */
+export const ADMIN_TICKET_TTL_MS = 24 * 60 * 60_000;
+/** The generated self-signed relay certificate; agents pin its fingerprint, so a long life is safe. */
+export const SELF_SIGNED_CERT_VALIDITY_MS = 10 * 365 * 24 * 60 * 60_000;
+/** audit.list: default and maximum number of events returned. */
+export const AUDIT_LIST_DEFAULT = 100;
+export const AUDIT_LIST_MAX = 1_000;
+/** SQLite waits this long for a lock held by another process (relay and `relay ticket create`). */
+export const STORE_BUSY_TIMEOUT_MS = 5_000;
+
+// --- agent node (inlets, outlets, control socket) ---
+/** Mux ping period on an open channel: keeps an RTT estimate fresh for the window growth. */
+export const CHANNEL_PING_INTERVAL_MS = 5_000;
+/**
+ * How long an app connection accepted by an inlet may wait for a channel (relay away, outlet not
+ * yet re-registered) before it is reset. Long enough to ride out a relay restart plus the
+ * reconnect backoff, short enough that a client is not left hanging on a dead path.
+ */
+export const INLET_CHANNEL_WAIT_MS = 15_000;
+/** Pause between channel attempts while the path is not there (name unknown, relay away). */
+export const INLET_CHANNEL_RETRY_MS = 250;
+/** An outlet's connection to its target (TCP connect + TLS handshake) must finish in this time. */
+export const TARGET_CONNECT_TIMEOUT_MS = 10_000;
+/** One control-socket request line; anything longer is hostile and the connection is dropped. */
+export const CONTROL_MAX_LINE = 64 * 1024;
+/** Concurrent control-socket clients (the CLI uses one at a time). */
+export const CONTROL_MAX_CLIENTS = 32;
+/** The CLI gives up on the node's answer after this. */
+export const CONTROL_REQUEST_TIMEOUT_MS = 15_000;
+/** node.json larger than this is refused before parsing. */
+export const NODE_CONFIG_MAX_BYTES = 1024 * 1024;
+/** Inlets and outlets on one node (each holds a listener or a registration). */
+export const MAX_NODE_RESOURCES = 256;

@@ -1,5 +1,5 @@
 import { wicketError } from './errors.js';
-import { RELAY_MAX_CONTROL_FRAME, RELAY_MAX_FRAME } from './limits.js';
+import { RELAY_MAX_CONTROL_FRAME, RELAY_MAX_CONTROL_STRING, RELAY_MAX_FRAME } from './limits.js';
 
 // Agent <-> relay frames. One WebSocket binary message is one frame (protocol/README.md, "Relay").
 //
@@ -19,7 +19,9 @@ export const RELAY_PROTOCOL_VERSION = 1;
 export const RELAY_AUTH_DOMAIN = Buffer.from('wicket/relay-auth/v1\0');
 export const RELAY_ENROLL_DOMAIN = Buffer.from('wicket/relay-enroll/v1\0');
 
-export type AdminOp = 'ticket.create' | 'member.list' | 'member.revoke' | 'audit.list';
+/** Admin operations a `request` may name; validateControl refuses any other. */
+export const ADMIN_OPS = ['ticket.create', 'member.list', 'member.revoke', 'audit.list'] as const;
+export type AdminOp = (typeof ADMIN_OPS)[number];
 
 export type ControlMessage =
   /** relay -> agent, first frame: a fresh challenge and the authority's identifier. */
@@ -35,6 +37,9 @@ export type ControlMessage =
   /** agent -> relay: serve a relay name (outlet). */
   | { t: 'register'; id: number; name: string }
   | { t: 'registered'; id: number; name: string }
+  /** agent -> relay: stop serving a relay name (outlet deleted); answered with `registered`-style ack `unregistered`. */
+  | { t: 'unregister'; id: number; name: string }
+  | { t: 'unregistered'; id: number; name: string }
   /** agent -> relay: open a circuit to whoever serves `name` (inlet). */
   | { t: 'open'; id: number; name: string }
   /** relay -> inlet: the circuit is joined; `peer` is the serving agent's identifier. */
@@ -70,6 +75,8 @@ const SHAPES: Record<ControlType, Shape> = {
   credential: { credential: 'string' },
   register: { id: 'u32', name: 'string' },
   registered: { id: 'u32', name: 'string' },
+  unregister: { id: 'u32', name: 'string' },
+  unregistered: { id: 'u32', name: 'string' },
   open: { id: 'u32', name: 'string' },
   opened: { id: 'u32', circuit: 'u32', peer: 'string' },
   incoming: { circuit: 'u32', name: 'string', peer: 'string' },
@@ -80,7 +87,7 @@ const SHAPES: Record<ControlType, Shape> = {
   error: { id: 'u32?', code: 'string', message: 'string' },
 };
 
-const MAX_STRING_FIELD = 16 * 1024;
+const MAX_STRING_FIELD = RELAY_MAX_CONTROL_STRING;
 
 function checkField(type: string, name: string, kind: FieldKind, value: unknown): void {
   const ok =
@@ -89,6 +96,25 @@ function checkField(type: string, name: string, kind: FieldKind, value: unknown)
     (kind === 'u32' && Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0xffffffff) ||
     (kind === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value));
   if (!ok) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `control '${type}': field '${name}' is not a valid ${kind}`);
+}
+
+/** The field shapes of every control message type (read-only; tests generate cases from it). */
+export const CONTROL_SHAPES: Readonly<Record<ControlType, Readonly<Shape>>> = SHAPES;
+
+/** Checks a shape cannot express, so that the value returned really is a ControlMessage. */
+function refineControl(type: ControlType, record: Record<string, unknown>): void {
+  if (type === 'request' && !(ADMIN_OPS as readonly unknown[]).includes(record.op)) {
+    throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `control 'request': unknown op ${JSON.stringify(String(record.op).slice(0, 40))}`);
+  }
+  if (type === 'response' && record.error !== undefined) {
+    const error = record.error as Record<string, unknown>;
+    const keys = Object.keys(error);
+    if (keys.length !== 2 || !keys.includes('code') || !keys.includes('message')) {
+      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "control 'response': field 'error' must hold exactly code and message");
+    }
+    checkField(type, 'error.code', 'string', error.code);
+    checkField(type, 'error.message', 'string', error.message);
+  }
 }
 
 export function validateControl(value: unknown): ControlMessage {
@@ -115,6 +141,7 @@ export function validateControl(value: unknown): ControlMessage {
     }
     checkField(type, name, kind, record[name]);
   }
+  refineControl(type as ControlType, record);
   return record as ControlMessage;
 }
 
@@ -175,13 +202,20 @@ export function base64url(bytes: Uint8Array): string {
 
 /** Strict base64url decode with an exact expected length (or a cap), for fields of control messages. */
 export function fromBase64url(text: string, field: string, expect: { exact?: number; max?: number }): Buffer {
+  if (typeof text !== 'string' || text.length % 4 === 1) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `${field} is not base64url`);
+  // Unpadded base64url of length L holds floor(3L/4) bytes: judge the length before decoding, so
+  // a hostile field never makes us allocate.
+  const length = Math.floor((text.length * 3) / 4);
+  if (expect.max !== undefined && length > expect.max) {
+    throw wicketError('WICKET_ERR_FRAME_TOO_LARGE', `${field} is ${length} bytes, cap ${expect.max}`);
+  }
+  if (expect.exact !== undefined && length !== expect.exact) {
+    throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `${field} must be ${expect.exact} bytes, got ${length}`);
+  }
   if (!/^[A-Za-z0-9_-]*$/.test(text)) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `${field} is not base64url`);
   const bytes = Buffer.from(text, 'base64url');
-  if (expect.exact !== undefined && bytes.length !== expect.exact) {
-    throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `${field} must be ${expect.exact} bytes, got ${bytes.length}`);
-  }
-  if (expect.max !== undefined && bytes.length > expect.max) {
-    throw wicketError('WICKET_ERR_FRAME_TOO_LARGE', `${field} is ${bytes.length} bytes, cap ${expect.max}`);
-  }
+  // One value, one spelling: spare low bits set in the last character would let the same bytes
+  // travel under several texts (a signed or hashed field must not have that freedom).
+  if (bytes.toString('base64url') !== text) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `${field} is not canonical base64url`);
   return bytes;
 }
