@@ -56,6 +56,8 @@ export const TICKET_ID_LEN = 16;
 export const TICKET_DEFAULT_USAGE_COUNT = 1;
 export const TICKET_DEFAULT_TTL_MS = 60 * 60_000;
 export const TICKET_MAX_TTL_MS = 30 * 24 * 60 * 60_000;
+/** More uses than this is not a ticket but a standing password; use several tickets instead. */
+export const TICKET_MAX_USAGE_COUNT = 1_000_000;
 /** A ticket string longer than this is refused before decoding. */
 export const MAX_TICKET_TEXT_LEN = 4_096;
 export const MAX_RELAY_URL_LEN = 512;
@@ -137,6 +139,15 @@ export const AUDIT_LIST_DEFAULT = 100;
 export const AUDIT_LIST_MAX = 1_000;
 /** SQLite waits this long for a lock held by another process (relay and `relay ticket create`). */
 export const STORE_BUSY_TIMEOUT_MS = 5_000;
+
+// --- agent relay client and vault ---
+/**
+ * Frames the agent holds between the relay's welcome and the client taking over the connection
+ * (the relay may push a credential or a notice right behind the welcome). A flood there is hostile.
+ */
+export const RELAY_CLIENT_MAX_QUEUED_FRAMES = 256;
+/** enrollment.json holds a credential and a few fields; a bigger file is not ours and is refused. */
+export const ENROLLMENT_FILE_MAX_BYTES = 64 * 1024;
 
 // --- agent node (inlets, outlets, control socket) ---
 /** Mux ping period on an open channel: keeps an RTT estimate fresh for the window growth. */

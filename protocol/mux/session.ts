@@ -1,0 +1,394 @@
+// A mux session: many streams inside one secure channel (protocol/README.md, "Stream
+// multiplexing"). Pure: plaintext messages come in through receive(), go out through the
+// `send` callback; the clock is injected.
+//
+// Receiving: each message is parsed frame by frame; the type byte is range-checked in frames.ts
+// and then dispatched through a table of handlers (yamux). Any violation closes the session with
+// its code and resets every stream; nothing throws out of receive().
+//
+// Sending: control frames (OPEN, WINDOW, FIN, RESET, PING, PONG) are packed together and always
+// go out, congested or not; data frames are taken round-robin from the streams that have both
+// bytes and credit, one frame per turn, so a stream without credit (a slow reader at the far
+// end) never holds up the others. A full-size data frame is its own message: [header, payload
+// views], never copied. While the transport is congested no data is sent at all.
+
+import { EventEmitter } from 'node:events';
+import { ERROR_CODES, asWicketError, wicketError, type WicketError } from '../errors.js';
+import {
+  MAX_STREAMS_PER_CHANNEL,
+  MUX_FRAME_HEADER_LEN,
+  MUX_RTT_SAMPLE_MAX_AGE_MS,
+  MUX_SESSION_WINDOW_BUDGET,
+  NOISE_MAX_PLAINTEXT,
+  STREAM_INITIAL_WINDOW,
+  STREAM_MAX_WINDOW,
+  STREAM_WRITE_HIGH_WATER,
+} from '../limits.js';
+import { FRAME_TYPE_COUNT, FrameType, checkMessageSize, frameHeader, readFrameHeader, writeFrameHeader } from './frames.js';
+import { RttEstimator } from './rtt.js';
+import { MuxStream, type StreamHost } from './stream.js';
+import { ReceiveWindow, WindowBudget } from './window.js';
+
+export interface MuxSessionOptions {
+  role: 'initiator' | 'responder';
+  /**
+   * Hands one plaintext Noise message, as parts (e.g. [header, payload]), to the secure channel.
+   * The parts are views of the writers' buffers: encrypt or copy them before returning, or keep
+   * them untouched. Returns false when the transport is congested: data stops until
+   * transportDrained(); control frames still go out.
+   */
+  send: (parts: Buffer[]) => boolean;
+  now?: () => number;
+  maxStreams?: number;
+  /** Our receive window for new streams (advertised in OPEN, or raised to on accept). */
+  initialWindow?: number;
+  /** Cap on any one stream's receive window after auto-tuning. */
+  maxWindow?: number;
+  /** Cap on total window growth across streams (see MUX_SESSION_WINDOW_BUDGET). */
+  windowBudget?: number;
+  /** Per-stream write() high-water mark. */
+  writeHighWater?: number;
+}
+
+type FrameHandler = (stream: number, value: number, payload: Buffer, messageLength: number) => void;
+
+const NO_PAYLOAD: Buffer = Buffer.alloc(0);
+const STREAM_ID_MAX = 0xffff_ffff;
+
+export class MuxSession extends EventEmitter {
+  readonly #send: (parts: Buffer[]) => boolean;
+  readonly #now: () => number;
+  readonly #initiator: boolean;
+  readonly #maxStreams: number;
+  readonly #initialWindow: number;
+  readonly #maxWindow: number;
+  readonly #writeHighWater: number;
+  readonly #budget: WindowBudget;
+  readonly #rtt = new RttEstimator(MUX_RTT_SAMPLE_MAX_AGE_MS);
+  readonly #streams = new Map<number, MuxStream>();
+  /** Streams that may have bytes and credit, in round-robin order. */
+  readonly #ready = new Set<MuxStream>();
+  /** Pending control frames as (type, stream, value) triplets. */
+  #control: number[] = [];
+  /** The one pong we owe (a newer ping replaces it): a ping flood cannot queue pongs. */
+  #pendingPong: number | undefined;
+  #pingWanted = false;
+  #nextLocalId: number;
+  #lastPeerId = 0;
+  /** Peer OPENs refused since the transport was last drained (bounds RESETs we queue). */
+  #refusedWhileCongested = 0;
+  #congested = false;
+  #closed = false;
+  /** >0 inside receive(): flushes wait until the whole message is processed. */
+  #batchDepth = 0;
+  #flushing = false;
+  #flushAgain = false;
+  readonly #host: StreamHost;
+  readonly #dispatch: readonly FrameHandler[];
+
+  constructor(o: MuxSessionOptions) {
+    super();
+    this.#send = o.send;
+    this.#now = o.now ?? Date.now;
+    this.#initiator = o.role === 'initiator';
+    this.#maxStreams = o.maxStreams ?? MAX_STREAMS_PER_CHANNEL;
+    this.#maxWindow = o.maxWindow ?? STREAM_MAX_WINDOW;
+    this.#initialWindow = o.initialWindow ?? Math.min(STREAM_INITIAL_WINDOW, this.#maxWindow);
+    this.#writeHighWater = o.writeHighWater ?? STREAM_WRITE_HIGH_WATER;
+    this.#budget = new WindowBudget(o.windowBudget ?? MUX_SESSION_WINDOW_BUDGET);
+    checkPositiveInteger('maxStreams', this.#maxStreams, STREAM_ID_MAX);
+    checkPositiveInteger('maxWindow', this.#maxWindow, STREAM_ID_MAX);
+    checkPositiveInteger('initialWindow', this.#initialWindow, this.#maxWindow);
+    checkPositiveInteger('writeHighWater', this.#writeHighWater, Number.MAX_SAFE_INTEGER);
+    // Initiator streams are odd, responder streams even (yamux); 0 is the session itself.
+    this.#nextLocalId = this.#initiator ? 1 : 2;
+    this.#host = {
+      now: () => this.#now(),
+      rttMs: () => this.#rtt.smoothedMs,
+      wantsToSend: (stream) => {
+        this.#ready.add(stream);
+        this.#flush();
+      },
+      control: (type, stream, value) => this.#queueControl(type, stream, value),
+      forget: (stream) => {
+        this.#streams.delete(stream.id);
+        this.#ready.delete(stream);
+      },
+      needRtt: () => this.#wantRtt(),
+    };
+    const table: Record<FrameType, FrameHandler> = {
+      [FrameType.DATA]: (id, _value, payload, messageLength) => this.#streamFor(id)?._receiveData(payload, messageLength),
+      [FrameType.WINDOW]: (id, increment) => this.#streamFor(id)?._receiveWindow(increment),
+      [FrameType.OPEN]: (id, window) => this.#onOpen(id, window),
+      [FrameType.FIN]: (id) => this.#streamFor(id)?._receiveFin(),
+      [FrameType.RESET]: (id, errorNumber) => this.#streamFor(id)?._receiveReset(errorNumber),
+      [FrameType.PING]: (_id, pingId) => {
+        this.#pendingPong = pingId;
+      },
+      [FrameType.PONG]: (_id, pingId) => {
+        this.#rtt.pong(pingId, this.#now());
+      },
+    };
+    this.#dispatch = Array.from({ length: FRAME_TYPE_COUNT }, (_, type) => table[type as FrameType]);
+  }
+
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Smoothed round-trip time from PING/PONG, undefined until the first sample. */
+  get rttMs(): number | undefined {
+    return this.#rtt.smoothedMs;
+  }
+
+  /**
+   * Feeds one decrypted plaintext message. The session keeps views of it (emitted and held data),
+   * so the caller must not reuse the buffer. Never throws: a violation closes the session.
+   */
+  receive(plaintext: Buffer): void {
+    if (this.#closed) return;
+    this.#batchDepth++;
+    try {
+      checkMessageSize(plaintext);
+      let offset = 0;
+      while (offset < plaintext.length) {
+        const frame = readFrameHeader(plaintext, offset);
+        offset += MUX_FRAME_HEADER_LEN;
+        let payload = NO_PAYLOAD;
+        if (frame.type === FrameType.DATA) {
+          payload = plaintext.subarray(offset, offset + frame.value);
+          offset += frame.value;
+        }
+        this.#dispatch[frame.type]!(frame.stream, frame.value, payload, plaintext.length);
+        if (this.#closed) return;
+      }
+    } catch (err) {
+      this.#fail(asWicketError(err));
+      return;
+    } finally {
+      this.#batchDepth--;
+    }
+    this.#flush();
+  }
+
+  /** Opens a stream to the peer. The peer's outlet decides where it goes; OPEN names no target. */
+  openStream(): MuxStream {
+    if (this.#closed) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', 'mux session is closed');
+    if (this.#streams.size >= this.#maxStreams) {
+      throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', `${this.#streams.size} streams open, limit ${this.#maxStreams}`);
+    }
+    if (this.#nextLocalId > STREAM_ID_MAX) {
+      throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', 'stream ids exhausted; open a new channel');
+    }
+    const id = this.#nextLocalId;
+    this.#nextLocalId += 2;
+    const stream = this.#newStream(id, this.#initialWindow);
+    this.#batchDepth++; // OPEN and a first PING leave in one message
+    try {
+      this.#queueControl(FrameType.OPEN, id, this.#initialWindow);
+      this.#wantRtt();
+    } finally {
+      this.#batchDepth--;
+    }
+    this.#flush();
+    return stream;
+  }
+
+  transportDrained(): void {
+    if (this.#closed) return;
+    this.#congested = false;
+    this.#refusedWhileCongested = 0;
+    this.#flush();
+  }
+
+  /** Sends a ping (unless one is outstanding); the pong gives an RTT sample. */
+  ping(): void {
+    if (this.#closed || this.#rtt.outstanding) return;
+    this.#pingWanted = true;
+    this.#flush();
+  }
+
+  /**
+   * Closes the session: every stream gets 'reset' with `err` (or CHANNEL_CLOSED), then the session
+   * emits 'close' with `err`. Nothing more is sent; the owner closes the channel.
+   */
+  close(err?: WicketError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const streamErr = err ?? wicketError('WICKET_ERR_CHANNEL_CLOSED', 'mux session closed');
+    for (const stream of [...this.#streams.values()]) stream._abort(streamErr);
+    this.#streams.clear();
+    this.#ready.clear();
+    this.#control = [];
+    this.#pendingPong = undefined;
+    this.emit('close', err);
+  }
+
+  // --- receiving ------------------------------------------------------------------------------
+
+  #isLocalId(id: number): boolean {
+    return (id % 2 === 1) === this.#initiator;
+  }
+
+  /**
+   * The stream a frame names; undefined for a stream that existed and is gone (the frame crossed
+   * our RESET or close in flight, which is a race, not an attack). Ids never opened are unknown.
+   */
+  #streamFor(id: number): MuxStream | undefined {
+    const stream = this.#streams.get(id);
+    if (stream !== undefined) return stream;
+    const everOpened = this.#isLocalId(id) ? id < this.#nextLocalId : id <= this.#lastPeerId;
+    if (!everOpened) throw wicketError('WICKET_ERR_MUX_UNKNOWN_STREAM', `stream ${id} was never opened`);
+    return undefined;
+  }
+
+  #onOpen(id: number, window: number): void {
+    if (this.#isLocalId(id)) throw wicketError('WICKET_ERR_MUX_PROTOCOL', `peer opened stream ${id}, an id of ours`);
+    if (id <= this.#lastPeerId) {
+      throw wicketError('WICKET_ERR_MUX_PROTOCOL', `duplicate OPEN: stream ${id} (last opened ${this.#lastPeerId})`);
+    }
+    if (window > this.#maxWindow) {
+      throw wicketError('WICKET_ERR_MUX_PROTOCOL', `OPEN window ${window} above our cap ${this.#maxWindow}`);
+    }
+    this.#lastPeerId = id;
+    if (this.#streams.size >= this.#maxStreams) {
+      // Refuse this stream, keep the session. While congested the RESETs we owe pile up below
+      // us, so a peer that keeps opening past the limit then loses the session.
+      if (this.#congested && ++this.#refusedWhileCongested > this.#maxStreams) {
+        throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', 'peer keeps opening streams past the limit');
+      }
+      this.#queueControl(FrameType.RESET, id, ERROR_CODES.WICKET_ERR_MUX_TOO_MANY_STREAMS.num);
+      return;
+    }
+    const stream = this.#newStream(id, window);
+    const raise = stream._raiseWindow(this.#initialWindow);
+    if (raise > 0) this.#queueControl(FrameType.WINDOW, id, raise);
+    this.#wantRtt();
+    this.emit('stream', stream);
+  }
+
+  #newStream(id: number, window: number): MuxStream {
+    const receiveWindow = new ReceiveWindow(window, this.#maxWindow, this.#budget, this.#now());
+    const stream = new MuxStream(this.#host, {
+      id,
+      window: receiveWindow,
+      sendCredit: window,
+      writeHighWater: this.#writeHighWater,
+    });
+    this.#streams.set(id, stream);
+    return stream;
+  }
+
+  #fail(err: WicketError): void {
+    this.close(err);
+  }
+
+  // --- sending --------------------------------------------------------------------------------
+
+  #queueControl(type: FrameType, stream: number, value: number): void {
+    if (this.#closed) return;
+    this.#control.push(type, stream, value);
+    this.#flush();
+  }
+
+  #wantRtt(): void {
+    if (this.#closed || this.#rtt.outstanding || this.#pingWanted || !this.#rtt.stale(this.#now())) return;
+    this.#pingWanted = true;
+    this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#closed || this.#batchDepth > 0) return;
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushing = true;
+    try {
+      do {
+        this.#flushAgain = false;
+        this.#flushOnce();
+      } while (this.#flushAgain && !this.#closed);
+    } catch (err) {
+      // The channel's send threw (it is closed or broken): nothing more can go out.
+      this.#fail(asWicketError(err));
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #flushOnce(): void {
+    let parts: Buffer[] = [];
+    let length = 0;
+    const emitMessage = (): void => {
+      const out = parts;
+      parts = [];
+      length = 0;
+      if (out.length === 0 || this.#closed) return;
+      if (!this.#send(out)) this.#congested = true;
+    };
+    const appendControl = (): void => {
+      // The pong waits while congested: at most one is ever owed.
+      if (this.#pendingPong !== undefined && !this.#congested) {
+        this.#control.push(FrameType.PONG, 0, this.#pendingPong);
+        this.#pendingPong = undefined;
+      }
+      if (this.#pingWanted) {
+        this.#pingWanted = false;
+        this.#control.push(FrameType.PING, 0, this.#rtt.start(this.#now()));
+      }
+      const pending = this.#control;
+      if (pending.length === 0) return;
+      this.#control = [];
+      let frame = 0;
+      const frames = pending.length / 3;
+      while (frame < frames) {
+        const room = Math.floor((NOISE_MAX_PLAINTEXT - length) / MUX_FRAME_HEADER_LEN);
+        if (room === 0) {
+          emitMessage();
+          continue;
+        }
+        const count = Math.min(room, frames - frame);
+        const block = Buffer.allocUnsafe(count * MUX_FRAME_HEADER_LEN);
+        for (let i = 0; i < count; i++, frame++) {
+          writeFrameHeader(block, i * MUX_FRAME_HEADER_LEN, pending[frame * 3]! as FrameType, pending[frame * 3 + 1]!, pending[frame * 3 + 2]!);
+        }
+        parts.push(block);
+        length += block.length;
+      }
+    };
+
+    for (;;) {
+      appendControl();
+      if (this.#congested || this.#closed) break;
+      const stream = this.#ready.values().next().value as MuxStream | undefined;
+      if (stream === undefined) break;
+      const n = stream._sendable();
+      if (n === 0) {
+        this.#ready.delete(stream);
+        continue;
+      }
+      if (length + MUX_FRAME_HEADER_LEN + n > NOISE_MAX_PLAINTEXT) {
+        // Never split a frame to fill a message: a full-size frame is a message of its own.
+        emitMessage();
+        continue;
+      }
+      this.#ready.delete(stream);
+      parts.push(frameHeader(FrameType.DATA, stream.id, n));
+      stream._takeData(n, parts);
+      length += MUX_FRAME_HEADER_LEN + n;
+      if (stream._sendable() > 0) this.#ready.add(stream); // back of the round-robin line
+    }
+    emitMessage();
+  }
+}
+
+function checkPositiveInteger(name: string, value: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `mux option ${name} must be an integer in 1..${max}, got ${value}`);
+  }
+}

@@ -1,0 +1,290 @@
+// One stream inside a mux session: a send queue spent against the peer's credit, a receive window
+// (window.ts) returned to the peer as the reader consumes, half-close with FIN, abort with RESET.
+//
+// Events: 'data' (chunk), 'end' (peer sent FIN and every byte was emitted), 'reset' (err: the
+// peer reset the stream or the session closed), 'drain' (write() may be called again),
+// 'close' (both directions done, or reset either way; emitted once, last).
+// A local reset() emits only 'close': the caller already knows why it aborted.
+
+import { EventEmitter } from 'node:events';
+import { ERROR_CODES, codeFromNumber, wicketError, type ErrorCode, type WicketError } from '../errors.js';
+import { MUX_MAX_DATA_PAYLOAD } from '../limits.js';
+import { FrameType } from './frames.js';
+import { ReceiveBuffer } from './receive-buffer.js';
+import { SendQueue } from './send-queue.js';
+import type { ReceiveWindow } from './window.js';
+
+/** What a stream needs from its session (session.ts implements it). */
+export interface StreamHost {
+  now(): number;
+  rttMs(): number | undefined;
+  /** The stream has queued bytes and may have credit: schedule it and flush. */
+  wantsToSend(stream: MuxStream): void;
+  /** Queue a WINDOW, FIN or RESET frame for this stream and flush. */
+  control(type: FrameType, stream: number, value: number): void;
+  /** The stream is done (closed or reset): drop it from the session. */
+  forget(stream: MuxStream): void;
+  /** Auto-tuning wants a fresh RTT sample. */
+  needRtt(): void;
+}
+
+export interface StreamSetup {
+  id: number;
+  window: ReceiveWindow;
+  /** Credit the peer granted us at open. */
+  sendCredit: number;
+  /** write() returns false once this many bytes are queued. */
+  writeHighWater: number;
+}
+
+export class MuxStream extends EventEmitter {
+  readonly id: number;
+  readonly #host: StreamHost;
+  readonly #window: ReceiveWindow;
+  readonly #queue = new SendQueue();
+  readonly #held = new ReceiveBuffer();
+  readonly #writeHighWater: number;
+  #sendCredit: number;
+  #paused = false;
+  #emitting = false;
+  #needDrain = false;
+  /** end() was called: no more writes; FIN goes once the queue is empty. */
+  #ending = false;
+  #finSent = false;
+  #remoteEnded = false;
+  #endEmitted = false;
+  /** Closed or reset: inert from now on. */
+  #finished = false;
+  #bytesSent = 0;
+  #bytesReceived = 0;
+
+  /** @internal Streams are made by MuxSession (openStream, or the 'stream' event). */
+  constructor(host: StreamHost, setup: StreamSetup) {
+    super();
+    this.#host = host;
+    this.id = setup.id;
+    this.#window = setup.window;
+    this.#sendCredit = setup.sendCredit;
+    this.#writeHighWater = setup.writeHighWater;
+  }
+
+  /** Payload bytes sent in DATA frames. */
+  get bytesSent(): number {
+    return this.#bytesSent;
+  }
+
+  /** Payload bytes received in DATA frames (emitted or held). */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
+  }
+
+  /** Diagnostics: our current receive window for this stream (grows with auto-tuning). */
+  get receiveWindow(): number {
+    return this.#window.size;
+  }
+
+  /** Diagnostics: bytes held while paused (never more than receiveWindow). */
+  get heldBytes(): number {
+    return this.#held.bytes;
+  }
+
+  /** Diagnostics: bytes written and not yet sent. */
+  get queuedBytes(): number {
+    return this.#queue.length;
+  }
+
+  /** Diagnostics: credit the peer has granted us and we have not spent. */
+  get sendCredit(): number {
+    return this.#sendCredit;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Queues bytes (kept by reference: do not modify `chunk` afterwards). Returns false when the
+   * queue is above its high-water mark (wait for 'drain'), or when the stream is ended or reset
+   * (the bytes are dropped).
+   */
+  write(chunk: Buffer): boolean {
+    if (this.#finished || this.#ending) return false;
+    if (chunk.length > 0) {
+      this.#queue.push(chunk);
+      this.#host.wantsToSend(this);
+    }
+    if (this.#queue.length >= this.#writeHighWater) {
+      this.#needDrain = true;
+      return false;
+    }
+    return !this.#finished;
+  }
+
+  /** Half-closes our direction: FIN goes out once every queued byte is sent. */
+  end(): void {
+    if (this.#finished || this.#ending) return;
+    this.#ending = true;
+    if (this.#queue.length === 0) this.#sendFin();
+  }
+
+  /** Aborts both directions; the peer's stream gets 'reset' with this code. */
+  reset(code: ErrorCode = 'WICKET_ERR_STREAM_RESET'): void {
+    if (this.#finished) return;
+    this.#host.control(FrameType.RESET, this.id, ERROR_CODES[code].num);
+    this.#teardown();
+    this.emit('close');
+  }
+
+  /** Holds received data (within the window) and stops returning credit until resume(). */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Emits held data, then lets credit flow again. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#deliverHeld();
+  }
+
+  // --- called by the session -----------------------------------------------------------------
+
+  /** @internal A DATA frame arrived. Throws a WicketError on a protocol violation. */
+  _receiveData(payload: Buffer, messageLength: number): void {
+    if (this.#remoteEnded) {
+      throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: DATA after FIN`);
+    }
+    if (!this.#window.receive(payload.length)) {
+      throw wicketError(
+        'WICKET_ERR_MUX_WINDOW_EXCEEDED',
+        `stream ${this.id}: ${payload.length} bytes against ${this.#window.allowance} of credit`,
+      );
+    }
+    this.#bytesReceived += payload.length;
+    if (this.#paused || this.#held.bytes > 0 || this.#emitting) {
+      this.#held.push(payload, messageLength);
+      return;
+    }
+    this.#window.consume(payload.length);
+    this.emit('data', payload);
+    this.#announceCredit();
+  }
+
+  /** @internal A FIN arrived. */
+  _receiveFin(): void {
+    if (this.#remoteEnded) throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: second FIN`);
+    this.#remoteEnded = true;
+    this.#deliverHeld();
+  }
+
+  /** @internal A WINDOW frame arrived. */
+  _receiveWindow(increment: number): void {
+    if (this.#sendCredit + increment > 0xffff_ffff) {
+      throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: credit would exceed 2^32-1`);
+    }
+    this.#sendCredit += increment;
+    if (this.#queue.length > 0) this.#host.wantsToSend(this);
+  }
+
+  /** @internal A RESET arrived. */
+  _receiveReset(errorNumber: number): void {
+    if (this.#finished) return;
+    let code = codeFromNumber(errorNumber);
+    if (code === 'WICKET_ERR_INTERNAL' && errorNumber !== ERROR_CODES.WICKET_ERR_INTERNAL.num) {
+      code = 'WICKET_ERR_STREAM_RESET';
+    }
+    this.#abort(wicketError(code, `stream ${this.id} reset by the peer (error ${errorNumber})`));
+  }
+
+  /** @internal The session is closing: reset without telling the peer. */
+  _abort(err: WicketError): void {
+    if (this.#finished) return;
+    this.#abort(err);
+  }
+
+  /** @internal Raises our receive window (an acceptor's own initial window); returns the credit to announce. */
+  _raiseWindow(target: number): number {
+    return this.#window.raiseTo(target);
+  }
+
+  /** @internal Bytes the next DATA frame may carry now. */
+  _sendable(): number {
+    if (this.#finished) return 0;
+    return Math.min(this.#sendCredit, this.#queue.length, MUX_MAX_DATA_PAYLOAD);
+  }
+
+  /** @internal Moves `n` (<= _sendable()) payload bytes into `parts`, as views. */
+  _takeData(n: number, parts: Buffer[]): void {
+    this.#queue.takeInto(n, parts);
+    this.#sendCredit -= n;
+    this.#bytesSent += n;
+    if (this.#queue.length === 0 && this.#ending && !this.#finSent) this.#sendFin();
+    if (this.#needDrain && this.#queue.length * 2 <= this.#writeHighWater && !this.#finished) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  #sendFin(): void {
+    this.#finSent = true;
+    this.#host.control(FrameType.FIN, this.id, 0);
+    this.#closeIfDone();
+  }
+
+  /** Emits held chunks in order while not paused, then 'end' if the peer finished. */
+  #deliverHeld(): void {
+    if (this.#emitting || this.#finished) return;
+    this.#emitting = true;
+    try {
+      while (!this.#paused && !this.#finished) {
+        const chunk = this.#held.shift();
+        if (chunk === undefined) break;
+        this.#window.consume(chunk.length);
+        this.emit('data', chunk);
+      }
+    } finally {
+      this.#emitting = false;
+    }
+    if (this.#finished || this.#paused) return;
+    this.#announceCredit();
+    if (this.#remoteEnded && !this.#endEmitted && this.#held.bytes === 0) {
+      this.#endEmitted = true;
+      this.emit('end');
+      this.#closeIfDone();
+    }
+  }
+
+  /** Returns consumed credit to the peer once half a window is unannounced (never while paused). */
+  #announceCredit(): void {
+    if (this.#paused || this.#finished || this.#remoteEnded) return;
+    const now = this.#host.now();
+    const increment = this.#window.takeUpdate(now, this.#host.rttMs());
+    if (increment > 0) {
+      this.#host.control(FrameType.WINDOW, this.id, increment);
+      this.#host.needRtt();
+    }
+  }
+
+  #closeIfDone(): void {
+    if (this.#finSent && this.#endEmitted && !this.#finished) {
+      this.#teardown();
+      this.emit('close');
+    }
+  }
+
+  #abort(err: WicketError): void {
+    this.#teardown();
+    this.emit('reset', err);
+    this.emit('close');
+  }
+
+  #teardown(): void {
+    this.#finished = true;
+    this.#queue.clear();
+    this.#held.clear();
+    this.#window.release();
+    this.#host.forget(this);
+  }
+}
