@@ -1,3 +1,31 @@
-// placeholder: the agent CLI root (owned by the agent-CLI engineer)
-console.error('agent: not built yet');
-process.exit(2);
+import { Command } from 'commander';
+import { registerAdminCommands } from './agent-admin.js';
+import { registerEnrollCommand } from './agent-enroll.js';
+import { registerNodeCommands } from './agent-node.js';
+import { runCli } from './cli-errors.js';
+
+// The `agent` program (bin/agent.js runs this file through tsx). One file per command group:
+//   agent-enroll.ts  enroll
+//   agent-admin.ts   ticket create, member list, member revoke (admin identity)
+//   agent-node.ts    node start, inlet/outlet create|list|delete, status (the running node)
+// Errors: one line `error: WICKET_ERR_…: message` on stderr, exit 1 (2 for usage), see cli-errors.ts.
+
+const program = new Command('agent')
+  .description('Wicket agent: enroll, run inlets and outlets, administer the project')
+  .option('--home <dir>', 'agent home: identity, enrollment, control socket (default $WICKET_HOME or ~/.wicket)')
+  .option('--insecure', 'allow plain ws:// to a relay that is not on loopback')
+  .showHelpAfterError(false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ agent enroll --ticket-file ./admin.ticket
+  $ agent ticket create --attribute openai-outlet --relay openai --expires-in 60m
+  $ agent member list`,
+  );
+
+registerEnrollCommand(program);
+registerAdminCommands(program);
+registerNodeCommands(program);
+
+await runCli(program, process.argv);

@@ -1,3 +1,30 @@
-// placeholder: the relay CLI root (owned by the relay engineer)
-console.error('relay: not built yet');
-process.exit(2);
+import { Command } from 'commander';
+import { runCli } from './cli-errors.js';
+import { registerMemberCommands } from './relay-member.js';
+import { registerStartCommand } from './relay-start.js';
+import { registerTicketCommands } from './relay-ticket.js';
+
+// The `relay` program (bin/relay.js runs this file through tsx). One file per command group:
+//   relay-start.ts   start (the server, and the first-start admin ticket)
+//   relay-ticket.ts  ticket create (offline, from the data folder, while the relay runs)
+//   relay-member.ts  member list | revoke (offline; a running relay applies the revocation)
+// Errors: one line `error: WICKET_ERR_…: message` on stderr, exit 2 for bad arguments, else 1
+// (cli-errors.ts, shared with the agent CLI).
+
+const program = new Command('relay')
+  .description('Wicket relay: routes agents\' encrypted circuits and hosts the project authority')
+  .showHelpAfterError(false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ relay start --listen 0.0.0.0:443 --public-url wss://relay.example.com:443
+  $ relay ticket create --attribute openai-outlet --relay openai --expires-in 60m
+  $ relay member revoke I3f5c…(64 hex digits)`,
+  );
+
+registerStartCommand(program);
+registerTicketCommands(program);
+registerMemberCommands(program);
+
+await runCli(program, process.argv);

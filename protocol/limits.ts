@@ -115,7 +115,11 @@ export const KEEPALIVE_INTERVAL_MS = 3_000;
 export const KEEPALIVE_DEAD_AFTER_MS = 9_000;
 /** Reconnect backoff (jittered exponential): never a hot loop (Ockam issue #4796). */
 export const RECONNECT_MIN_DELAY_MS = 100;
-export const RECONNECT_MAX_DELAY_MS = 10_000;
+/**
+ * Capped at 2 s so an agent is back within ~3 s of a relay restart (issue 3), however long the
+ * relay was gone; a failed dial costs microseconds, so this is no hot loop.
+ */
+export const RECONNECT_MAX_DELAY_MS = 2_000;
 /** An agent must authenticate within this time of connecting, or it is dropped. */
 export const RELAY_AUTH_TIMEOUT_MS = 10_000;
 /** Circuits open at once per agent connection. */

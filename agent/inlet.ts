@@ -1,0 +1,238 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { asWicketError, type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
+import { INLET_CHANNEL_RETRY_MS, INLET_CHANNEL_WAIT_MS } from '../protocol/limits.js';
+import { parsePolicy, type Policy } from '../protocol/policy.js';
+import { formatHostPort, type HostPort, type InletSpec, inletSpecToJson } from './node-config.js';
+import { type ChannelContext, SecureSession } from './secure-session.js';
+import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
+
+// An inlet: listens on a local address; each accepted TCP connection becomes one stream on the
+// inlet's secure channel to the outlet serving `--via NAME`.
+//
+// One channel per inlet–outlet pair (DESIGN.md): the inlet keeps one session and opens a stream
+// on it per connection. When there is none (first use, the outlet went away, the relay restarted)
+// the first connection starts one and later ones wait for the same attempt. While the path is not
+// there (relay away, name not registered yet) the attempt retries every INLET_CHANNEL_RETRY_MS; a
+// connection that cannot get a channel within INLET_CHANNEL_WAIT_MS is reset. Errors that retrying
+// cannot fix (a policy refusal, a bad credential) fail the waiting connections at once.
+//
+// The listener stays up while the relay is away, so apps keep connecting to the same port and new
+// connections work as soon as the path is back.
+
+/** Errors that mean "the path is not there yet": worth another attempt within the wait. */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'WICKET_ERR_RELAY_NAME_UNKNOWN',
+  'WICKET_ERR_RELAY_UNREACHABLE',
+  'WICKET_ERR_RELAY_TIMEOUT',
+  'WICKET_ERR_RELAY_OVERLOADED',
+  'WICKET_ERR_CIRCUIT_CLOSED',
+  'WICKET_ERR_CHANNEL_CLOSED',
+  'WICKET_ERR_HANDSHAKE_TIMEOUT',
+]);
+
+export interface InletStatus {
+  name: string;
+  address: string;
+  via: string;
+  allow: string;
+  channel: 'open' | 'connecting' | 'none';
+  peer?: string;
+  streams: number;
+  waiting: number;
+}
+
+export class Inlet {
+  readonly spec: InletSpec;
+  readonly #policy: Policy;
+  readonly #context: ChannelContext;
+  readonly #log: Logger;
+  readonly #server: Server;
+  readonly #bridges = new Set<StreamBridge>();
+  readonly #waiting = new Set<Socket>();
+  #session: SecureSession | undefined;
+  #attempt: Promise<SecureSession> | undefined;
+  /** The attempt keeps going while any waiting connection still has time left. */
+  #attemptDeadline = 0;
+  #bound: HostPort | undefined;
+  #stopped = false;
+
+  constructor(spec: InletSpec, context: ChannelContext) {
+    this.spec = spec;
+    this.#policy = parsePolicy(spec.allow);
+    this.#context = context;
+    this.#log = context.logger.child({ inlet: spec.name, via: spec.via });
+    // allowHalfOpen: the app's FIN ends only its direction; the response keeps flowing back.
+    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.#accept(socket));
+  }
+
+  /** Listens; EADDRINUSE and friends become WICKET_ERR_ADDRESS_IN_USE. Resolves the bound address. */
+  listen(): Promise<HostPort> {
+    return new Promise<HostPort>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(wicketError('WICKET_ERR_ADDRESS_IN_USE', `inlet ${this.spec.name} cannot listen on ${formatHostPort(this.spec.from)}: ${err.code ?? err.message}`));
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.spec.from.host, port: this.spec.from.port }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#log.error({ err }, 'inlet listener error'));
+        const info = this.#server.address() as AddressInfo;
+        this.#bound = { host: this.spec.from.host, port: info.port };
+        this.#log.info({ address: formatHostPort(this.#bound) }, 'inlet listening');
+        resolve(this.#bound);
+      });
+    });
+  }
+
+  /** The address apps connect to (the real port when listening on port 0). */
+  get address(): string {
+    return formatHostPort(this.#bound ?? this.spec.from);
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#stopped) {
+      resetSocket(socket);
+      return;
+    }
+    socket.setNoDelay(true);
+    // Until the bridge takes over, a broken app connection must not crash the node.
+    const onEarlyError = () => undefined;
+    socket.on('error', onEarlyError);
+    const session = this.#session;
+    if (session?.isOpen) {
+      this.#bridge(socket, session);
+      return;
+    }
+    this.#waiting.add(socket);
+    const deadline = Date.now() + INLET_CHANNEL_WAIT_MS;
+    this.#attemptDeadline = Math.max(this.#attemptDeadline, deadline);
+    const timer = setTimeout(() => giveUp(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `no channel to ${this.spec.via} within ${INLET_CHANNEL_WAIT_MS} ms`)), INLET_CHANNEL_WAIT_MS);
+    const giveUp = (err: WicketError) => {
+      if (!this.#waiting.delete(socket)) return;
+      clearTimeout(timer);
+      this.#log.warn({ code: err.code, reason: err.message }, 'app connection reset: no channel');
+      resetSocket(socket);
+    };
+    socket.once('close', () => {
+      this.#waiting.delete(socket);
+      clearTimeout(timer);
+    });
+    this.#channel().then(
+      (ready) => {
+        if (!this.#waiting.delete(socket)) return; // timed out or the app left meanwhile
+        clearTimeout(timer);
+        if (socket.destroyed) return;
+        this.#bridge(socket, ready);
+      },
+      (err: unknown) => giveUp(asWicketError(err)),
+    );
+  }
+
+  #bridge(socket: Socket, session: SecureSession): void {
+    let stream;
+    try {
+      stream = session.openStream();
+    } catch (err) {
+      const error = asWicketError(err);
+      this.#log.warn({ code: error.code, reason: error.message }, 'app connection reset: cannot open a stream');
+      resetSocket(socket);
+      return;
+    }
+    const bridge = new StreamBridge(socket, stream, {
+      logger: this.#log,
+      resource: this.spec.name,
+      peer: session.peer?.identifier ?? 'unknown',
+      onClose: () => this.#bridges.delete(bridge),
+    });
+    this.#bridges.add(bridge);
+    socket.resume();
+  }
+
+  /** The open channel, or the attempt under way, or a new attempt. */
+  #channel(): Promise<SecureSession> {
+    if (this.#session?.isOpen) return Promise.resolve(this.#session);
+    if (this.#attempt === undefined) {
+      this.#attempt = this.#establish().finally(() => {
+        this.#attempt = undefined;
+      });
+    }
+    return this.#attempt;
+  }
+
+  async #establish(): Promise<SecureSession> {
+    const relay = this.#context.relay;
+    for (let attempt = 1; ; attempt++) {
+      if (this.#stopped) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `inlet ${this.spec.name} stopped`);
+      try {
+        if (!relay.connected) throw wicketError('WICKET_ERR_RELAY_UNREACHABLE', 'not connected to the relay');
+        const { circuit, peer } = await relay.openCircuit(this.spec.via);
+        if (this.#stopped) {
+          relay.closeCircuit(circuit, 'WICKET_ERR_CHANNEL_CLOSED');
+          throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `inlet ${this.spec.name} stopped`);
+        }
+        const session = new SecureSession({
+          role: 'initiator',
+          circuit,
+          port: this.#context.portFor(circuit),
+          channel: this.#context.channelOptions(this.spec.via),
+          policy: this.#policy,
+          logger: this.#log,
+          resource: this.spec.name,
+          peerHint: peer,
+        });
+        this.#context.sessions.add(session);
+        session.start();
+        await session.established;
+        this.#session = session;
+        session.once('closed', () => {
+          if (this.#session === session) this.#session = undefined;
+        });
+        return session;
+      } catch (err) {
+        const error = asWicketError(err);
+        if (!RETRYABLE.has(error.code) || Date.now() + INLET_CHANNEL_RETRY_MS >= this.#attemptDeadline || this.#waiting.size === 0) {
+          throw error;
+        }
+        this.#log.debug({ code: error.code, attempt }, 'channel attempt failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, INLET_CHANNEL_RETRY_MS));
+      }
+    }
+  }
+
+  status(): InletStatus {
+    const session = this.#session;
+    const status: InletStatus = {
+      name: this.spec.name,
+      address: this.address,
+      via: this.spec.via,
+      allow: this.spec.allow,
+      channel: session?.isOpen ? 'open' : this.#attempt !== undefined ? 'connecting' : 'none',
+      streams: this.#bridges.size,
+      waiting: this.#waiting.size,
+    };
+    if (session?.peer !== undefined) status.peer = session.peer.identifier;
+    return status;
+  }
+
+  streams(): BridgeStatus[] {
+    return [...this.#bridges].map((b) => b.status());
+  }
+
+  toJson(): Record<string, unknown> {
+    return { ...inletSpecToJson(this.spec), address: this.address };
+  }
+
+  /** Deleted or node stopping: stop listening, reset every app connection, close the channel. */
+  async stop(code: ErrorCode = 'WICKET_ERR_CHANNEL_CLOSED'): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#waiting) resetSocket(socket);
+    this.#waiting.clear();
+    for (const bridge of [...this.#bridges]) bridge.abort(code, 'inlet stopped');
+    this.#session?.close(code, `inlet ${this.spec.name} stopped`);
+    if (!this.#server.listening) return;
+    await closed;
+  }
+}
+

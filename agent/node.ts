@@ -1,0 +1,279 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
+import { MAX_NODE_RESOURCES } from '../protocol/limits.js';
+import type { SecureChannelOptions } from '../protocol/secure-channel/index.js';
+import { type ControlHandler, type ControlOp, ControlServer } from './control-server.js';
+import { Inlet, type InletStatus } from './inlet.js';
+import {
+  type InletSpec,
+  type NodeConfig,
+  type OutletSpec,
+  parseName,
+  validateInletSpec,
+  validateOutletSpec,
+} from './node-config.js';
+import { Outlet, type OutletStatus } from './outlet.js';
+import { type IncomingCircuit, RelayClient } from './relay-client.js';
+import { type ChannelContext, type CircuitPort, SessionTable, type SessionStatus } from './secure-session.js';
+import type { BridgeStatus } from './stream-bridge.js';
+import type { Vault } from './vault.js';
+
+// The agent node: one relay connection, and the inlets and outlets riding on it, driven by
+// node.json at start and by the local control socket while running.
+//
+// Wiring: the relay client's circuit events go to the SessionTable (by circuit), its 'incoming'
+// to the outlet serving that relay name, its 'revoked' to every channel with that peer (so a
+// revocation bites here too, not only at the relay), its 'drain' to every channel's mux.
+//
+// Events: 'ready' (first time connected with every configured outlet registered), 'fatal' (err).
+
+export interface AgentNodeOptions {
+  vault: Vault;
+  logger: Logger;
+  config?: NodeConfig;
+  insecure?: boolean;
+  now?: () => number;
+  /** Serve the control socket (default true; tests of the node alone may turn it off). */
+  control?: boolean;
+}
+
+export interface NodeStatus {
+  identifier: string;
+  relay: { url: string; connected: boolean; lastError?: { code: string; message: string } };
+  inlets: InletStatus[];
+  outlets: OutletStatus[];
+  channels: SessionStatus[];
+  streams: BridgeStatus[];
+}
+
+export class AgentNode extends EventEmitter {
+  readonly relay: RelayClient;
+  readonly identifier: string;
+  readonly #vault: Vault;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #sessions = new SessionTable();
+  readonly #inlets = new Map<string, Inlet>();
+  readonly #outlets = new Map<string, Outlet>();
+  /** relay name → outlet serving it. */
+  readonly #served = new Map<string, Outlet>();
+  readonly #context: ChannelContext;
+  #control: ControlServer | undefined;
+  #stopped = false;
+  #ready = false;
+
+  private constructor(o: AgentNodeOptions) {
+    super();
+    this.#vault = o.vault;
+    this.#log = o.logger;
+    this.#now = o.now ?? Date.now;
+    this.relay = new RelayClient({ vault: o.vault, logger: o.logger, insecure: o.insecure ?? false, now: this.#now });
+    this.identifier = this.relay.identifier;
+    const enrollment = o.vault.requireEnrollment();
+    const identity = o.vault.identity();
+    const relay = this.relay;
+    this.#context = {
+      relay,
+      sessions: this.#sessions,
+      logger: o.logger,
+      portFor: (circuit: number): CircuitPort => ({
+        send: (frame) => relay.sendData(circuit, frame),
+        close: (code) => relay.closeCircuit(circuit, code),
+      }),
+      channelOptions: (relayName: string): SecureChannelOptions => ({
+        identity,
+        credential: relay.credential(),
+        authorityPublicKey: enrollment.authorityPublicKey,
+        now: this.#now,
+        // Both ends bind the relay name into the handshake: a relay that routes a circuit for
+        // one name to the outlet of another makes the handshake fail instead of succeed.
+        prologue: Buffer.from(relayName, 'utf8'),
+      }),
+    };
+    relay.on('data', (circuit: number, payload: Buffer) => this.#sessions.data(circuit, payload));
+    relay.on('circuit-closed', (circuit: number, code: ErrorCode) => this.#sessions.circuitClosed(circuit, code));
+    relay.on('drain', () => this.#sessions.drained());
+    relay.on('incoming', (incoming: IncomingCircuit) => this.#incoming(incoming));
+    relay.on('revoked', (identifier: string) => {
+      const closed = this.#sessions.revoked(identifier);
+      if (closed > 0) this.#log.warn({ peer: identifier, channels: closed, code: 'WICKET_ERR_REVOKED' }, 'closed channels with a revoked peer');
+    });
+    relay.on('disconnected', () => this.#sessions.disconnected());
+    relay.on('connected', () => void this.#onConnected());
+    relay.on('registration-failed', (name: string, err: WicketError) => {
+      this.#log.error({ relayName: name, code: err.code }, `outlet name not registered: ${err.message}`);
+    });
+    relay.on('fatal', (err: WicketError) => this.emit('fatal', err));
+  }
+
+  /** Starts the node: control socket, configured resources, relay connection. */
+  static async start(o: AgentNodeOptions): Promise<AgentNode> {
+    const node = new AgentNode(o);
+    try {
+      if (o.control !== false) {
+        node.#control = await ControlServer.listen(o.vault.controlSocketPath, node.#controlHandler(), o.logger);
+      }
+      // Inlets listen before the relay is up: apps can connect at once and wait for the path.
+      for (const spec of o.config?.inlets ?? []) await node.addInlet(spec);
+      for (const spec of o.config?.outlets ?? []) await node.addOutlet(spec);
+      node.relay.start();
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+    return node;
+  }
+
+  get isReady(): boolean {
+    return this.#ready;
+  }
+
+  async addInlet(spec: InletSpec): Promise<{ name: string; address: string }> {
+    this.#checkCapacity();
+    if (this.#inlets.has(spec.name)) throw wicketError('WICKET_ERR_RESOURCE_EXISTS', `an inlet named ${spec.name} already exists`);
+    const inlet = new Inlet(spec, this.#context);
+    this.#inlets.set(spec.name, inlet);
+    try {
+      await inlet.listen();
+    } catch (err) {
+      this.#inlets.delete(spec.name);
+      await inlet.stop();
+      throw err;
+    }
+    return { name: spec.name, address: inlet.address };
+  }
+
+  async deleteInlet(name: string): Promise<void> {
+    const inlet = this.#inlets.get(name);
+    if (inlet === undefined) throw wicketError('WICKET_ERR_RESOURCE_UNKNOWN', `no inlet named ${name}`);
+    this.#inlets.delete(name);
+    await inlet.stop();
+    this.#log.info({ inlet: name }, 'inlet deleted');
+  }
+
+  /**
+   * Adds an outlet and registers its relay name. While connected, a refusal
+   * (WICKET_ERR_RELAY_NAME_FORBIDDEN) fails the call and the outlet is not kept; while
+   * disconnected, the name is registered on connect.
+   */
+  async addOutlet(spec: OutletSpec): Promise<{ name: string; relay: string }> {
+    this.#checkCapacity();
+    if (this.#outlets.has(spec.name)) throw wicketError('WICKET_ERR_RESOURCE_EXISTS', `an outlet named ${spec.name} already exists`);
+    if (this.#served.has(spec.relay)) throw wicketError('WICKET_ERR_RESOURCE_EXISTS', `outlet ${this.#served.get(spec.relay)!.spec.name} already serves relay name ${spec.relay}`);
+    const outlet = new Outlet(spec, this.#context);
+    this.#outlets.set(spec.name, outlet);
+    this.#served.set(spec.relay, outlet);
+    try {
+      await this.relay.register(spec.relay);
+    } catch (err) {
+      this.#outlets.delete(spec.name);
+      this.#served.delete(spec.relay);
+      outlet.stop();
+      throw err;
+    }
+    this.#log.info({ outlet: spec.name, relayName: spec.relay }, 'outlet added');
+    return { name: spec.name, relay: spec.relay };
+  }
+
+  async deleteOutlet(name: string): Promise<void> {
+    const outlet = this.#outlets.get(name);
+    if (outlet === undefined) throw wicketError('WICKET_ERR_RESOURCE_UNKNOWN', `no outlet named ${name}`);
+    this.#outlets.delete(name);
+    this.#served.delete(outlet.spec.relay);
+    outlet.stop();
+    try {
+      await this.relay.unregister(outlet.spec.relay);
+    } catch (err) {
+      this.#log.warn({ outlet: name, err: (err as Error).message }, 'unregistering the relay name failed; the relay drops it with the connection');
+    }
+    this.#log.info({ outlet: name }, 'outlet deleted');
+  }
+
+  inlets(): Record<string, unknown>[] {
+    return [...this.#inlets.values()].map((i) => ({ ...i.toJson(), ...i.status() }));
+  }
+
+  outlets(): Record<string, unknown>[] {
+    return [...this.#outlets.values()].map((o) => ({ ...o.toJson(), ...o.status() }));
+  }
+
+  status(): NodeStatus {
+    const lastError = this.relay.lastError;
+    const relay: NodeStatus['relay'] = { url: this.relay.relayUrl, connected: this.relay.connected };
+    if (!this.relay.connected && lastError !== undefined) relay.lastError = { code: lastError.code, message: lastError.message };
+    return {
+      identifier: this.identifier,
+      relay,
+      inlets: [...this.#inlets.values()].map((i) => i.status()),
+      outlets: [...this.#outlets.values()].map((o) => o.status()),
+      channels: this.#sessions.all().map((s) => s.status()),
+      streams: [...[...this.#inlets.values()].flatMap((i) => i.streams()), ...[...this.#outlets.values()].flatMap((o) => o.streams())],
+    };
+  }
+
+  /** Clean shutdown: stop listening, reset live streams, close channels, leave the relay. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#control?.close();
+    await Promise.all([...this.#inlets.values()].map((i) => i.stop()));
+    for (const outlet of this.#outlets.values()) outlet.stop();
+    this.#sessions.closeAll('WICKET_ERR_CHANNEL_CLOSED', 'node stopping');
+    await this.relay.stop();
+    this.#log.info('node stopped');
+  }
+
+  #checkCapacity(): void {
+    if (this.#stopped) throw wicketError('WICKET_ERR_CONTROL', 'the node is stopping');
+    if (this.#inlets.size + this.#outlets.size >= MAX_NODE_RESOURCES) {
+      throw wicketError('WICKET_ERR_ARGUMENT', `a node runs at most ${MAX_NODE_RESOURCES} inlets and outlets`);
+    }
+  }
+
+  #incoming(incoming: IncomingCircuit): void {
+    const outlet = this.#served.get(incoming.name);
+    if (outlet === undefined) {
+      // Unregistered meanwhile (or a confused relay): refuse the circuit.
+      this.relay.closeCircuit(incoming.circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
+      return;
+    }
+    outlet.accept(incoming.circuit, incoming.peer);
+  }
+
+  /**
+   * Ready = connected with every outlet's name registered, so a peer can reach us the moment we
+   * say so. The relay client re-registers names itself on connect; registering again here is
+   * idempotent at the relay and gives us the acknowledgement to wait for. A refused name is
+   * logged (registration-failed) and does not hold readiness back.
+   */
+  async #onConnected(): Promise<void> {
+    if (this.#ready) return;
+    await Promise.allSettled([...this.#served.keys()].map((name) => this.relay.register(name)));
+    if (this.#ready || this.#stopped || !this.relay.connected) return;
+    this.#ready = true;
+    this.emit('ready');
+  }
+
+  #controlHandler(): ControlHandler {
+    const argName = (args: Record<string, unknown>): string => parseName(args.name, 'name');
+    const handlers: Record<ControlOp, (args: Record<string, unknown>) => unknown> = {
+      status: () => this.status(),
+      'inlet.create': (args) => this.addInlet(validateInletSpec(args, 'inlet')),
+      'inlet.list': () => this.inlets(),
+      'inlet.delete': async (args) => {
+        const name = argName(args);
+        await this.deleteInlet(name);
+        return { name };
+      },
+      'outlet.create': (args) => this.addOutlet(validateOutletSpec(args, 'outlet')),
+      'outlet.list': () => this.outlets(),
+      'outlet.delete': async (args) => {
+        const name = argName(args);
+        await this.deleteOutlet(name);
+        return { name };
+      },
+    };
+    return (op, args) => handlers[op](args);
+  }
+}

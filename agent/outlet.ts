@@ -1,0 +1,220 @@
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
+import { TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
+import type { MuxStream } from '../protocol/mux/index.js';
+import { parsePolicy, type Policy } from '../protocol/policy.js';
+import { formatHostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
+import { type ChannelContext, SecureSession } from './secure-session.js';
+import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
+
+// An outlet: serves one relay name, accepts channels from peers its `--allow` policy admits, and
+// joins each stream to a new connection to ONE fixed target (DESIGN.md property 7: the inlet
+// cannot choose a destination — nothing the peer sends names a host or port).
+//
+// Per stream: pause the stream, connect (TCP, then TLS when --tls, verifying the target's
+// certificate against --tls-ca or the system roots, for --tls-servername or the target host),
+// then bridge. A target that cannot be reached resets the stream with
+// WICKET_ERR_TARGET_UNREACHABLE, a TLS failure with WICKET_ERR_TLS_TARGET, so the app behind the
+// inlet gets a TCP RST rather than an empty clean response.
+
+export interface OutletStatus {
+  name: string;
+  relay: string;
+  to: string;
+  tls: boolean;
+  allow: string;
+  channels: number;
+  streams: number;
+}
+
+interface TargetConnection {
+  socket: Socket;
+  /** RST on the TCP connection under it (a TLS socket cannot resetAndDestroy itself). */
+  reset: () => void;
+}
+
+export class Outlet {
+  readonly spec: OutletSpec;
+  readonly #policy: Policy;
+  readonly #ca: Buffer | undefined;
+  readonly #context: ChannelContext;
+  readonly #log: Logger;
+  readonly #sessions = new Set<SecureSession>();
+  readonly #bridges = new Set<StreamBridge>();
+  readonly #connecting = new Set<Socket>();
+  #stopped = false;
+
+  constructor(spec: OutletSpec, context: ChannelContext) {
+    this.spec = spec;
+    this.#policy = parsePolicy(spec.allow);
+    this.#context = context;
+    this.#log = context.logger.child({ outlet: spec.name, relayName: spec.relay });
+    if (spec.tlsCa !== undefined) {
+      try {
+        this.#ca = readFileSync(spec.tlsCa);
+      } catch (err) {
+        throw wicketError('WICKET_ERR_ARGUMENT', `--tls-ca ${spec.tlsCa} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
+  }
+
+  /** A circuit from the relay for this outlet's name: run the responder side of the handshake. */
+  accept(circuit: number, peerHint: string): void {
+    if (this.#stopped) {
+      this.#context.relay.closeCircuit(circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
+      return;
+    }
+    const session = new SecureSession({
+      role: 'responder',
+      circuit,
+      port: this.#context.portFor(circuit),
+      channel: this.#context.channelOptions(this.spec.relay),
+      policy: this.#policy,
+      logger: this.#log,
+      resource: this.spec.name,
+      peerHint,
+    });
+    this.#sessions.add(session);
+    session.once('closed', () => this.#sessions.delete(session));
+    session.on('stream', (stream: MuxStream) => this.#serve(stream, session));
+    this.#context.sessions.add(session);
+    session.start();
+  }
+
+  #serve(stream: MuxStream, session: SecureSession): void {
+    const peer = session.peer?.identifier ?? 'unknown';
+    if (this.#stopped) {
+      stream.reset('WICKET_ERR_CHANNEL_CLOSED');
+      return;
+    }
+    // Hold the peer's bytes in the mux (its credit window bounds them) until the target answers.
+    stream.pause();
+    let gone = false;
+    const abandon = () => {
+      // The peer gave up (or the channel closed) while we were still connecting.
+      gone = true;
+    };
+    stream.once('reset', abandon);
+    stream.once('close', abandon);
+    this.#connectTarget().then(
+      (connected) => {
+        stream.off('reset', abandon);
+        stream.off('close', abandon);
+        this.#connecting.delete(connected.socket);
+        if (gone || this.#stopped || session.state === 'closed') {
+          connected.reset();
+          return;
+        }
+        const bridge = new StreamBridge(connected.socket, stream, {
+          logger: this.#log,
+          resource: this.spec.name,
+          peer,
+          resetSocket: connected.reset,
+          onClose: () => this.#bridges.delete(bridge),
+        });
+        this.#bridges.add(bridge);
+        stream.resume();
+      },
+      (err: unknown) => {
+        stream.off('reset', abandon);
+        stream.off('close', abandon);
+        if (gone) return;
+        const code: ErrorCode = isWicketError(err) ? err.code : 'WICKET_ERR_TARGET_UNREACHABLE';
+        this.#log.warn({ code, peer, stream: stream.id, target: formatHostPort(this.spec.to), reason: err instanceof Error ? err.message : String(err) }, 'target connection failed');
+        try {
+          stream.reset(code);
+        } catch {
+          // already gone
+        }
+      },
+    );
+  }
+
+  /** TCP (then TLS) to the fixed target, within TARGET_CONNECT_TIMEOUT_MS. */
+  #connectTarget(): Promise<TargetConnection> {
+    const { host, port } = this.spec.to;
+    return new Promise<TargetConnection>((resolve, reject) => {
+      const raw = netConnect({ host, port, allowHalfOpen: true, noDelay: true });
+      this.#connecting.add(raw);
+      const reset = () => resetSocket(raw);
+      let settled = false;
+      const finish = (err: Error | undefined, conn?: TargetConnection) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#connecting.delete(raw);
+        if (err !== undefined) {
+          raw.destroy();
+          reject(err);
+        } else resolve(conn!);
+      };
+      const timer = setTimeout(
+        () => finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(this.spec.to)} did not answer within ${TARGET_CONNECT_TIMEOUT_MS} ms`)),
+        TARGET_CONNECT_TIMEOUT_MS,
+      );
+      raw.once('error', (err: NodeJS.ErrnoException) => {
+        finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(this.spec.to)}: ${err.code ?? err.message}`));
+      });
+      raw.once('connect', () => {
+        if (!this.spec.tls) {
+          finish(undefined, { socket: raw, reset });
+          return;
+        }
+        // SNI carries host names only; an IP target is still checked against the certificate's IP SANs.
+        const checkedName = this.spec.tlsServername ?? host;
+        const servername = isIP(checkedName) === 0 ? checkedName : undefined;
+        const secure: TLSSocket = tlsConnect({
+          socket: raw,
+          host: checkedName,
+          ...(servername !== undefined ? { servername } : {}),
+          ...(this.#ca !== undefined ? { ca: this.#ca } : {}),
+          rejectUnauthorized: true,
+          allowHalfOpen: true,
+        } as ConnectionOptions);
+        secure.once('error', (err: NodeJS.ErrnoException) => {
+          finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(this.spec.to)}: ${err.code ?? err.message}`));
+        });
+        secure.once('secureConnect', () => {
+          // rejectUnauthorized already refused a bad chain or name; this is the second belt.
+          if (!secure.authorized) {
+            finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(this.spec.to)}: ${String(secure.authorizationError)}`));
+            return;
+          }
+          finish(undefined, { socket: secure, reset: () => { resetSocket(raw); secure.destroy(); } });
+        });
+      });
+    });
+  }
+
+  status(): OutletStatus {
+    return {
+      name: this.spec.name,
+      relay: this.spec.relay,
+      to: formatHostPort(this.spec.to),
+      tls: this.spec.tls,
+      allow: this.spec.allow,
+      channels: [...this.#sessions].filter((s) => s.isOpen).length,
+      streams: this.#bridges.size,
+    };
+  }
+
+  streams(): BridgeStatus[] {
+    return [...this.#bridges].map((b) => b.status());
+  }
+
+  toJson(): Record<string, unknown> {
+    return outletSpecToJson(this.spec);
+  }
+
+  /** Deleted or node stopping: every channel closed (streams reset), pending connects dropped. */
+  stop(code: ErrorCode = 'WICKET_ERR_CHANNEL_CLOSED'): void {
+    this.#stopped = true;
+    for (const socket of this.#connecting) socket.destroy();
+    this.#connecting.clear();
+    for (const bridge of [...this.#bridges]) bridge.abort(code, 'outlet stopped');
+    for (const session of [...this.#sessions]) session.close(code, `outlet ${this.spec.name} stopped`);
+  }
+}

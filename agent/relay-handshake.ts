@@ -1,0 +1,131 @@
+import { wicketError, type WicketError } from '../protocol/errors.js';
+import { verifyCredential, type Credential } from '../protocol/credential.js';
+import { identifierOf, parseIdentifier, type Identity } from '../protocol/identity.js';
+import { MAX_CREDENTIAL_LEN, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
+import {
+  RELAY_AUTH_DOMAIN,
+  RELAY_ENROLL_DOMAIN,
+  RELAY_PROTOCOL_VERSION,
+  base64url,
+  fromBase64url,
+  type ControlMessage,
+} from '../protocol/relay-frames.js';
+import type { Secret } from '../protocol/secret.js';
+import { relayError, type RelayLink } from './relay-link.js';
+
+// The agent's side of the relay handshake (relay-semantics: "Connection and authentication"):
+//
+//   relay -> agent   hello   {version, challenge (32 bytes), authority identifier}
+//   agent -> relay   auth    {publicKey, Ed25519(RELAY_AUTH_DOMAIN ‖ challenge), credential}
+//                 or enroll  {ticketId, secret, publicKey, Ed25519(RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId)}
+//   relay -> agent   welcome {identifier, credential}   or   error {code, message}
+//
+// The hello's authority must be the one we pinned (from the ticket or the enrollment) before we
+// say anything: a ticket secret is never handed to a relay serving another authority. The
+// welcome's credential is verified against the pinned authority key, so a relay that lies about
+// its authority in hello still cannot get past this point.
+
+export type HandshakeMode =
+  | { kind: 'auth'; identity: Identity; credential: Buffer }
+  | { kind: 'enroll'; identity: Identity; ticketId: Buffer; secret: Secret<Buffer> };
+
+export interface HandshakeOptions {
+  authorityPublicKey: Buffer;
+  now: number;
+  timeoutMs: number;
+}
+
+const CHALLENGE_LEN = 32;
+
+function protocolError(link: RelayLink, detail: string): WicketError {
+  const err = wicketError('WICKET_ERR_RELAY_PROTOCOL', detail);
+  link.fail(err);
+  return err;
+}
+
+async function nextControl(link: RelayLink, timeoutMs: number, what: string): Promise<ControlMessage> {
+  const frame = await link.receive(timeoutMs, what);
+  if (frame.kind !== 'control') throw protocolError(link, `the relay sent a data frame before authentication finished`);
+  return frame.message;
+}
+
+/** Runs the handshake on a fresh link; resolves with the verified welcome credential. */
+export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: HandshakeOptions): Promise<Credential> {
+  const hello = await nextControl(link, o.timeoutMs, 'hello');
+  if (hello.t === 'error') {
+    const err = relayError(hello.code, hello.message);
+    link.fail(err);
+    throw err;
+  }
+  if (hello.t !== 'hello') throw protocolError(link, `the relay sent '${hello.t}' where 'hello' was expected`);
+  if (hello.version !== RELAY_PROTOCOL_VERSION) {
+    const err = wicketError('WICKET_ERR_VERSION', `the relay speaks protocol version ${hello.version}, this agent ${RELAY_PROTOCOL_VERSION}; upgrade the older side`);
+    link.fail(err);
+    throw err;
+  }
+  let challenge: Buffer;
+  try {
+    challenge = fromBase64url(hello.challenge, 'hello.challenge', { exact: CHALLENGE_LEN });
+    parseIdentifier(hello.authority);
+  } catch (err) {
+    throw protocolError(link, `the relay's hello is malformed: ${(err as Error).message}`);
+  }
+  const pinned = identifierOf(o.authorityPublicKey);
+  if (hello.authority !== pinned) {
+    const err =
+      mode.kind === 'enroll'
+        ? wicketError('WICKET_ERR_TICKET_UNKNOWN', `the relay at ${link.where} serves authority ${hello.authority}, but the ticket is from ${pinned}; the ticket secret was not sent`)
+        : wicketError('WICKET_ERR_CREDENTIAL_ISSUER', `the relay at ${link.where} serves authority ${hello.authority}, but this agent is enrolled with ${pinned}; re-enroll with a ticket from this relay`);
+    link.fail(err);
+    throw err;
+  }
+
+  const identity = mode.identity;
+  if (mode.kind === 'auth') {
+    link.sendControl({
+      t: 'auth',
+      publicKey: base64url(identity.publicKey),
+      signature: base64url(identity.sign(Buffer.concat([RELAY_AUTH_DOMAIN, challenge]))),
+      credential: base64url(mode.credential),
+    });
+  } else {
+    const secret = mode.secret.reveal();
+    if (mode.ticketId.length !== TICKET_ID_LEN || secret.length !== TICKET_SECRET_LEN) {
+      const err = wicketError('WICKET_ERR_TICKET_MALFORMED', 'ticket id or secret has the wrong length');
+      link.fail(err);
+      throw err;
+    }
+    link.sendControl({
+      t: 'enroll',
+      ticketId: base64url(mode.ticketId),
+      secret: base64url(secret),
+      publicKey: base64url(identity.publicKey),
+      signature: base64url(identity.sign(Buffer.concat([RELAY_ENROLL_DOMAIN, challenge, mode.ticketId]))),
+    });
+  }
+
+  const answer = await nextControl(link, o.timeoutMs, 'welcome');
+  if (answer.t === 'error') {
+    const err = relayError(answer.code, answer.message);
+    link.fail(err);
+    throw err;
+  }
+  if (answer.t !== 'welcome') throw protocolError(link, `the relay sent '${answer.t}' where 'welcome' was expected`);
+  if (answer.identifier !== identity.identifier) {
+    throw protocolError(link, `the relay welcomed ${answer.identifier.slice(0, 70)}, not this agent (${identity.identifier})`);
+  }
+  let encoded: Buffer;
+  try {
+    encoded = fromBase64url(answer.credential, 'welcome.credential', { max: MAX_CREDENTIAL_LEN });
+  } catch (err) {
+    throw protocolError(link, (err as Error).message);
+  }
+  try {
+    return verifyCredential(encoded, { authorityPublicKey: o.authorityPublicKey, subject: identity.identifier, now: o.now });
+  } catch (err) {
+    // A welcome that does not verify against the pinned authority: an impostor relay, or a
+    // relay whose authority changed. Either way we do not store it.
+    link.fail(err as WicketError);
+    throw err;
+  }
+}

@@ -1,0 +1,219 @@
+import type { Socket } from 'node:net';
+import type WebSocket from 'ws';
+import { ERROR_CODES, asWicketError, isWicketError, wicketError, type ErrorCode, type WicketError } from '../protocol/errors.js';
+import {
+  KEEPALIVE_DEAD_AFTER_MS,
+  KEEPALIVE_INTERVAL_MS,
+  KEEPALIVE_SWEEP_MS,
+  RELAY_CLIENT_MAX_QUEUED_FRAMES,
+  RELAY_CLOSE_GRACE_MS,
+} from '../protocol/limits.js';
+import { decodeRelayFrame, encodeControl, type ControlMessage, type RelayFrame } from '../protocol/relay-frames.js';
+
+// One open WebSocket to the relay, below authentication: decodes every incoming message into a
+// RelayFrame (hostile input closes the link with a WICKET_ERR_* reason, never a throw), keeps it
+// alive with pings, and reports why it closed.
+//
+// Frames are queued from the moment the link exists until a consumer takes them, so nothing is
+// lost between the handshake (which reads frames one by one with `receive`) and the client that
+// takes over with `deliverTo` — `ws` may emit several messages from one TCP chunk in one tick.
+
+/** The relay sends codes as strings; anything not in our registry becomes WICKET_ERR_INTERNAL. */
+export function toErrorCode(text: string): ErrorCode {
+  return Object.hasOwn(ERROR_CODES, text) ? (text as ErrorCode) : 'WICKET_ERR_INTERNAL';
+}
+
+/** A relay `error`/`response.error` as a WicketError (the relay's message may already carry the code). */
+export function relayError(code: string, message: string): WicketError {
+  const known = toErrorCode(code);
+  const prefix = `${code}: `;
+  const detail = message.startsWith(prefix) ? message.slice(prefix.length) : message;
+  return wicketError(known, detail.slice(0, 500) || undefined);
+}
+
+// Liveness is checked every KEEPALIVE_SWEEP_MS, so a silent relay is dropped within
+// KEEPALIVE_DEAD_AFTER_MS + KEEPALIVE_SWEEP_MS (<= 10 s); pings go out every KEEPALIVE_INTERVAL_MS.
+
+type Waiter = { resolve: (f: RelayFrame) => void; reject: (e: WicketError) => void; timer: NodeJS.Timeout };
+
+export class RelayLink {
+  readonly ws: WebSocket;
+  /** The TCP or TLS socket under the WebSocket (its 'drain' drives backpressure). */
+  readonly socket: Socket;
+  /** host:port, for log lines and messages. */
+  readonly where: string;
+  #inbox: RelayFrame[] = [];
+  #waiter: Waiter | undefined;
+  #handler: ((frame: RelayFrame) => void) | undefined;
+  #closed = false;
+  #reason: WicketError | undefined;
+  #closeListeners: ((reason: WicketError) => void)[] = [];
+  #lastHeard = performance.now();
+  #lastPing = performance.now();
+  #keepalive: NodeJS.Timeout;
+
+  constructor(ws: WebSocket, socket: Socket, where: string) {
+    this.ws = ws;
+    this.socket = socket;
+    this.where = where;
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on('ping', () => this.#heard());
+    ws.on('pong', () => this.#heard());
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#noteReason(wicketError('WICKET_ERR_FRAME_TOO_LARGE', `the relay sent a message over the frame cap`));
+      else this.#noteReason(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `connection to the relay at ${where} failed: ${err.code ?? err.message}`));
+    });
+    ws.on('close', (code) => this.#onClose(code));
+    this.#keepalive = setInterval(() => this.#tick(), KEEPALIVE_SWEEP_MS);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes accepted by send() but not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** The next frame, for the handshake. Rejects on close or after timeoutMs (WICKET_ERR_RELAY_TIMEOUT). */
+  receive(timeoutMs: number, what: string): Promise<RelayFrame> {
+    const queued = this.#inbox.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.#closed) return Promise.reject(this.#closeReason());
+    return new Promise<RelayFrame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiter = undefined;
+        const err = wicketError('WICKET_ERR_RELAY_TIMEOUT', `the relay at ${this.where} sent no ${what} within ${timeoutMs} ms`);
+        this.fail(err);
+        reject(err);
+      }, timeoutMs);
+      this.#waiter = { resolve, reject, timer };
+    });
+  }
+
+  /** Hands every queued and future frame to `handler`, synchronously and in order. */
+  deliverTo(handler: (frame: RelayFrame) => void): void {
+    this.#handler = handler;
+    while (this.#inbox.length > 0 && !this.#closed) handler(this.#inbox.shift()!);
+    this.#inbox = [];
+  }
+
+  sendControl(message: ControlMessage): void {
+    this.send(encodeControl(message));
+  }
+
+  /** Queues one frame; silently dropped once the link is closing (the close is reported separately). */
+  send(frame: Buffer): void {
+    if (this.#closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(frame, { binary: true });
+  }
+
+  /** Records why the link is closing, unless a reason is already known (the first one wins). */
+  noteReason(reason: WicketError): void {
+    this.#noteReason(reason);
+  }
+
+  /** Closes at once with `reason` (protocol violation, dead peer, local decision). */
+  fail(reason: WicketError): void {
+    this.#noteReason(reason);
+    this.ws.terminate();
+  }
+
+  /** Runs `listener` once when the link is closed (immediately if it already is). */
+  onClose(listener: (reason: WicketError) => void): void {
+    if (this.#closed) listener(this.#closeReason());
+    else this.#closeListeners.push(listener);
+  }
+
+  /** Graceful close (ws close 1000), cut after a short grace; resolves once closed. */
+  close(reason?: WicketError): Promise<void> {
+    if (reason !== undefined) this.#noteReason(reason);
+    if (this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.onClose(() => resolve());
+      const cut = setTimeout(() => this.ws.terminate(), RELAY_CLOSE_GRACE_MS);
+      this.onClose(() => clearTimeout(cut));
+      try {
+        this.ws.close(1000, 'agent closing');
+      } catch {
+        this.ws.terminate();
+      }
+    });
+  }
+
+  #noteReason(reason: WicketError): void {
+    if (this.#reason === undefined) this.#reason = reason;
+  }
+
+  #closeReason(): WicketError {
+    return this.#reason ?? wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} closed the connection`);
+  }
+
+  #heard(): void {
+    this.#lastHeard = performance.now();
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    if (now - this.#lastHeard > KEEPALIVE_DEAD_AFTER_MS) {
+      this.fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} was silent for ${KEEPALIVE_DEAD_AFTER_MS} ms`));
+      return;
+    }
+    if (now - this.#lastPing >= KEEPALIVE_INTERVAL_MS) {
+      this.#lastPing = now;
+      try {
+        this.ws.ping();
+      } catch {
+        // Not open (closing): the close event reports it.
+      }
+    }
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    this.#heard();
+    if (this.#closed) return;
+    if (!isBinary) {
+      this.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', 'the relay sent a text message; frames are binary'));
+      return;
+    }
+    const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    let frame: RelayFrame;
+    try {
+      frame = decodeRelayFrame(bytes);
+    } catch (err) {
+      this.fail(isWicketError(err) ? err : asWicketError(err));
+      return;
+    }
+    if (this.#handler !== undefined) {
+      this.#handler(frame);
+    } else if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      clearTimeout(w.timer);
+      w.resolve(frame);
+    } else if (this.#inbox.length >= RELAY_CLIENT_MAX_QUEUED_FRAMES) {
+      this.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', `the relay sent over ${RELAY_CLIENT_MAX_QUEUED_FRAMES} frames before authentication finished`));
+    } else {
+      this.#inbox.push(frame);
+    }
+  }
+
+  #onClose(code: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keepalive);
+    this.#noteReason(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} closed the connection (WebSocket code ${code})`));
+    const reason = this.#closeReason();
+    this.#inbox = [];
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      clearTimeout(w.timer);
+      w.reject(reason);
+    }
+    const listeners = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const l of listeners) l(reason);
+  }
+}

@@ -1,0 +1,170 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ErrorCode, WicketError } from '../protocol/errors.js';
+import type { MuxStream } from '../protocol/mux/index.js';
+
+// One TCP connection joined to one mux stream, in both directions, with backpressure both ways:
+//
+//   socket 'data' → stream.write()   false → socket.pause()   until stream 'drain'
+//   stream 'data' → socket.write()   false → stream.pause()   until socket 'drain'
+//
+// Ends: a FIN crosses only a clean end (socket 'end' → stream.end(); stream 'end' → socket.end()),
+// and sockets are half-open capable (allowHalfOpen), so "I am done sending" and "I am done" stay
+// distinct. Anything that breaks mid-stream — the stream reset by the far side, the channel
+// closed under it, a socket error, the socket closed before both FINs crossed — resets BOTH
+// sides: TCP RST to the local socket and a mux reset to the peer. A client therefore never mistakes
+// a truncated response for a complete one (DESIGN.md, "Streams inside a channel").
+
+export type BridgeOutcome = { clean: true } | { clean: false; code: ErrorCode; reason: string };
+
+export interface BridgeOptions {
+  logger: Logger;
+  /** Resource name, for logs and status. */
+  resource: string;
+  /** Peer identifier of the channel, for logs and status. */
+  peer: string;
+  /**
+   * Aborts the local connection with a TCP RST. Defaults to socket.resetAndDestroy(); a TLS
+   * socket passes a function that resets its underlying TCP socket.
+   */
+  resetSocket?: () => void;
+  /** Code sent to the peer when the local socket fails mid-stream. */
+  socketFailureCode?: ErrorCode;
+  onClose?: (bridge: StreamBridge, outcome: BridgeOutcome) => void;
+}
+
+export interface BridgeStatus {
+  resource: string;
+  stream: number;
+  peer: string;
+  /** Bytes read from the local socket and sent into the stream. */
+  bytesSent: number;
+  /** Bytes received from the stream and written to the local socket. */
+  bytesReceived: number;
+  openedAt: string;
+}
+
+/** Resets a plain TCP socket; falls back to destroy() for handle types that cannot RST. */
+export function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
+export class StreamBridge {
+  bytesSent = 0;
+  bytesReceived = 0;
+  readonly openedAt = Date.now();
+  #socketEnded = false; // the local side sent FIN (we forwarded it as stream.end())
+  #streamEnded = false; // the peer sent FIN (we forwarded it as socket.end())
+  #finished = false;
+  readonly #socket: Socket;
+  readonly #stream: MuxStream;
+  readonly #options: BridgeOptions;
+
+  constructor(socket: Socket, stream: MuxStream, options: BridgeOptions) {
+    this.#socket = socket;
+    this.#stream = stream;
+    this.#options = options;
+    socket.setNoDelay(true);
+
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesSent += chunk.length;
+      if (!stream.write(chunk)) socket.pause();
+    });
+    stream.on('drain', () => {
+      if (!this.#finished) socket.resume();
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (socket.destroyed) return;
+      this.bytesReceived += chunk.length;
+      if (!socket.write(chunk)) stream.pause();
+    });
+    socket.on('drain', () => stream.resume());
+
+    socket.on('end', () => {
+      this.#socketEnded = true;
+      stream.end();
+      this.#maybeClean();
+    });
+    stream.on('end', () => {
+      this.#streamEnded = true;
+      if (!socket.destroyed) socket.end();
+      this.#maybeClean();
+    });
+
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.#abort(options.socketFailureCode ?? 'WICKET_ERR_STREAM_RESET', `socket error ${err.code ?? err.message}`, 'stream');
+    });
+    socket.on('close', () => {
+      // A socket that closes before both FINs crossed was cut: the peer must not see a clean end.
+      if (!(this.#socketEnded && this.#streamEnded)) {
+        this.#abort(options.socketFailureCode ?? 'WICKET_ERR_STREAM_RESET', 'socket closed mid-stream', 'stream');
+      }
+    });
+    stream.on('reset', (err: WicketError) => {
+      // The peer reset the stream, or the channel under it closed (err says which).
+      this.#abort(err.code, err.message, 'socket');
+    });
+    stream.on('close', () => {
+      // The stream is gone (both ends done, reset, or the channel closed). Unless both FINs
+      // crossed, the local socket is reset.
+      if (!(this.#socketEnded && this.#streamEnded)) this.#abort('WICKET_ERR_CHANNEL_CLOSED', 'stream closed mid-stream', 'socket');
+    });
+  }
+
+  get streamId(): number {
+    return this.#stream.id;
+  }
+
+  status(): BridgeStatus {
+    return {
+      resource: this.#options.resource,
+      stream: this.#stream.id,
+      peer: this.#options.peer,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      openedAt: new Date(this.openedAt).toISOString(),
+    };
+  }
+
+  /** Resets both sides now (channel revoked, resource deleted, node stopping). */
+  abort(code: ErrorCode, reason: string): void {
+    this.#abort(code, reason, 'both');
+  }
+
+  #maybeClean(): void {
+    if (this.#finished || !(this.#socketEnded && this.#streamEnded)) return;
+    this.#finished = true;
+    this.#options.logger.debug(
+      { resource: this.#options.resource, stream: this.#stream.id, peer: this.#options.peer, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived },
+      'stream closed cleanly',
+    );
+    this.#options.onClose?.(this, { clean: true });
+  }
+
+  /** `notify`: which side(s) still need telling ('socket' when the stream side already knows). */
+  #abort(code: ErrorCode, reason: string, notify: 'socket' | 'stream' | 'both'): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (notify !== 'socket') {
+      try {
+        this.#stream.reset(code);
+      } catch {
+        // already reset or closed: nothing more to tell the peer
+      }
+    }
+    if (notify !== 'stream' || !this.#socket.destroyed) {
+      if (this.#options.resetSocket !== undefined) this.#options.resetSocket();
+      else resetSocket(this.#socket);
+    }
+    this.#options.logger.info(
+      { resource: this.#options.resource, stream: this.#stream.id, peer: this.#options.peer, code, reason, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived },
+      'stream reset',
+    );
+    this.#options.onClose?.(this, { clean: false, code, reason });
+  }
+}

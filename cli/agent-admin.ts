@@ -1,0 +1,201 @@
+import type { Command } from 'commander';
+import { connectOnce } from '../agent/relay-client.js';
+import { wicketError } from '../protocol/errors.js';
+import { parseIdentifier } from '../protocol/identity.js';
+import {
+  IDENTIFIER_HEX_LEN,
+  IDENTIFIER_PREFIX,
+  MAX_ATTRIBUTE_KEY_LEN,
+  MAX_ATTRIBUTE_VALUE_LEN,
+  MAX_RELAY_NAME_LEN,
+  MAX_RELAY_NAMES,
+  TICKET_DEFAULT_TTL_MS,
+  TICKET_DEFAULT_USAGE_COUNT,
+  TICKET_MAX_TTL_MS,
+  TICKET_MAX_USAGE_COUNT,
+} from '../protocol/limits.js';
+import type { AdminOp } from '../protocol/relay-frames.js';
+import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
+import { usageError } from './cli-errors.js';
+import { formatDuration, parseDuration } from './duration.js';
+
+// Admin commands: `agent ticket create`, `agent member list`, `agent member revoke`. Each one
+// opens a one-shot authenticated connection to the relay with this home's identity (which needs
+// the `admin` attribute), sends one admin request, prints the answer and closes.
+// Arguments are checked here first, so a typo fails fast with WICKET_ERR_ARGUMENT before any
+// network I/O; the relay checks them again.
+
+const RELAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const RESERVED_PREFIX = 'wicket:';
+
+/** `K` (value "true", as in admin=true) or `K=V`. */
+export function parseAttributes(specs: readonly string[]): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const key = eq < 0 ? spec : spec.slice(0, eq);
+    const value = eq < 0 ? 'true' : spec.slice(eq + 1);
+    if (key.length === 0 || Buffer.byteLength(key) > MAX_ATTRIBUTE_KEY_LEN || /\s/.test(key)) {
+      throw usageError(`--attribute: a key must be 1..${MAX_ATTRIBUTE_KEY_LEN} bytes without spaces (K or K=V)`);
+    }
+    if (key.startsWith(RESERVED_PREFIX)) throw usageError(`--attribute: ${JSON.stringify(key)} is reserved; grant relay names with --relay NAME`);
+    if (Buffer.byteLength(value) > MAX_ATTRIBUTE_VALUE_LEN) throw usageError(`--attribute ${key}: value over ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
+    if (Object.hasOwn(attributes, key)) throw usageError(`--attribute ${key} is given twice`);
+    attributes[key] = value;
+  }
+  return attributes;
+}
+
+export function parseRelayNames(names: readonly string[]): string[] {
+  const unique = [...new Set(names)];
+  if (unique.length > MAX_RELAY_NAMES) throw usageError(`--relay: at most ${MAX_RELAY_NAMES} names`);
+  for (const name of unique) {
+    if (name.length > MAX_RELAY_NAME_LEN || !RELAY_NAME_PATTERN.test(name)) {
+      throw usageError(`--relay: a relay name is 1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-' (e.g. openai)`);
+    }
+  }
+  return unique;
+}
+
+export function parseUsageCount(text: string | undefined): number {
+  if (text === undefined) return TICKET_DEFAULT_USAGE_COUNT;
+  const n = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > TICKET_MAX_USAGE_COUNT) throw usageError(`--usage-count must be a whole number from 1 to ${TICKET_MAX_USAGE_COUNT}`);
+  return n;
+}
+
+export function parseExpiresIn(text: string | undefined): number {
+  if (text === undefined) return TICKET_DEFAULT_TTL_MS;
+  const ms = parseDuration(text, '--expires-in');
+  if (ms > TICKET_MAX_TTL_MS) throw usageError(`--expires-in is at most ${formatDuration(TICKET_MAX_TTL_MS)}`);
+  return ms;
+}
+
+/** Validates an identifier typed by a person without echoing what was typed. */
+export function identifierArgument(text: string): string {
+  try {
+    return parseIdentifier(text.trim());
+  } catch {
+    throw wicketError('WICKET_ERR_IDENTIFIER_INVALID', `not an identifier: expected ${IDENTIFIER_PREFIX} followed by ${IDENTIFIER_HEX_LEN} lowercase hex digits, as \`agent member list\` prints it`);
+  }
+}
+
+/** One admin request over a one-shot connection. */
+async function adminRequest(command: Command, op: AdminOp, args: Record<string, unknown>): Promise<unknown> {
+  const globals = agentGlobals(command);
+  const vault = openVault(command);
+  const client = await connectOnce({ vault, logger: commandLogger(), insecure: globals.insecure });
+  try {
+    return await client.request(op, args);
+  } finally {
+    await client.stop();
+  }
+}
+
+function asRecord(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `the relay's ${what} answer is not an object`);
+  return value as Record<string, unknown>;
+}
+
+interface MemberRow {
+  identifier: string;
+  attributes: Record<string, string>;
+  enrolledAt: string;
+  revokedAt?: string;
+  connected: boolean;
+}
+
+function memberRows(result: unknown): MemberRow[] {
+  const members = asRecord(result, 'member.list').members;
+  if (!Array.isArray(members)) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's member.list answer has no members array");
+  return members.map((m) => {
+    const r = asRecord(m, 'member.list');
+    const attributes = typeof r.attributes === 'object' && r.attributes !== null ? (r.attributes as Record<string, string>) : {};
+    return {
+      identifier: String(r.identifier),
+      attributes,
+      enrolledAt: String(r.enrolledAt),
+      ...(typeof r.revokedAt === 'string' ? { revokedAt: r.revokedAt } : {}),
+      connected: r.connected === true,
+    };
+  });
+}
+
+function printMemberTable(rows: MemberRow[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('no members\n');
+    return;
+  }
+  const lines = rows.map((m) => [
+    m.identifier,
+    m.revokedAt !== undefined ? `revoked ${m.revokedAt}` : m.connected ? 'connected' : 'offline',
+    m.enrolledAt,
+    Object.entries(m.attributes)
+      .map(([k, v]) => (v === 'true' ? k : `${k}=${v}`))
+      .join(' '),
+  ]);
+  const header = ['IDENTIFIER', 'STATUS', 'ENROLLED', 'ATTRIBUTES'];
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  process.stdout.write([format(header), ...lines.map(format)].join('\n') + '\n');
+}
+
+export function registerAdminCommands(program: Command): void {
+  const ticket = program.command('ticket').description('Enrollment tickets (admin)');
+  ticket
+    .command('create')
+    .description('Create an enrollment ticket; prints only the ticket on stdout')
+    .option('--attribute <K[=V]...>', 'attribute to grant (K alone means K=true); repeatable', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--relay <name>', 'relay name the holder may register (outlets); repeatable', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--usage-count <n>', `how many enrollments the ticket allows (default ${TICKET_DEFAULT_USAGE_COUNT})`)
+    .option('--expires-in <duration>', `lifetime, e.g. 30s, 60m, 2h, 1d (default ${formatDuration(TICKET_DEFAULT_TTL_MS)})`)
+    .option('--json', 'print {ticket, ticketId, expiresAt} as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ T=$(agent ticket create --attribute openai-outlet --relay openai --expires-in 60m)
+  $ agent ticket create --attribute openai-inlet --attribute env=prod --usage-count 3 --json`,
+    )
+    .action(async (flags: { attribute?: string[]; relay?: string[]; usageCount?: string; expiresIn?: string; json?: boolean }, command: Command) => {
+      const args = {
+        attributes: parseAttributes(flags.attribute ?? []),
+        relayNames: parseRelayNames(flags.relay ?? []),
+        usageCount: parseUsageCount(flags.usageCount),
+        expiresInMs: parseExpiresIn(flags.expiresIn),
+      };
+      const result = asRecord(await adminRequest(command, 'ticket.create', args), 'ticket.create');
+      if (typeof result.ticket !== 'string') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's ticket.create answer carries no ticket");
+      if (flags.json === true) printJson({ ticket: result.ticket, ticketId: result.ticketId, expiresAt: result.expiresAt });
+      else process.stdout.write(result.ticket + '\n');
+    });
+
+  const member = program.command('member').description('Project members (admin)');
+  member
+    .command('list')
+    .description('List enrolled members, their attributes and whether they are connected')
+    .option('--json', 'print the member list as JSON')
+    .addHelpText('after', '\nExamples:\n  $ agent member list\n  $ agent member list --json')
+    .action(async (flags: { json?: boolean }, command: Command) => {
+      const rows = memberRows(await adminRequest(command, 'member.list', {}));
+      if (flags.json === true) printJson({ members: rows });
+      else printMemberTable(rows);
+    });
+
+  member
+    .command('revoke')
+    .description('Revoke a member: refuses its new connections and cuts its live ones within a second')
+    .argument('<identifier>', `the member's identifier (${IDENTIFIER_PREFIX}…, from \`agent member list\`)`)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ agent member revoke I3f5c…(64 hex digits)')
+    .action(async (identifierText: string, flags: { json?: boolean }, command: Command) => {
+      const identifier = identifierArgument(identifierText);
+      const result = asRecord(await adminRequest(command, 'member.revoke', { identifier }), 'member.revoke');
+      if (flags.json === true) {
+        printJson(result);
+        return;
+      }
+      const closed = typeof result.closedConnections === 'number' ? result.closedConnections : 0;
+      process.stdout.write(`revoked ${identifier} at ${String(result.revokedAt)}; closed ${closed} live connection${closed === 1 ? '' : 's'}\n`);
+    });
+}

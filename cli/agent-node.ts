@@ -1,0 +1,288 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { controlRequest } from '../agent/control-client.js';
+import type { ControlOp } from '../agent/control-server.js';
+import { AgentNode, type NodeStatus } from '../agent/node.js';
+import { checkPolicy, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
+import type { WicketError } from '../protocol/errors.js';
+import { agentGlobals, openVault, printJson } from './agent-context.js';
+import { usageError } from './cli-errors.js';
+import { createLogger } from './logger.js';
+
+// The running node and its resources:
+//   agent node start [--config FILE] [--json]        foreground, for systemd and cloud-init
+//   agent outlet create|list|delete                  through the node's control socket
+//   agent inlet create|list|delete
+//   agent status [--json]
+// Arguments are checked here (HOST:PORT, names, policy syntax) before the node is contacted, so a
+// typo fails with WICKET_ERR_ARGUMENT even when no node runs; the node checks them again.
+
+interface JsonFlag {
+  json?: boolean;
+}
+
+async function callNode(command: Command, op: ControlOp, args: Record<string, unknown> = {}): Promise<unknown> {
+  const vault = openVault(command);
+  return controlRequest(vault.controlSocketPath, op, args);
+}
+
+function rows(value: unknown): Record<string, unknown>[] {
+  return Array.isArray(value) ? (value as Record<string, unknown>[]) : [];
+}
+
+function printTable(header: string[], lines: string[][], empty: string): void {
+  if (lines.length === 0) {
+    process.stdout.write(`${empty}\n`);
+    return;
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const format = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  process.stdout.write([format(header), ...lines.map(format)].join('\n') + '\n');
+}
+
+// --- agent node start --------------------------------------------------------------------------
+
+async function startNode(flags: { config?: string } & JsonFlag, command: Command): Promise<void> {
+  const globals = agentGlobals(command);
+  const config: NodeConfig = flags.config !== undefined ? loadNodeConfig(flags.config) : { inlets: [], outlets: [] };
+  const vault = openVault(command);
+  const logger = createLogger('agent');
+  const node = await AgentNode.start({ vault, logger, config, insecure: globals.insecure });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (exitCode: number, reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info({ reason }, 'shutting down');
+      const force = setTimeout(() => process.exit(exitCode), 5_000);
+      force.unref();
+      try {
+        await node.stop();
+      } finally {
+        logger.flush();
+        process.exitCode = exitCode;
+        // Let pino's async destination drain, then leave even if a handle lingers.
+        setTimeout(() => process.exit(exitCode), 50).unref();
+      }
+    })();
+    return stopping;
+  };
+  process.once('SIGTERM', () => void shutdown(0, 'SIGTERM'));
+  process.once('SIGINT', () => void shutdown(0, 'SIGINT'));
+  node.once('fatal', (err: WicketError) => {
+    process.stderr.write(`error: ${err.message}\n`);
+    void shutdown(1, err.code);
+  });
+
+  const announce = () => {
+    const status = node.status();
+    const inlets = status.inlets.map((i) => ({ name: i.name, address: i.address, via: i.via }));
+    const outlets = status.outlets.map((o) => ({ name: o.name, relay: o.relay, to: o.to }));
+    if (flags.json === true) {
+      printJson({ ready: true, identifier: node.identifier, inlets, outlets });
+      return;
+    }
+    const parts = [
+      ...inlets.map((i) => `inlet ${i.name} on ${i.address} via ${i.via}`),
+      ...outlets.map((o) => `outlet ${o.name} (${o.relay}) to ${o.to}`),
+    ];
+    process.stdout.write(`ready: ${node.identifier} connected to ${status.relay.url}${parts.length > 0 ? `; ${parts.join('; ')}` : ''}\n`);
+  };
+  if (node.isReady) announce();
+  else node.once('ready', announce);
+  // Foreground: the node's sockets keep the process alive until a signal or a fatal refusal.
+}
+
+// --- outlet / inlet create ------------------------------------------------------------------
+
+interface OutletFlags extends JsonFlag {
+  to: string;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsServername?: string;
+  relay: string;
+  allow: string;
+  name?: string;
+}
+
+export function outletArgs(flags: OutletFlags): Record<string, unknown> {
+  parseHostPort(flags.to, '--to');
+  const relay = parseName(flags.relay, '--relay');
+  checkPolicy(flags.allow, '--allow');
+  if (flags.name !== undefined) parseName(flags.name, '--name');
+  if (flags.tls !== true && (flags.tlsCa !== undefined || flags.tlsServername !== undefined)) {
+    throw usageError('--tls-ca and --tls-servername need --tls');
+  }
+  const args: Record<string, unknown> = { to: flags.to, relay, allow: flags.allow, tls: flags.tls === true };
+  if (flags.name !== undefined) args.name = flags.name;
+  // The node may run in another folder: send it an absolute path.
+  if (flags.tlsCa !== undefined) args.tlsCa = resolve(flags.tlsCa);
+  if (flags.tlsServername !== undefined) args.tlsServername = flags.tlsServername;
+  return args;
+}
+
+interface InletFlags extends JsonFlag {
+  from: string;
+  via: string;
+  allow: string;
+  name?: string;
+}
+
+export function inletArgs(flags: InletFlags): Record<string, unknown> {
+  parseHostPort(flags.from, '--from', { allowPortZero: true });
+  const via = parseName(flags.via, '--via');
+  checkPolicy(flags.allow, '--allow');
+  const args: Record<string, unknown> = { from: flags.from, via, allow: flags.allow };
+  if (flags.name !== undefined) args.name = parseName(flags.name, '--name');
+  return args;
+}
+
+function printStatus(status: NodeStatus): void {
+  const out: string[] = [];
+  out.push(`identity    ${status.identifier}`);
+  const relayState = status.relay.connected ? 'connected' : `disconnected${status.relay.lastError ? ` (${status.relay.lastError.code})` : ''}`;
+  out.push(`relay       ${status.relay.url} ${relayState}`);
+  out.push('');
+  out.push(`inlets (${status.inlets.length})`);
+  for (const i of status.inlets) {
+    out.push(`  ${i.name}  ${i.address} via ${i.via}  allow ${JSON.stringify(i.allow)}  channel ${i.channel}${i.peer ? ` ${i.peer}` : ''}  streams ${i.streams}`);
+  }
+  out.push(`outlets (${status.outlets.length})`);
+  for (const o of status.outlets) {
+    out.push(`  ${o.name}  relay ${o.relay} to ${o.to}${o.tls ? ' (tls)' : ''}  allow ${JSON.stringify(o.allow)}  channels ${o.channels}  streams ${o.streams}`);
+  }
+  out.push(`channels (${status.channels.length})`);
+  for (const c of status.channels) {
+    out.push(`  ${c.resource}  circuit ${c.circuit}  ${c.role} ${c.state}${c.peer ? `  peer ${c.peer}` : ''}${c.rttMs !== undefined ? `  rtt ${c.rttMs} ms` : ''}`);
+  }
+  out.push(`streams (${status.streams.length})`);
+  for (const s of status.streams) {
+    out.push(`  ${s.resource}  stream ${s.stream}  peer ${s.peer}  sent ${s.bytesSent} B  received ${s.bytesReceived} B  since ${s.openedAt}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+export function registerNodeCommands(program: Command): void {
+  const node = program.command('node').description('Run the agent node (relay connection, inlets, outlets)');
+  node
+    .command('start')
+    .description('Run the node in the foreground until SIGTERM/SIGINT; prints one line once connected to the relay')
+    .option('--config <file>', 'node.json listing outlets and inlets to run')
+    .option('--json', 'print the ready line as JSON: {"ready": true, "identifier", "inlets", "outlets"}')
+    .addHelpText(
+      'after',
+      `
+node.json:
+  { "outlets": [{ "name": "openai", "to": "aoai.internal:443", "tls": true, "relay": "openai", "allow": "openai-inlet" }],
+    "inlets":  [{ "name": "openai", "from": "127.0.0.1:8443", "via": "openai", "allow": "openai-outlet" }] }
+
+Examples:
+  $ agent node start --config /etc/wicket/node.json
+  $ WICKET_HOME=/var/lib/wicket agent node start --json`,
+    )
+    .action(startNode);
+
+  const outlet = program.command('outlet').description('Outlets: serve a relay name, forwarding to one fixed target');
+  outlet
+    .command('create')
+    .description('Add an outlet to the running node')
+    .requiredOption('--to <host:port>', 'the fixed target every stream connects to')
+    .option('--tls', 'open TLS to the target, verifying its certificate')
+    .option('--tls-ca <file>', 'PEM CA certificate(s) for the target (default: system roots)')
+    .option('--tls-servername <name>', 'name to check in the target certificate (default: the --to host)')
+    .requiredOption('--relay <name>', 'relay name to register (your ticket must allow it)')
+    .requiredOption('--allow <expr>', 'policy over the inlet: attr, attr=value, identifier=I…, and, or, not, ( )')
+    .option('--name <name>', 'resource name (default: the relay name)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ agent outlet create --to aoai.internal:443 --tls --relay openai --allow openai-inlet
+  $ agent outlet create --to 127.0.0.1:5432 --relay db --allow 'db-client and not env=dev'`,
+    )
+    .action(async (flags: OutletFlags, command: Command) => {
+      const result = (await callNode(command, 'outlet.create', outletArgs(flags))) as { name: string; relay: string };
+      if (flags.json === true) printJson(result);
+      else process.stdout.write(`outlet ${result.name} serves relay name ${result.relay} -> ${flags.to}\n`);
+    });
+  outlet
+    .command('list')
+    .description('List the running node\'s outlets')
+    .option('--json', 'print the list as JSON')
+    .addHelpText('after', '\nExamples:\n  $ agent outlet list\n  $ agent outlet list --json')
+    .action(async (flags: JsonFlag, command: Command) => {
+      const list = rows(await callNode(command, 'outlet.list'));
+      if (flags.json === true) return printJson({ outlets: list });
+      printTable(
+        ['NAME', 'RELAY', 'TO', 'TLS', 'ALLOW', 'STREAMS'],
+        list.map((o) => [String(o.name), String(o.relay), String(o.to), o.tls === true ? 'yes' : 'no', String(o.allow), String(o.streams ?? 0)]),
+        'no outlets',
+      );
+    });
+  outlet
+    .command('delete')
+    .description('Delete an outlet: unregisters its relay name and resets its live streams')
+    .argument('<name>', 'the outlet name')
+    .addHelpText('after', '\nExample:\n  $ agent outlet delete openai')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      await callNode(command, 'outlet.delete', { name: parseName(name, 'NAME') });
+      process.stdout.write(`outlet ${name} deleted\n`);
+    });
+
+  const inlet = program.command('inlet').description('Inlets: a local TCP port that reaches an outlet through the relay');
+  inlet
+    .command('create')
+    .description('Add an inlet to the running node; prints the address it listens on')
+    .requiredOption('--from <addr:port>', 'local address to listen on (port 0 picks a free port)')
+    .requiredOption('--via <name>', 'relay name of the outlet to reach')
+    .requiredOption('--allow <expr>', 'policy over the outlet: attr, attr=value, identifier=I…, and, or, not, ( )')
+    .option('--name <name>', 'resource name (default: the relay name)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ agent inlet create --from 127.0.0.1:8443 --via openai --allow openai-outlet
+  $ agent inlet create --from 127.0.0.1:0 --via db --allow 'identifier=I3f5c…' --json`,
+    )
+    .action(async (flags: InletFlags, command: Command) => {
+      const result = (await callNode(command, 'inlet.create', inletArgs(flags))) as { name: string; address: string };
+      if (flags.json === true) printJson(result);
+      else process.stdout.write(`${result.address}\n`);
+    });
+  inlet
+    .command('list')
+    .description('List the running node\'s inlets')
+    .option('--json', 'print the list as JSON')
+    .addHelpText('after', '\nExamples:\n  $ agent inlet list\n  $ agent inlet list --json')
+    .action(async (flags: JsonFlag, command: Command) => {
+      const list = rows(await callNode(command, 'inlet.list'));
+      if (flags.json === true) return printJson({ inlets: list });
+      printTable(
+        ['NAME', 'ADDRESS', 'VIA', 'ALLOW', 'CHANNEL', 'STREAMS'],
+        list.map((i) => [String(i.name), String(i.address), String(i.via), String(i.allow), String(i.channel ?? ''), String(i.streams ?? 0)]),
+        'no inlets',
+      );
+    });
+  inlet
+    .command('delete')
+    .description('Delete an inlet: stops listening and resets its live connections')
+    .argument('<name>', 'the inlet name')
+    .addHelpText('after', '\nExample:\n  $ agent inlet delete openai')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      await callNode(command, 'inlet.delete', { name: parseName(name, 'NAME') });
+      process.stdout.write(`inlet ${name} deleted\n`);
+    });
+
+  program
+    .command('status')
+    .description('Show the running node: identity, relay connection, inlets, outlets, channels, open streams')
+    .option('--json', 'print the status as JSON')
+    .addHelpText('after', '\nExamples:\n  $ agent status\n  $ agent status --json')
+    .action(async (flags: JsonFlag, command: Command) => {
+      const status = (await callNode(command, 'status')) as NodeStatus;
+      if (flags.json === true) printJson(status);
+      else printStatus(status);
+    });
+}
+

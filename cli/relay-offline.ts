@@ -1,0 +1,39 @@
+import { existsSync } from 'node:fs';
+import { destination, pino, type Logger } from 'pino';
+import { wicketError } from '../protocol/errors.js';
+import { loadAuthorityKey } from '../relay/authority/authority-key.js';
+import { Authority } from '../relay/authority/authority.js';
+import { SqliteStore } from '../relay/authority/sqlite-store.js';
+import { readRelayConfig, relayDataPaths } from '../relay/data-dir.js';
+import { createLogger } from './logger.js';
+
+// The authority opened straight from a relay data folder, for `relay ticket create` and
+// `relay member …` on the relay host. It never creates anything: the folder must come from a
+// `relay start`, which also wrote relay.json (the URL and fingerprint tickets carry).
+
+export interface OfflineAuthority {
+  readonly authority: Authority;
+  close(): Promise<void>;
+}
+
+export function openOfflineAuthority(dataDir: string, logger: Logger = quietLogger()): OfflineAuthority {
+  const paths = relayDataPaths(dataDir);
+  if (!existsSync(paths.authorityKey)) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `${dataDir} holds no relay authority: run \`relay start --data ${dataDir}\` first`);
+  }
+  const config = readRelayConfig(paths);
+  const identity = loadAuthorityKey(paths.authorityKey);
+  const store = new SqliteStore(paths.store);
+  const authority = new Authority({
+    identity,
+    store,
+    logger,
+    endpoint: { url: config.url, ...(config.fingerprint === undefined ? {} : { fingerprint: Buffer.from(config.fingerprint, 'hex') }) },
+  });
+  return { authority, close: () => store.close() };
+}
+
+/** Offline commands print their result on stdout; their logs stay at warn unless asked. */
+function quietLogger(): Logger {
+  return process.env.WICKET_LOG_LEVEL === undefined ? pino({ level: 'warn' }, destination(2)) : createLogger('relay');
+}

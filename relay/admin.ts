@@ -1,0 +1,128 @@
+import type { Logger } from 'pino';
+import { asWicketError, wicketError } from '../protocol/errors.js';
+import { parseIdentifier } from '../protocol/identity.js';
+import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX } from '../protocol/limits.js';
+import type { ControlMessage } from '../protocol/relay-frames.js';
+import type { Authority } from './authority/authority.js';
+import { isAdmin, type Attributes } from './authority/store.js';
+import type { RelayConnection } from './connection.js';
+import type { LiveConnections } from './live-connections.js';
+import type { Revocation } from './revocation.js';
+
+// Admin requests (relay-semantics.md, "Admin requests"): `request {id, op, args}` answered by
+// `response {id, result}` or `response {id, error: {code, message}}`. Only connections whose
+// credential carries admin=true may use them; a refused or failed request never closes the
+// connection.
+
+type RequestMessage = Extract<ControlMessage, { t: 'request' }>;
+type Handler = (connection: RelayConnection, args: Record<string, unknown>) => Promise<unknown>;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function stringRecord(value: unknown, field: string): Attributes {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `${field} must be an object of strings`);
+  }
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw wicketError('WICKET_ERR_ARGUMENT', `${field}.${key.slice(0, 40)} must be a string`);
+  }
+  return value as Attributes;
+}
+
+function stringArray(value: unknown, field: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `${field} must be an array of strings`);
+  }
+  return value as string[];
+}
+
+function optionalInteger(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw wicketError('WICKET_ERR_ARGUMENT', `${field} must be an integer`);
+  return value;
+}
+
+export class AdminOps {
+  readonly #handlers: Record<string, Handler>;
+
+  constructor(
+    private readonly authority: Authority,
+    private readonly revocation: Revocation,
+    private readonly connections: LiveConnections,
+    private readonly logger: Logger,
+  ) {
+    this.#handlers = {
+      'ticket.create': (connection, args) => this.#ticketCreate(connection, args),
+      'member.list': () => this.#memberList(),
+      'member.revoke': (connection, args) => this.#memberRevoke(connection, args),
+      'audit.list': (_connection, args) => this.#auditList(args),
+    };
+  }
+
+  async handle(connection: RelayConnection, request: RequestMessage): Promise<void> {
+    try {
+      if (!isAdmin(connection.credential?.attributes ?? {})) {
+        throw wicketError('WICKET_ERR_NOT_ADMIN', `${connection.identifier} does not have admin=true`);
+      }
+      const handler = Object.hasOwn(this.#handlers, request.op) ? this.#handlers[request.op] : undefined;
+      if (handler === undefined) throw wicketError('WICKET_ERR_ARGUMENT', `unknown admin operation ${JSON.stringify(String(request.op).slice(0, 40))}`);
+      const result = await handler(connection, request.args);
+      this.logger.info({ conn: connection.id, identifier: connection.identifier, op: request.op }, 'admin request done');
+      connection.send({ t: 'response', id: request.id, result });
+    } catch (err) {
+      const error = asWicketError(err);
+      if (error.code === 'WICKET_ERR_INTERNAL') this.logger.error({ err, op: request.op }, 'admin request failed');
+      else this.logger.info({ conn: connection.id, identifier: connection.identifier, op: request.op, code: error.code }, 'admin request refused');
+      const message = error.code === 'WICKET_ERR_INTERNAL' ? 'internal relay error' : error.message;
+      connection.send({ t: 'response', id: request.id, error: { code: error.code, message } });
+    }
+  }
+
+  async #ticketCreate(connection: RelayConnection, args: Record<string, unknown>): Promise<unknown> {
+    const usageCount = optionalInteger(args.usageCount, 'usageCount');
+    const expiresInMs = optionalInteger(args.expiresInMs, 'expiresInMs');
+    const created = await this.authority.createTicket({
+      attributes: stringRecord(args.attributes, 'attributes'),
+      relayNames: stringArray(args.relayNames, 'relayNames'),
+      ...(usageCount === undefined ? {} : { usageCount }),
+      ...(expiresInMs === undefined ? {} : { expiresInMs }),
+      createdBy: connection.identifier!,
+    });
+    return { ticket: created.text.reveal(), ticketId: created.ticketId, expiresAt: iso(created.expiresAt) };
+  }
+
+  async #memberList(): Promise<unknown> {
+    const members = await this.authority.listMembers();
+    return {
+      members: members.map((member) => ({
+        identifier: member.identifier,
+        attributes: member.attributes,
+        enrolledAt: iso(member.enrolledAt),
+        ...(member.revokedAt === undefined ? {} : { revokedAt: iso(member.revokedAt) }),
+        connected: this.connections.isConnected(member.identifier),
+      })),
+    };
+  }
+
+  async #memberRevoke(connection: RelayConnection, args: Record<string, unknown>): Promise<unknown> {
+    const identifier = parseIdentifier(args.identifier as string);
+    const result = await this.revocation.revoke(identifier, connection.identifier!);
+    return { identifier, revokedAt: iso(result.revokedAt), closedConnections: result.closedConnections };
+  }
+
+  async #auditList(args: Record<string, unknown>): Promise<unknown> {
+    const limit = optionalInteger(args.limit, 'limit') ?? AUDIT_LIST_DEFAULT;
+    if (limit < 1 || limit > AUDIT_LIST_MAX) throw wicketError('WICKET_ERR_ARGUMENT', `limit must be 1..${AUDIT_LIST_MAX}`);
+    const events = await this.authority.listAudit(limit);
+    return {
+      events: events.map((event) => ({
+        at: iso(event.at),
+        event: event.event,
+        ...(event.identifier === undefined ? {} : { identifier: event.identifier }),
+        ...(event.detail === undefined ? {} : { detail: event.detail }),
+      })),
+    };
+  }
+}

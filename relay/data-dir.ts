@@ -1,0 +1,94 @@
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { wicketError } from '../protocol/errors.js';
+import type { Secret } from '../protocol/secret.js';
+import { AUTHORITY_KEY_FILE } from './authority/authority-key.js';
+
+// The relay's data folder (default $WICKET_RELAY_DATA or ~/.wicket-relay, mode 0700):
+//
+//   authority.key     the project authority's Ed25519 seed (0600)
+//   authority.db      SQLite store: members, tickets (secret hashes only), revocations, audit
+//   tls/cert.pem      the generated self-signed certificate (when the relay made one)
+//   tls/key.pem       its private key (0600)
+//   relay.json        the public URL and certificate fingerprint, so `relay ticket create`
+//                     can mint tickets from this folder while the relay runs
+//   admin-ticket      the one-time admin ticket of the first start (0600)
+
+export interface RelayDataPaths {
+  readonly dir: string;
+  readonly authorityKey: string;
+  readonly store: string;
+  readonly tlsDir: string;
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly relayConfig: string;
+  readonly adminTicket: string;
+}
+
+/** What `relay start` writes for offline tools; fingerprint is hex SHA-256 of the DER certificate. */
+export interface RelayConfigFile {
+  readonly url: string;
+  readonly fingerprint?: string;
+  readonly authority: string;
+  readonly listen: string;
+  readonly startedAt: string;
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.WICKET_RELAY_DATA;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.wicket-relay');
+}
+
+export function relayDataPaths(dir: string): RelayDataPaths {
+  return {
+    dir,
+    authorityKey: join(dir, AUTHORITY_KEY_FILE),
+    store: join(dir, 'authority.db'),
+    tlsDir: join(dir, 'tls'),
+    tlsCert: join(dir, 'tls', 'cert.pem'),
+    tlsKey: join(dir, 'tls', 'key.pem'),
+    relayConfig: join(dir, 'relay.json'),
+    adminTicket: join(dir, 'admin-ticket'),
+  };
+}
+
+export function ensureDataDir(dir: string): RelayDataPaths {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw wicketError('WICKET_ERR_STORE', `cannot create the relay data folder ${dir}`, err);
+  }
+  return relayDataPaths(dir);
+}
+
+export function writeRelayConfig(paths: RelayDataPaths, config: RelayConfigFile): void {
+  const temporary = `${paths.relayConfig}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  renameSync(temporary, paths.relayConfig);
+}
+
+export function readRelayConfig(paths: RelayDataPaths): RelayConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(paths.relayConfig, 'utf8');
+  } catch {
+    throw wicketError('WICKET_ERR_ARGUMENT', `${paths.relayConfig} not found: run \`relay start --data ${paths.dir}\` once first`);
+  }
+  const parsed = JSON.parse(text) as Partial<RelayConfigFile>;
+  if (typeof parsed.url !== 'string' || typeof parsed.authority !== 'string') {
+    throw wicketError('WICKET_ERR_STORE', `${paths.relayConfig} is damaged; restart the relay to rewrite it`);
+  }
+  return parsed as RelayConfigFile;
+}
+
+/** Writes a secret-bearing file with mode 0600 (created that way, so it is never briefly readable). */
+export function writeSecretFile(path: string, content: Secret<string>): void {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    chmodSync(path, 0o600);
+    writeSync(fd, `${content.reveal()}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}

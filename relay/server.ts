@@ -1,0 +1,247 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { wicketError } from '../protocol/errors.js';
+import type { Identifier } from '../protocol/identity.js';
+import { ADMIN_TICKET_TTL_MS, RELAY_MAX_FRAME } from '../protocol/limits.js';
+import { AdminOps } from './admin.js';
+import { loadOrCreateAuthorityKey } from './authority/authority-key.js';
+import { Authority, type CreatedTicket, type TicketRequest } from './authority/authority.js';
+import { SqliteStore } from './authority/sqlite-store.js';
+import { ADMIN_ATTRIBUTE, type AuthorityStore } from './authority/store.js';
+import { RelayConnection, type ConnectionServices } from './connection.js';
+import { ensureDataDir, writeRelayConfig, writeSecretFile, type RelayDataPaths } from './data-dir.js';
+import { FlowControl } from './flow-control.js';
+import { Keepalive } from './keepalive.js';
+import { DEFAULT_LISTEN, hostOfUrl, isLoopbackHost, isWildcardHost, urlHostPort, type ListenAddress } from './listen-address.js';
+import { LiveConnections } from './live-connections.js';
+import { Revocation, type RevocationResult } from './revocation.js';
+import { Router } from './router.js';
+import { relaySettings, type RelaySettings } from './settings.js';
+import { FrameTap } from './tap.js';
+import { loadOrCreateSelfSigned, loadTlsFiles, type RelayTlsMaterial } from './tls.js';
+
+// `relay start` as a function: opens the data folder (authority key, store, TLS material), listens,
+// and wires every accepted WebSocket to a RelayConnection. The CLI (cli/relay-start.ts) and the
+// tests both call startRelay; nothing here prints.
+
+/**
+ * TLS: 'auto' (default) serves plain ws:// on loopback and a self-signed certificate elsewhere;
+ * 'self-signed' forces the generated certificate (e.g. on loopback, to test pinning); 'none' is
+ * plain ws://, refused off loopback unless `insecure`; files use the operator's certificate.
+ */
+export type RelayTlsMode = 'auto' | 'self-signed' | 'none' | { readonly certFile: string; readonly keyFile: string };
+
+export interface RelayOptions {
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly listen?: ListenAddress;
+  /** The URL put in tickets; default: the listen address with the bound port. */
+  readonly publicUrl?: string;
+  readonly tls?: RelayTlsMode;
+  readonly insecure?: boolean;
+  /** Test-only: append every received frame's bytes to this file. */
+  readonly tapFile?: string;
+  /** Injected clock for the authority (ticket and credential times). */
+  readonly now?: () => number;
+  readonly credentialTtlMs?: number;
+  readonly settings?: Partial<RelaySettings>;
+  /** Another store implementation; default SQLite in the data folder. */
+  readonly store?: AuthorityStore;
+}
+
+export interface RunningRelay {
+  /** ws://host:port or wss://host:port, with the real bound port (what tickets carry). */
+  readonly url: string;
+  readonly port: number;
+  /** Hex SHA-256 of the DER certificate when agents pin it (self-signed), else undefined. */
+  readonly fingerprint: string | undefined;
+  readonly authorityIdentifier: Identifier;
+  readonly authority: Authority;
+  /** True when this start created the authority; then adminTicket is set. */
+  readonly firstStart: boolean;
+  readonly adminTicket: CreatedTicket | undefined;
+  readonly paths: RelayDataPaths;
+  readonly router: Router;
+  readonly connections: LiveConnections;
+  createTicket(request: Omit<TicketRequest, 'createdBy'> & { createdBy?: string }): Promise<CreatedTicket>;
+  revoke(identifier: Identifier, revokedBy?: string): Promise<RevocationResult>;
+  close(): Promise<void>;
+}
+
+function decideTls(options: RelayOptions, listen: ListenAddress): 'none' | 'self-signed' | { certFile: string; keyFile: string } {
+  const mode = options.tls ?? (options.insecure ? 'none' : 'auto');
+  if (mode === 'auto') return isLoopbackHost(listen.host) ? 'none' : 'self-signed';
+  if (mode === 'none' && !isLoopbackHost(listen.host) && !options.insecure) {
+    throw wicketError('WICKET_ERR_INSECURE_RELAY', `plain ws:// on ${listen.host} is not loopback; serve TLS or pass --insecure`);
+  }
+  return mode;
+}
+
+function listenOn(server: Server, listen: ListenAddress): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(wicketError('WICKET_ERR_ADDRESS_IN_USE', `cannot listen on ${urlHostPort(listen.host, listen.port)} (${err.code ?? err.message})`));
+    };
+    server.once('error', onError);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', onError);
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : listen.port);
+    });
+  });
+}
+
+function checkPublicUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw wicketError('WICKET_ERR_ARGUMENT', `public URL ${JSON.stringify(url.slice(0, 80))} does not parse`);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw wicketError('WICKET_ERR_ARGUMENT', 'public URL must start with ws:// or wss://');
+  }
+  return url.replace(/\/$/, '');
+}
+
+export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
+  const logger = options.logger;
+  const listen = options.listen ?? DEFAULT_LISTEN;
+  const settings = relaySettings(options.settings);
+  const tlsChoice = decideTls(options, listen);
+  const publicUrl = options.publicUrl === undefined ? undefined : checkPublicUrl(options.publicUrl);
+  const now = options.now ?? Date.now;
+
+  const paths = ensureDataDir(options.dataDir);
+  const { identity, created } = loadOrCreateAuthorityKey(paths.authorityKey);
+  const store = options.store ?? new SqliteStore(paths.store);
+  const authority = new Authority({
+    identity,
+    store,
+    logger: logger.child({ component: 'authority' }),
+    now,
+    ...(options.credentialTtlMs === undefined ? {} : { credentialTtlMs: options.credentialTtlMs }),
+  });
+
+  let tls: RelayTlsMaterial | undefined;
+  if (tlsChoice === 'self-signed') {
+    const hosts = [listen.host, ...(publicUrl === undefined ? [] : [hostOfUrl(publicUrl)]), hostname()];
+    tls = await loadOrCreateSelfSigned(paths, hosts, new Date(now()));
+  } else if (tlsChoice !== 'none') {
+    tls = loadTlsFiles(tlsChoice.certFile, tlsChoice.keyFile);
+  }
+
+  const connections = new LiveConnections();
+  const flow = new FlowControl(settings, logger.child({ component: 'flow' }));
+  const router = new Router(flow, settings, logger.child({ component: 'router' }));
+  const revocation = new Revocation(authority, connections, settings.revocationPollMs, logger.child({ component: 'revocation' }));
+  const admin = new AdminOps(authority, revocation, connections, logger.child({ component: 'admin' }));
+  const keepalive = new Keepalive(connections, settings, logger.child({ component: 'keepalive' }));
+  const tap = options.tapFile === undefined ? undefined : new FrameTap(options.tapFile);
+  const services: ConnectionServices = {
+    authority,
+    router,
+    flow,
+    admin,
+    connections,
+    settings,
+    logger: logger.child({ component: 'connection' }),
+    ...(tap === undefined ? {} : { tap }),
+  };
+
+  const onPlainRequest = (_req: IncomingMessage, res: ServerResponse): void => {
+    res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wicket relay: WebSocket only\n');
+  };
+  const server: Server = tls === undefined ? createHttpServer(onPlainRequest) : createHttpsServer({ cert: tls.cert, key: tls.key }, onPlainRequest);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('tlsClientError', (err: Error) => logger.debug({ err: err.message }, 'TLS handshake failed'));
+  const wss = new WebSocketServer({ server, maxPayload: RELAY_MAX_FRAME, perMessageDeflate: false, clientTracking: false });
+  wss.on('error', (err) => logger.error({ err: err.message }, 'WebSocket server error'));
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    const socket = req.socket;
+    new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
+  });
+
+  let port: number;
+  try {
+    port = await listenOn(server, listen);
+  } catch (err) {
+    await store.close();
+    await tap?.close();
+    throw err;
+  }
+  let urlHost = listen.host;
+  if (isWildcardHost(listen.host)) {
+    urlHost = hostname();
+    if (publicUrl === undefined) logger.warn({ host: urlHost }, 'listening on a wildcard address: tickets use this host name; set --public-url to what agents dial');
+  }
+  const url = publicUrl ?? `${tls === undefined ? 'ws' : 'wss'}://${urlHostPort(urlHost, port)}`;
+  const fingerprint = tls?.fingerprint;
+  authority.setEndpoint({ url, ...(fingerprint === undefined ? {} : { fingerprint }) });
+  writeRelayConfig(paths, {
+    url,
+    ...(fingerprint === undefined ? {} : { fingerprint: fingerprint.toString('hex') }),
+    authority: authority.identifier,
+    listen: urlHostPort(listen.host, port),
+    startedAt: new Date(now()).toISOString(),
+  });
+
+  let adminTicket: CreatedTicket | undefined;
+  if (created) {
+    adminTicket = await authority.createTicket({
+      attributes: { [ADMIN_ATTRIBUTE]: 'true' },
+      relayNames: [],
+      usageCount: 1,
+      expiresInMs: ADMIN_TICKET_TTL_MS,
+      createdBy: 'relay',
+    });
+    writeSecretFile(paths.adminTicket, adminTicket.text);
+  }
+  await revocation.start();
+  keepalive.start();
+  logger.info({ url, authority: authority.identifier, fingerprint: fingerprint?.toString('hex'), firstStart: created }, 'relay listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      keepalive.stop();
+      revocation.stop();
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const connection of connections.all()) connection.closeForShutdown();
+      // Give peers the close grace to answer the close handshake, then cut what is left.
+      const deadline = Date.now() + settings.closeGraceMs;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const socket of sockets) socket.destroy();
+      wss.close();
+      await stopped;
+      await tap?.close();
+      await store.close();
+      logger.info({ url }, 'relay stopped');
+    })();
+    return closing;
+  };
+
+  return {
+    url,
+    port,
+    fingerprint: fingerprint?.toString('hex'),
+    authorityIdentifier: authority.identifier,
+    authority,
+    firstStart: created,
+    adminTicket,
+    paths,
+    router,
+    connections,
+    createTicket: (request) => authority.createTicket({ ...request, createdBy: request.createdBy ?? 'relay' }),
+    revoke: (identifier, revokedBy = 'relay') => revocation.revoke(identifier, revokedBy),
+    close,
+  };
+}

@@ -1,0 +1,174 @@
+// `npm run bench`: the same two workloads through three paths, in one run, with ratios.
+//
+//   direct TCP   client -> target
+//   ssh -L       client -> ssh -> sshd -> target            (OpenSSH on loopback)
+//   Wicket       client -> inlet -> relay -> outlet -> target  (real processes from the CLI)
+//
+// Workloads: a single-stream upload of BENCH_BYTES (default 1 GiB) and a 1 KiB request/response
+// loop (p50, p99). Floors (issue 3): Wicket throughput >= 0.5x ssh -L, Wicket p50 <= 2x ssh -L.
+// Exit code 1 when a floor is missed. Peak memory (VmHWM) of every tunnel process is reported.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../../test/helpers/processes.js';
+import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
+import { measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
+
+const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
+const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 5_000);
+const WARMUP = 200;
+const RUN_TIMEOUT_MS = 180_000;
+
+interface PathResult {
+  name: string;
+  throughput?: ThroughputResult;
+  latency?: LatencyResult;
+  note?: string;
+  /** Peak resident memory (MiB) of the processes this path adds, by role. */
+  memory?: Record<string, number>;
+}
+
+function peakMemoryMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+async function startTarget(): Promise<{ child: ChildProcess; sink: number; echo: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./target-server.ts', import.meta.url).pathname], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`target server exited with ${code}`)));
+  });
+  const ports = JSON.parse(line) as { sink: number; echo: number };
+  return { child, ...ports };
+}
+
+async function measurePath(name: string, sinkPort: number, echoPort: number): Promise<PathResult> {
+  const throughput = await measureThroughput(sinkPort, TOTAL_BYTES, RUN_TIMEOUT_MS);
+  const latency = await measureRoundTrips(echoPort, ROUND_TRIPS, WARMUP, RUN_TIMEOUT_MS);
+  return { name, throughput, latency };
+}
+
+async function wicketPortal(sinkPort: number, echoPort: number) {
+  const relay = await startRelayProcess();
+  const outletHome = await enrollAgent(relay, { attributes: ['bench-outlet'], relayNames: ['bench-sink', 'bench-echo'] });
+  const inletHome = await enrollAgent(relay, { attributes: ['bench-inlet'] });
+  const outlet = await startNodeProcess(outletHome, {
+    outlets: [
+      { name: 'sink', to: `127.0.0.1:${sinkPort}`, relay: 'bench-sink', allow: 'bench-inlet' },
+      { name: 'echo', to: `127.0.0.1:${echoPort}`, relay: 'bench-echo', allow: 'bench-inlet' },
+    ],
+  });
+  const inlet = await startNodeProcess(inletHome, {
+    inlets: [
+      { name: 'sink', from: '127.0.0.1:0', via: 'bench-sink', allow: 'bench-outlet' },
+      { name: 'echo', from: '127.0.0.1:0', via: 'bench-echo', allow: 'bench-outlet' },
+    ],
+  });
+  const port = (address: string | undefined) => Number(address?.split(':').pop());
+  return {
+    sink: port(inlet.inlets.sink),
+    echo: port(inlet.inlets.echo),
+    memory: () => ({
+      inlet: peakMemoryMiB(inlet.proc.child.pid),
+      relay: peakMemoryMiB(relay.proc.child.pid),
+      outlet: peakMemoryMiB(outlet.proc.child.pid),
+    }),
+  };
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  return n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+}
+
+function report(results: PathResult[]): boolean {
+  const ssh = results.find((r) => r.name === 'ssh -L');
+  const wicket = results.find((r) => r.name === 'Wicket');
+  const gib = (TOTAL_BYTES / 1024 ** 3).toFixed(TOTAL_BYTES % 1024 ** 3 === 0 ? 0 : 2);
+  console.log(`\nWicket benchmark: ${gib} GiB single-stream upload; ${ROUND_TRIPS} sequential 1 KiB round trips`);
+  console.log('path         MB/s   x ssh   x direct   p50 µs   p99 µs   p50 x ssh   peak RSS MiB');
+  const direct = results.find((r) => r.name === 'direct TCP');
+  for (const r of results) {
+    if (r.note) {
+      console.log(`${r.name.padEnd(10)}   ${r.note}`);
+      continue;
+    }
+    const mbps = r.throughput?.megabytesPerSecond;
+    const p50 = r.latency?.p50Micros;
+    const memory = r.memory ? Object.entries(r.memory).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
+    console.log(
+      [
+        r.name.padEnd(10),
+        fmt(mbps).padStart(7),
+        (ssh?.throughput && mbps ? fmt(mbps / ssh.throughput.megabytesPerSecond, 2) : '-').padStart(7),
+        (direct?.throughput && mbps ? fmt(mbps / direct.throughput.megabytesPerSecond, 2) : '-').padStart(10),
+        fmt(p50).padStart(8),
+        fmt(r.latency?.p99Micros).padStart(8),
+        (ssh?.latency && p50 ? fmt(p50 / ssh.latency.p50Micros, 2) : '-').padStart(11),
+        `   ${memory}`,
+      ].join(' '),
+    );
+  }
+  if (!ssh?.throughput || !ssh.latency || !wicket?.throughput || !wicket.latency) {
+    console.log('\nfloors not checked: the ssh -L baseline did not run (see its line above)');
+    return true;
+  }
+  const throughputRatio = wicket.throughput.megabytesPerSecond / ssh.throughput.megabytesPerSecond;
+  const latencyRatio = wicket.latency.p50Micros / ssh.latency.p50Micros;
+  const okThroughput = throughputRatio >= 0.5;
+  const okLatency = latencyRatio <= 2;
+  console.log(`\nfloor: Wicket throughput >= 0.5x ssh -L: ${throughputRatio.toFixed(2)}x ${okThroughput ? 'OK' : 'MISSED'}`);
+  console.log(`floor: Wicket p50 round trip <= 2x ssh -L: ${latencyRatio.toFixed(2)}x ${okLatency ? 'OK' : 'MISSED'}`);
+  return okThroughput && okLatency;
+}
+
+async function main(): Promise<number> {
+  const target = await startTarget();
+  const results: PathResult[] = [];
+  let sinkTunnel: SshTunnel | undefined;
+  let echoTunnel: SshTunnel | undefined;
+  try {
+    console.error('bench: direct TCP …');
+    results.push(await measurePath('direct TCP', target.sink, target.echo));
+
+    const sshReason = sshUnavailableReason();
+    if (sshReason) {
+      results.push({ name: 'ssh -L', note: `not measured: ${sshReason}` });
+    } else {
+      console.error('bench: ssh -L …');
+      sinkTunnel = await startSshTunnel(target.sink);
+      echoTunnel = await startSshTunnel(target.echo);
+      const r = await measurePath('ssh -L', sinkTunnel.port, echoTunnel.port);
+      results.push({ ...r, note: undefined });
+      console.error(`bench: ssh is ${sinkTunnel.version}`);
+    }
+
+    console.error('bench: Wicket (relay + two agents) …');
+    const portal = await wicketPortal(target.sink, target.echo);
+    const r = await measurePath('Wicket', portal.sink, portal.echo);
+    results.push({ ...r, memory: portal.memory() });
+  } finally {
+    await sinkTunnel?.close();
+    await echoTunnel?.close();
+    await stopAll();
+    target.child.kill('SIGTERM');
+  }
+  return report(results) ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
+    await stopAll();
+    process.exit(2);
+  },
+);

@@ -1,0 +1,54 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { connectTcp, startEchoServer } from '../helpers/echo-server.js';
+import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../helpers/processes.js';
+
+// The relay goes away and comes back (same port, same data folder): a live portal connection is
+// reset (the path broke mid-stream: never a clean end), the inlet keeps listening throughout, and
+// a connection accepted while the relay is away is served once the path is back.
+
+afterAll(stopAll);
+
+describe('relay restart', () => {
+  it('resets live connections, keeps the inlet listening, and serves connections made during the outage', async () => {
+    const echo = await startEchoServer();
+    try {
+      let relay = await startRelayProcess();
+      const [outletAgent, inletAgent] = await Promise.all([
+        enrollAgent(relay, { attributes: ['svc-outlet'], relayNames: ['svc'] }),
+        enrollAgent(relay, { attributes: ['svc-inlet'] }),
+      ]);
+      const outlet = await startNodeProcess(outletAgent, { outlets: [{ to: echo.address, relay: 'svc', allow: 'svc-inlet' }] });
+      const inlet = await startNodeProcess(inletAgent, { inlets: [{ from: '127.0.0.1:0', via: 'svc', allow: 'svc-outlet' }] });
+      const address = inlet.inlets.svc!;
+
+      const live = await connectTcp(address);
+      await live.write(Buffer.from('before'));
+      await live.waitForBytes(6);
+
+      const inletLogMark = inlet.proc.stderrLines.length;
+      await relay.proc.kill('SIGKILL');
+      expect((await live.outcome()).ending).toBe('reset');
+      await inlet.proc.waitForLine((l) => l.includes('disconnected from the relay'), { stream: 'stderr', from: inletLogMark });
+
+      // The relay is away: the inlet still accepts, and the app connection waits for a channel.
+      const during = await connectTcp(address);
+      await during.write(Buffer.from('sent while the relay was down'));
+      const restartedAt = Date.now();
+      relay = await startRelayProcess({ dataDir: relay.dataDir, listen: relay.listen });
+      await during.waitForBytes('sent while the relay was down'.length, 30_000);
+      console.log(`relay restart: the waiting connection was served ${Date.now() - restartedAt} ms after the relay start began`);
+      during.end();
+      expect((await during.outcome()).ending).toBe('end');
+
+      const after = await connectTcp(address);
+      await after.write(Buffer.from('after'));
+      after.end();
+      const outcome = await after.outcome();
+      expect(outcome.received.toString()).toBe('after');
+      expect(outcome.ending).toBe('end');
+      expect(outlet.proc.alive).toBe(true);
+    } finally {
+      await echo.close();
+    }
+  }, 120_000);
+});

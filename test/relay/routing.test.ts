@@ -1,0 +1,201 @@
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
+import { NOISE_MAX_MESSAGE } from '../../protocol/limits.js';
+import type { RawRelayClient } from '../helpers/raw-relay-client.js';
+import { startTestRelay, type TestRelay } from './relay-fixture.js';
+
+// Names, circuits and forwarding on a real relay (DESIGN.md property 6 and "Relay routing").
+
+const relays: TestRelay[] = [];
+async function relay(options: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
+  const started = await startTestRelay(options);
+  relays.push(started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
+});
+
+/** Seeded xorshift32 bytes, so a failure reproduces exactly. */
+function seededBytes(seed: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+async function circuitBetween(r: TestRelay, name = 'svc'): Promise<{ inlet: RawRelayClient; outlet: RawRelayClient; circuit: number }> {
+  const outlet = await r.member({ outlet: 'true' }, [name]);
+  expect((await outlet.register(name)).t).toBe('registered');
+  const inlet = await r.member({ inlet: 'true' });
+  const opened = await inlet.open(name);
+  if (opened.t !== 'opened') throw new Error(`open failed: ${JSON.stringify(opened)}`);
+  expect(opened.peer).toBe(outlet.identity!.identifier);
+  const incoming = await outlet.next('incoming');
+  expect(incoming).toEqual({ t: 'incoming', circuit: opened.circuit, name, peer: inlet.identity!.identifier });
+  return { inlet, outlet, circuit: opened.circuit };
+}
+
+describe('circuits', () => {
+  it('data is forwarded byte-identical in both directions, whole frames up to the Noise maximum', async () => {
+    const r = await relay();
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    const sizes = [0, 1, 2, 100, 4096, 65_000, NOISE_MAX_MESSAGE];
+    for (const [i, size] of sizes.entries()) {
+      const frame = encodeData(circuit, seededBytes(1000 + i, size));
+      inlet.sendRaw(frame);
+      expect((await outlet.nextData()).equals(frame)).toBe(true);
+      const reply = encodeData(circuit, seededBytes(2000 + i, size));
+      outlet.sendRaw(reply);
+      expect((await inlet.nextData()).equals(reply)).toBe(true);
+    }
+  });
+
+  it('relay-name hijack refused: registering a name the credential does not allow gives WICKET_ERR_RELAY_NAME_FORBIDDEN', async () => {
+    const r = await relay();
+    const { inlet: victim, outlet: owner } = await circuitBetween(r, 'openai');
+    const hijacker = await r.member({ outlet: 'true' }, ['other']);
+    const refused = await hijacker.register('openai');
+    expect(refused).toMatchObject({ t: 'error', code: 'WICKET_ERR_RELAY_NAME_FORBIDDEN' });
+    expect(r.relay.router.serversOf('openai')).toBe(1);
+    // The refusal is per request: the hijacker's connection stays up, and every new circuit still
+    // reaches the owner.
+    expect((await hijacker.register('other')).t).toBe('registered');
+    for (let i = 0; i < 3; i++) {
+      const opened = await victim.open('openai');
+      expect(opened).toMatchObject({ t: 'opened', peer: owner.identity!.identifier });
+    }
+    expect(hijacker.controls.filter((m) => m.t === 'incoming')).toEqual([]);
+  });
+
+  it('opening a name nobody serves gives WICKET_ERR_RELAY_NAME_UNKNOWN', async () => {
+    const r = await relay();
+    const inlet = await r.member();
+    expect(await inlet.open('nobody')).toMatchObject({ t: 'error', code: 'WICKET_ERR_RELAY_NAME_UNKNOWN' });
+  });
+
+  it('several outlets serve one name round robin, and when one drops new circuits go to the live one', async () => {
+    const r = await relay();
+    const a = await r.member({}, ['ha']);
+    const b = await r.member({}, ['ha']);
+    await a.register('ha');
+    await b.register('ha');
+    const inlet = await r.member();
+    const peers = [];
+    for (let i = 0; i < 4; i++) {
+      const opened = await inlet.open('ha');
+      if (opened.t !== 'opened') throw new Error('open failed');
+      peers.push(opened.peer);
+    }
+    expect(new Set(peers)).toEqual(new Set([a.identity!.identifier, b.identity!.identifier]));
+    a.ws.terminate();
+    await a.closed;
+    // The inlet hears that a's circuits closed.
+    await inlet.next('close', (m) => m.code === 'WICKET_ERR_CIRCUIT_CLOSED');
+    for (let i = 0; i < 3; i++) expect(await inlet.open('ha')).toMatchObject({ t: 'opened', peer: b.identity!.identifier });
+  });
+
+  it('close from one end is forwarded to the other with its code, and late DATA for it is dropped', async () => {
+    const r = await relay();
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    inlet.sendControl({ t: 'close', circuit, code: 'WICKET_ERR_STREAM_RESET' });
+    expect(await outlet.next('close')).toEqual({ t: 'close', circuit, code: 'WICKET_ERR_STREAM_RESET' });
+    expect(r.relay.router.circuitCount).toBe(0);
+    // A frame racing the close is dropped silently; both connections stay usable.
+    outlet.sendRaw(encodeData(circuit, Buffer.from('late')));
+    const again = await inlet.open('svc');
+    expect(again.t).toBe('opened');
+    expect(outlet.data).toEqual([]);
+  });
+
+  it('an unknown close code from an agent is forwarded as WICKET_ERR_CIRCUIT_CLOSED', async () => {
+    const r = await relay();
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    inlet.sendControl({ t: 'close', circuit, code: '<script>' });
+    expect(await outlet.next('close')).toEqual({ t: 'close', circuit, code: 'WICKET_ERR_CIRCUIT_CLOSED' });
+  });
+
+  it('a dropped connection closes its circuits at the other end and frees its name', async () => {
+    const r = await relay();
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    outlet.ws.terminate();
+    expect(await inlet.next('close')).toEqual({ t: 'close', circuit, code: 'WICKET_ERR_CIRCUIT_CLOSED' });
+    expect(r.relay.router.circuitCount).toBe(0);
+    expect(r.relay.router.serversOf('svc')).toBe(0);
+  });
+
+  it('unregister stops new circuits to that outlet and keeps the existing ones', async () => {
+    const r = await relay();
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    outlet.sendControl({ t: 'unregister', id: 77, name: 'svc' });
+    expect(await outlet.next('unregistered')).toEqual({ t: 'unregistered', id: 77, name: 'svc' });
+    expect(await inlet.open('svc')).toMatchObject({ t: 'error', code: 'WICKET_ERR_RELAY_NAME_UNKNOWN' });
+    const frame = encodeData(circuit, Buffer.from('still here'));
+    inlet.sendRaw(frame);
+    expect((await outlet.nextData()).equals(frame)).toBe(true);
+  });
+
+  it('caps the circuits one connection may hold open (WICKET_ERR_RELAY_TOO_MANY_CIRCUITS)', async () => {
+    const r = await relay({ settings: { maxCircuitsPerConnection: 3 } });
+    const a = await r.member({}, ['svc']);
+    const b = await r.member({}, ['svc']);
+    await a.register('svc');
+    await b.register('svc');
+    const inlet = await r.member();
+    for (let i = 0; i < 3; i++) expect((await inlet.open('svc')).t).toBe('opened');
+    expect(await inlet.open('svc')).toMatchObject({ t: 'error', code: 'WICKET_ERR_RELAY_TOO_MANY_CIRCUITS' });
+    expect(r.relay.router.circuitCount).toBe(3);
+  });
+});
+
+describe('backpressure', () => {
+  it('a full downstream pauses the upstream: the relay queues a bounded amount while the sender is pushed back', async () => {
+    const highWaterBytes = 512 * 1024;
+    const r = await relay({ settings: { highWaterBytes, lowWaterBytes: 128 * 1024, hardCapBytes: 256 * 1024 * 1024 } });
+    const { inlet, outlet, circuit } = await circuitBetween(r);
+    const relaySideOutlet = r.relay.connections.all().find((c) => c.identifier === outlet.identity!.identifier)!;
+    const relaySideInlet = r.relay.connections.all().find((c) => c.identifier === inlet.identity!.identifier)!;
+
+    // The outlet stops reading; the inlet pushes 48 MiB (768 frames of 64 KiB) as fast as it can.
+    outlet.ws.pause();
+    const frames = 768;
+    const payloadSize = 64 * 1024 - DATA_HEADER_LEN;
+    const sent = createHash('sha256');
+    for (let i = 0; i < frames; i++) {
+      const payload = seededBytes(7 + i, payloadSize);
+      sent.update(payload);
+      inlet.sendRaw(encodeData(circuit, payload));
+    }
+    let maxRelayQueue = 0;
+    let sawSourcePaused = false;
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      maxRelayQueue = Math.max(maxRelayQueue, relaySideOutlet.ws.bufferedAmount);
+      sawSourcePaused ||= relaySideInlet.ws.isPaused;
+    }
+    // The relay holds at most the high-water mark plus one socket read of frames; the rest waits
+    // in the sender (the kernel's loopback buffers hold a few MiB between them).
+    expect(sawSourcePaused).toBe(true);
+    expect(maxRelayQueue).toBeLessThan(highWaterBytes + 2 * 1024 * 1024);
+    expect(inlet.ws.bufferedAmount).toBeGreaterThan(16 * 1024 * 1024);
+
+    // The outlet reads again: everything arrives, in order, unchanged; the inlet is resumed.
+    outlet.ws.resume();
+    const received = createHash('sha256');
+    for (let i = 0; i < frames; i++) {
+      const frame = await outlet.nextData(20_000);
+      expect(frame.readUInt32BE(1)).toBe(circuit);
+      received.update(frame.subarray(DATA_HEADER_LEN));
+    }
+    expect(received.digest('hex')).toBe(sent.digest('hex'));
+    expect(relaySideInlet.ws.isPaused).toBe(false);
+  });
+});
