@@ -176,3 +176,11 @@ export const CONTROL_REQUEST_TIMEOUT_MS = 15_000;
 export const NODE_CONFIG_MAX_BYTES = 1024 * 1024;
 /** Inlets and outlets on one node (each holds a listener or a registration). */
 export const MAX_NODE_RESOURCES = 256;
+
+// --- Azure scenario (scripts/azure) ---
+/** AI Corp's token proxy renews its managed-identity token when less than this is left (IMDS tokens live ~24 h). */
+export const AOAI_TOKEN_REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
+/** The token proxy gives up on the Instance Metadata Service after this (it answers in milliseconds). */
+export const AOAI_IMDS_TIMEOUT_MS = 10_000;
+/** The token proxy gives up on Azure OpenAI after this: long enough for a slow completion. */
+export const AOAI_UPSTREAM_TIMEOUT_MS = 120_000;

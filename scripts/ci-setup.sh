@@ -2,7 +2,7 @@
 # System tools the tests and the benchmark use, installed from Debian's packages when missing:
 #   openssh-server/openssh-client  the `ssh -L` baseline in `npm run bench`
 #   iproute2                        network-namespace tests (ip netns, veth)
-#   shellcheck                      lints scripts/*.sh
+#   the shellcheck linter           lints scripts/*.sh
 #   openssl                         certificate checks in tests
 #   nftables                        "AI Corp drops all inbound" in the network-namespace test
 # Without root (a developer laptop) nothing is installed and the dependent tests print why they skip.
