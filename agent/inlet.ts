@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Logger } from 'pino';
 import { asWicketError, type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
 import { INLET_CHANNEL_RETRY_MS, INLET_CHANNEL_WAIT_MS } from '../protocol/limits.js';
+import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
 import { formatHostPort, type HostPort, type InletSpec, inletSpecToJson } from './node-config.js';
 import { type ChannelContext, SecureSession } from './secure-session.js';
@@ -180,6 +181,9 @@ export class Inlet {
           resource: this.spec.name,
           peerHint: peer,
         });
+        // Streams go from inlet to outlet only: an outlet opening one towards us is refused, so
+        // it cannot make the inlet hold windows of data nobody reads.
+        session.on('stream', (stream: MuxStream) => stream.reset('WICKET_ERR_MUX_PROTOCOL'));
         this.#context.sessions.add(session);
         session.start();
         await session.established;

@@ -108,6 +108,11 @@ export class Outlet {
           connected.reset();
           return;
         }
+        if (connected.socket.destroyed) {
+          // The target hung up between connecting and now: the stream never gets a clean end.
+          stream.reset('WICKET_ERR_TARGET_UNREACHABLE');
+          return;
+        }
         const bridge = new StreamBridge(connected.socket, stream, {
           logger: this.#log,
           resource: this.spec.name,

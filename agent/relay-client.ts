@@ -186,23 +186,19 @@ export class RelayClient extends EventEmitter {
     }
   }
 
+  /**
+   * Opens a circuit to whoever serves `name`. The circuit is live from the moment the relay's
+   * 'opened' is read (so a 'close' right behind it is not missed); 'data' for it before this
+   * promise resolves is possible only if the serving side speaks first, which Noise XX's
+   * responder never does.
+   */
   async openCircuit(name: string): Promise<{ circuit: number; peer: Identifier }> {
     checkName(name);
     const reply = await this.#call({ t: 'open', name }, 'opened');
-    const link = this.#link;
-    let peer: Identifier;
-    try {
-      peer = parseIdentifier(reply.peer);
-    } catch {
-      link?.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's 'opened' names no valid peer identifier"));
-      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's 'opened' names no valid peer identifier");
+    if (!this.#circuits.has(reply.circuit)) {
+      throw wicketError('WICKET_ERR_CIRCUIT_CLOSED', `circuit ${reply.circuit} to '${name}' closed before it could be used`);
     }
-    if (reply.circuit === 0) {
-      link?.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', 'the relay opened circuit 0'));
-      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'the relay opened circuit 0');
-    }
-    this.#circuits.add(reply.circuit);
-    return { circuit: reply.circuit, peer };
+    return { circuit: reply.circuit, peer: reply.peer as Identifier };
   }
 
   /**
@@ -408,11 +404,28 @@ export class RelayClient extends EventEmitter {
     return this.#requests.call(message, expects, (m) => link.sendControl(m));
   }
 
-  #settle(link: RelayLink, id: number, message: ControlMessage): void {
+  #settle(link: RelayLink, id: number, message: ControlMessage): boolean {
     const outcome = this.#requests.settle(id, message);
     if (outcome.kind === 'mismatch') link.fail(outcome.error);
-    // A late 'opened' (its request timed out): an orphaned circuit must not stay open at the relay.
-    else if (outcome.kind === 'unknown' && message.t === 'opened') link.sendControl({ t: 'close', circuit: message.circuit, code: 'WICKET_ERR_RELAY_TIMEOUT' });
+    return outcome.kind === 'settled';
+  }
+
+  #onOpened(link: RelayLink, m: Extract<ControlMessage, { t: 'opened' }>): void {
+    try {
+      parseIdentifier(m.peer);
+    } catch {
+      return link.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's 'opened' names no valid peer identifier"));
+    }
+    if (m.circuit === 0 || this.#circuits.has(m.circuit)) {
+      return link.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', `the relay opened circuit ${m.circuit}, which is zero or already open`));
+    }
+    // Live before the opener's promise continues, so frames right behind 'opened' find it.
+    this.#circuits.add(m.circuit);
+    if (!this.#settle(link, m.id, m)) {
+      // Its request timed out (or never existed): an orphaned circuit must not stay open.
+      this.#circuits.delete(m.circuit);
+      if (!link.closed) link.sendControl({ t: 'close', circuit: m.circuit, code: 'WICKET_ERR_RELAY_TIMEOUT' });
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -429,11 +442,16 @@ export class RelayClient extends EventEmitter {
     switch (m.t) {
       case 'registered':
       case 'unregistered':
-      case 'opened':
       case 'response':
-        return this.#settle(link, m.id, m);
+        this.#settle(link, m.id, m);
+        return;
+      case 'opened':
+        return this.#onOpened(link, m);
       case 'error': {
-        if (m.id !== undefined) return this.#settle(link, m.id, m);
+        if (m.id !== undefined) {
+          this.#settle(link, m.id, m);
+          return;
+        }
         // Connection-level refusal: the relay closes next; this is why.
         const err = relayError(m.code, m.message);
         link.noteReason(err);

@@ -158,7 +158,11 @@ export class SecureSession extends EventEmitter {
     if (this.state === 'closed') return;
     if (this.state === 'open') {
       // The hot path: decrypt then demultiplex; either failing closes the channel.
-      this.#guard(() => this.#mux!.receive(this.#transport!.open(payload)));
+      try {
+        this.#mux!.receive(this.#transport!.open(payload));
+      } catch (err) {
+        this.#fail(err);
+      }
       return;
     }
     this.#guard(() => this.#handshakeStep(payload));
@@ -272,10 +276,13 @@ export class SecureSession extends EventEmitter {
     try {
       step();
     } catch (err) {
-      const error = asWicketError(err);
-      if (!isWicketError(err)) this.#log.error({ err }, 'unexpected error in secure session');
-      this.#close(error, true);
+      this.#fail(err);
     }
+  }
+
+  #fail(err: unknown): void {
+    if (!isWicketError(err)) this.#log.error({ err }, 'unexpected error in secure session');
+    this.#close(asWicketError(err), true);
   }
 
   #close(error: WicketError, notifyPeer: boolean): void {

@@ -77,6 +77,7 @@ async function startNode(flags: { config?: string } & JsonFlag, command: Command
     const status = node.status();
     const inlets = status.inlets.map((i) => ({ name: i.name, address: i.address, via: i.via }));
     const outlets = status.outlets.map((o) => ({ name: o.name, relay: o.relay, to: o.to }));
+    logger.info({ identifier: node.identifier, inlets, outlets }, 'node ready');
     if (flags.json === true) {
       printJson({ ready: true, identifier: node.identifier, inlets, outlets });
       return;

@@ -341,7 +341,7 @@ describe('resource commands through the control socket', () => {
     expect(badPolicy.code).toBe(2);
     expect(badPolicy.stderr).toMatch(/WICKET_ERR_ARGUMENT.*--allow/);
     // A home with no running node: valid arguments reach for the control socket and fail clearly.
-    const noNode = await runAgent(strangerAgent.home + '-nothing-here', ['inlet', 'list']);
+    const noNode = await runAgent(tempDir('wicket-empty-'), ['inlet', 'list']);
     expect(noNode.code).toBe(1);
     expect(noNode.stderr).toMatch(/WICKET_ERR_CONTROL/);
   });

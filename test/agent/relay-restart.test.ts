@@ -4,7 +4,8 @@ import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../he
 
 // The relay goes away and comes back (same port, same data folder): a live portal connection is
 // reset (the path broke mid-stream: never a clean end), the inlet keeps listening throughout, and
-// a connection accepted while the relay is away is served once the path is back.
+// a connection accepted while the relay is away is served once the path is back. SIGTERM then
+// stops the node cleanly.
 
 afterAll(stopAll);
 
@@ -47,6 +48,10 @@ describe('relay restart', () => {
       expect(outcome.received.toString()).toBe('after');
       expect(outcome.ending).toBe('end');
       expect(outlet.proc.alive).toBe(true);
+
+      // SIGTERM is a clean shutdown: exit 0, the listener closed.
+      expect(await inlet.proc.kill('SIGTERM')).toEqual({ code: 0, signal: null });
+      await expect(connectTcp(address)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     } finally {
       await echo.close();
     }

@@ -89,6 +89,27 @@ describe('stream bridge', () => {
     expect(outcome.ending).toBe('end');
   });
 
+  it('a bulk upload does not cost a tiny extra message per socket read', async () => {
+    // Socket reads are 64 KiB, one frame carries 26 bytes less: written as read, every read would
+    // become a full message plus a 26-byte one, each paying a whole message's fixed cost on every
+    // hop. The bridge regroups reads into full frames.
+    const TOTAL = 64 * 1024 * 1024;
+    const portal = await openPortal({ silent: true });
+    const client = await connectTcp(portal.address);
+    const sent = client.write(seededBytes(3, TOTAL));
+    const carried = () => portal.wire.sent.toResponder.reduce((n, m) => n + m.length, 0);
+    const deadline = Date.now() + 30_000;
+    while (carried() < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await sent;
+    const sizes = portal.wire.sent.toResponder.map((m) => m.length);
+    const tiny = sizes.filter((n) => n < 1024).length;
+    expect(carried()).toBeGreaterThanOrEqual(TOTAL);
+    // A handful of control messages (OPEN, pings, the tail) are small; per-read tails would be
+    // about a third of all messages.
+    expect(tiny).toBeLessThan(sizes.length * 0.1);
+    client.socket.destroy();
+  });
+
   it('a target that resets mid-stream reaches the app as ECONNRESET, not a clean end', async () => {
     const portal = await openPortal();
     const client = await connectTcp(portal.address);

@@ -197,9 +197,11 @@ export interface RelayProcess {
 }
 
 /** Starts `relay start --listen … --data DIR --json` and waits for its JSON line. */
-export async function startRelayProcess(o: { dataDir?: string; listen?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RelayProcess> {
+export async function startRelayProcess(
+  o: { dataDir?: string; listen?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+): Promise<RelayProcess> {
   const dataDir = o.dataDir ?? tempDir('wicket-relay-');
-  const args = [RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
+  const args = [...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
   const proc = new ManagedProcess('relay', process.execPath, args, baseEnv(o.env));
   const info = await proc.waitForJson<{ url: string; authority: string; adminTicket?: string }>((v) => typeof v.url === 'string');
   return { proc, url: info.url, authority: info.authority, adminTicket: info.adminTicket, dataDir, listen: new URL(info.url).host };
@@ -252,8 +254,13 @@ export interface NodeProcess {
 }
 
 /** `agent node start --json [--config F]` with its own home; waits for the ready line. */
-export async function startNodeProcess(agent: AgentHome, config?: NodeConfigInput, o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<NodeProcess> {
-  const args = [AGENT_BIN, 'node', 'start', '--json'];
+/** `nodeArgs` go to node itself (e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile). */
+export async function startNodeProcess(
+  agent: AgentHome,
+  config?: NodeConfigInput,
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<NodeProcess> {
+  const args = [...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json'];
   if (config !== undefined) {
     const file = join(agent.home, 'node.json');
     writeFileSync(file, JSON.stringify(config, null, 2));
