@@ -127,10 +127,14 @@ export function loadSettings(sources: SettingsSources): AzureSettings {
     configError(`AOAI_CAPACITY must be a whole number of thousands of tokens per minute (1..10000), got '${capacityText}'`);
   }
 
-  const repoText = nonEmpty(env.WICKET_REPO) ?? sources.git?.origin();
-  const wicketRepo = repoText === undefined ? undefined : httpsCloneUrl(repoText);
+  const explicitRepo = nonEmpty(env.WICKET_REPO);
+  const repoText = explicitRepo ?? sources.git?.origin();
+  let wicketRepo = repoText === undefined ? undefined : httpsCloneUrl(repoText);
   if (wicketRepo !== undefined && !GIT_URL.test(wicketRepo)) {
-    configError(`WICKET_REPO must be a git URL the VMs can clone (https://…), got '${wicketRepo}'`);
+    if (explicitRepo !== undefined) configError(`WICKET_REPO must be a git URL the VMs can clone (https://…), got '${wicketRepo}'`);
+    // The origin remote is only a default guess: a clone of a clone has a local path there, which
+    // no VM can reach. Treat it as unset, so `plan` still prints and `up` asks for WICKET_REPO.
+    wicketRepo = undefined;
   }
   const wicketRef = nonEmpty(env.WICKET_REF) ?? sources.git?.head();
   if (wicketRef !== undefined && (!GIT_REF.test(wicketRef) || wicketRef.startsWith('-'))) {
@@ -181,7 +185,7 @@ export function requireSubscription(settings: AzureSettings): string {
 
 export function requireWicketSource(settings: AzureSettings): { repo: string; ref: string } {
   if (settings.wicketRepo === undefined) {
-    configError('no WICKET_REPO: set it to a git URL the VMs can clone (this checkout has no origin remote)');
+    configError('no WICKET_REPO: set it to a git URL the VMs can clone (this checkout has no cloneable origin remote)');
   }
   if (settings.wicketRef === undefined) configError('no WICKET_REF: set it to the branch, tag or commit the VMs should run');
   return { repo: settings.wicketRepo, ref: settings.wicketRef };

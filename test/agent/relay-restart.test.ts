@@ -34,10 +34,15 @@ describe('relay restart', () => {
       // The relay is away: the inlet still accepts, and the app connection waits for a channel.
       const during = await connectTcp(address);
       await during.write(Buffer.from('sent while the relay was down'));
-      const restartedAt = Date.now();
       relay = await startRelayProcess({ dataDir: relay.dataDir, listen: relay.listen });
+      const backAt = Date.now(); // the relay printed its listening line: it is back
       await during.waitForBytes('sent while the relay was down'.length, 30_000);
-      console.log(`relay restart: the waiting connection was served ${Date.now() - restartedAt} ms after the relay start began`);
+      const servedAfterMs = Date.now() - backAt;
+      console.log(`relay restart: the waiting connection was served ${servedAfterMs} ms after the relay was back`);
+      // Issue 3's requirement, end to end: served within 3 s of the relay being back. The
+      // reconnect backoff is capped at 2 s (RECONNECT_MAX_DELAY_MS) so this holds however long
+      // the outage was.
+      expect(servedAfterMs).toBeLessThan(3_000);
       during.end();
       expect((await during.outcome()).ending).toBe('end');
 

@@ -67,6 +67,12 @@ describe('settings', () => {
     expect(s.wicketRepo).toBe('https://github.com/example/wicket.git');
     expect(s.wicketRef).toBe('abc123');
   });
+
+  it('treats an origin no VM can clone (a local path) as unset, but refuses such an explicit WICKET_REPO', () => {
+    const git = { origin: () => '/srv/checkouts/wicket', head: () => 'abc123' };
+    expect(loadSettings({ env: {}, git }).wicketRepo).toBeUndefined();
+    expect(configError({ env: { WICKET_REPO: '/srv/checkouts/wicket' }, git })).toContain('WICKET_REPO must be a git URL');
+  });
 });
 
 describe('names', () => {
