@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ErrorCode, WicketError } from '../protocol/errors.js';
-import { MUX_MAX_DATA_PAYLOAD } from '../protocol/limits.js';
+import { MUX_MAX_DATA_PAYLOAD, TCP_READ_SIZE, TLS_MAX_RECORD_PLAINTEXT } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 
 // One TCP connection joined to one mux stream, in both directions, with backpressure both ways:
@@ -66,6 +66,8 @@ export class StreamBridge {
   #held: Buffer[] = [];
   #heldBytes = 0;
   #flushScheduled = false;
+  /** A read this long may have more behind it (see #coalesce); a shorter one drained the socket. */
+  readonly #fullReadSize: number;
   readonly #socket: Socket;
   readonly #stream: MuxStream;
   readonly #options: BridgeOptions;
@@ -74,6 +76,7 @@ export class StreamBridge {
     this.#socket = socket;
     this.#stream = stream;
     this.#options = options;
+    this.#fullReadSize = (socket as Socket & { encrypted?: boolean }).encrypted === true ? TLS_MAX_RECORD_PLAINTEXT : TCP_READ_SIZE;
     socket.setNoDelay(true);
 
     socket.on('data', (chunk: Buffer) => {
@@ -150,8 +153,10 @@ export class StreamBridge {
   // every hop (AEAD setup, WebSocket frame, relay forward, a syscall at the target). TLS targets
   // deliver 16 KiB records, four messages where one would do. So reads are handed to the stream
   // in full frames, and whatever is left is written at the end of the current event-loop turn
-  // (setImmediate): a lone small request leaves at once, only bulk data is regrouped. Copying the
-  // few bytes that straddle two reads costs far less than the extra message would.
+  // (setImmediate): only bulk data is regrouped. Copying the few bytes that straddle two reads
+  // costs far less than the extra message would. A read shorter than the socket's read buffer
+  // means the kernel had nothing more queued, so nothing will join it this turn: it is written at
+  // once, sparing a request/response exchange the extra event-loop turn on every hop.
 
   #write(chunk: Buffer): void {
     if (this.#finished) return;
@@ -163,6 +168,7 @@ export class StreamBridge {
     this.#held.push(chunk);
     this.#heldBytes += chunk.length;
     while (this.#heldBytes >= MUX_MAX_DATA_PAYLOAD) this.#write(this.#take(MUX_MAX_DATA_PAYLOAD));
+    if (chunk.length < this.#fullReadSize) return this.#flushHeld();
     if (this.#heldBytes > 0 && !this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => {

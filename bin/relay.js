@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Launches the TypeScript CLI through tsx's loader, so `npm ci` is the only install step.
-import { register } from 'tsx/esm/api';
+// Runs the compiled CLI from dist/ (see bin/agent.js for why).
+import { launch } from './launch.js';
 
-register();
-await import('../cli/relay.ts');
+await launch('relay');

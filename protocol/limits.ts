@@ -162,6 +162,13 @@ export const CHANNEL_PING_INTERVAL_MS = 5_000;
  * reconnect backoff, short enough that a client is not left hanging on a dead path.
  */
 export const INLET_CHANNEL_WAIT_MS = 15_000;
+/**
+ * Node reads a TCP socket into a 64 KiB buffer, and a TLS socket hands over one record (at most
+ * 16 KiB of plaintext) at a time. A read shorter than that means the kernel queue was drained: the
+ * bridge sends it at once instead of waiting a loop turn for more to coalesce with.
+ */
+export const TCP_READ_SIZE = 64 * 1024;
+export const TLS_MAX_RECORD_PLAINTEXT = 16 * 1024;
 /** Pause between channel attempts while the path is not there (name unknown, relay away). */
 export const INLET_CHANNEL_RETRY_MS = 250;
 /** An outlet's connection to its target (TCP connect + TLS handshake) must finish in this time. */

@@ -68,6 +68,14 @@ export interface LatencyResult {
   samples: number;
   p50Micros: number;
   p99Micros: number;
+  /** Every round trip in µs, sorted, so several runs can be pooled. */
+  micros: number[];
+}
+
+export function latencyOf(micros: number[]): LatencyResult {
+  const sorted = [...micros].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { samples: sorted.length, p50Micros: at(0.5), p99Micros: at(0.99), micros: sorted };
 }
 
 /** Sequential 1 KiB request/response round trips on one connection; percentiles in µs. */
@@ -102,7 +110,5 @@ export async function measureRoundTrips(echoPort: number, count: number, warmup:
   }
   socket.removeAllListeners('close');
   socket.destroy();
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
-  return { samples: samples.length, p50Micros: at(0.5), p99Micros: at(0.99) };
+  return latencyOf(samples);
 }
