@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff, seededRandom } from '../../agent/backoff.js';
+import { Backoff } from '../../agent/backoff.js';
+import { seededRandom } from '../helpers/seeded.js';
 import { RECONNECT_MAX_DELAY_MS, RECONNECT_MIN_DELAY_MS } from '../../protocol/limits.js';
 
 describe('Backoff', () => {

@@ -4,7 +4,8 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_MAX_LINE } from '../../protocol/limits.js';
-import { connectTcp, type EchoServer, seededBytes, startEchoServer } from '../helpers/echo-server.js';
+import { connectTcp, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { seededBytes } from '../helpers/seeded.js';
 import {
   type AgentHome,
   enrollAgent,

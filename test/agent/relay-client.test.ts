@@ -10,7 +10,7 @@ import * as x509 from '@peculiar/x509';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { seededRandom } from '../../agent/backoff.js';
+import { seededRandom } from '../helpers/seeded.js';
 import { enroll } from '../../agent/enroll.js';
 import { connectOnce, RelayClient, type IncomingCircuit } from '../../agent/relay-client.js';
 import { checkRelayUrl } from '../../agent/relay-dial.js';

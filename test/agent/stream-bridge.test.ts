@@ -3,7 +3,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStream } from '../../protocol/mux/index.js';
 import { StreamBridge } from '../../agent/stream-bridge.js';
-import { connectTcp, type EchoServer, seededBytes, startEchoServer } from '../helpers/echo-server.js';
+import { connectTcp, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { seededBytes } from '../helpers/seeded.js';
 import { project, sessionPair, silentLogger, type Wire } from './session-pair.js';
 
 // The TCP <-> stream bridge with real sockets on both ends and a real secure channel between

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seededBytes, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { seededBytes } from '../helpers/seeded.js';
 import { stopAll } from '../helpers/processes.js';
 import { startPortal, type Portal } from './portal-fixture.js';
 

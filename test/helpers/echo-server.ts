@@ -92,21 +92,6 @@ export async function startEchoServer(options: EchoServerOptions = {}): Promise<
   };
 }
 
-/** Deterministic bytes from a seed (mulberry32), so a failing transfer reproduces exactly. */
-export function seededBytes(seed: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i += 4) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const word = (t ^ (t >>> 14)) >>> 0;
-    for (let j = 0; j < 4 && i + j < length; j++) out[i + j] = (word >>> (8 * j)) & 0xff;
-  }
-  return out;
-}
-
 export interface TcpOutcome {
   /** Every byte received before the connection ended. */
   received: Buffer;

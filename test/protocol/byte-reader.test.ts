@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ByteReader } from '../../protocol/byte-reader.js';
 import { ByteWriter } from '../../protocol/byte-writer.js';
 import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
-
-// Seeded so any failure reproduces exactly (mulberry32).
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/seeded.js';
 
 function codeOf(fn: () => unknown): ErrorCode | 'accepted' | 'foreign error' {
   try {

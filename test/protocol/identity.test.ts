@@ -5,18 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { isWicketError } from '../../protocol/errors.js';
 import { Identity, identifierOf, parseIdentifier, publicKeyObject, verifySignature } from '../../protocol/identity.js';
 import { Secret } from '../../protocol/secret.js';
+import { seededRandom } from '../helpers/seeded.js';
 
-// Seeded so any failure reproduces exactly (mulberry32).
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randomBytes(random: () => number, n: number): Buffer {
   return Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
 }

@@ -4,18 +4,7 @@ import { Identity } from '../../protocol/identity.js';
 import { MAX_POLICY_DEPTH, MAX_POLICY_LEN } from '../../protocol/limits.js';
 import { parsePolicy } from '../../protocol/policy.js';
 import { Secret } from '../../protocol/secret.js';
-
-// Seeded so any failure reproduces exactly (mulberry32).
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/seeded.js';
 
 function syntaxErrorOf(text: string): string {
   try {

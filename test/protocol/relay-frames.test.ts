@@ -17,18 +17,7 @@ import {
   type ControlMessage,
   type ControlType,
 } from '../../protocol/relay-frames.js';
-
-// Seeded so any failure reproduces exactly (mulberry32).
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/seeded.js';
 
 function failure(fn: () => unknown): { code: ErrorCode | 'accepted' | 'foreign'; message: string } {
   try {

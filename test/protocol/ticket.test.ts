@@ -8,18 +8,7 @@ import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_TICKET_TEXT_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 import { TICKET_PREFIX, decodeTicket, encodeTicket, hashTicketSecret, isTicketExpired, type Ticket } from '../../protocol/ticket.js';
-
-// Seeded so any failure reproduces exactly (mulberry32).
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/seeded.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const SECRET = Buffer.from('5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e7aa01', 'hex');

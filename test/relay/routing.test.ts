@@ -4,6 +4,7 @@ import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
 import { NOISE_MAX_MESSAGE } from '../../protocol/limits.js';
 import type { RawRelayClient } from '../helpers/raw-relay-client.js';
 import { startTestRelay, type TestRelay } from './relay-fixture.js';
+import { seededBytes } from '../helpers/seeded.js';
 
 // Names, circuits and forwarding on a real relay (DESIGN.md property 6 and "Relay routing").
 
@@ -16,21 +17,6 @@ async function relay(options: Parameters<typeof startTestRelay>[0] = {}): Promis
 afterEach(async () => {
   await Promise.all(relays.splice(0).map((r) => r.stop()));
 });
-
-/** Seeded xorshift32 bytes, so a failure reproduces exactly. */
-function seededBytes(seed: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 async function circuitBetween(r: TestRelay, name = 'svc'): Promise<{ inlet: RawRelayClient; outlet: RawRelayClient; circuit: number }> {
   const outlet = await r.member({ outlet: 'true' }, [name]);

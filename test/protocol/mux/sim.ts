@@ -8,6 +8,7 @@
 import { MuxSession, type MuxSessionOptions } from '../../../protocol/mux/session.js';
 import { FrameType, readFrameHeader } from '../../../protocol/mux/frames.js';
 import { MUX_FRAME_HEADER_LEN } from '../../../protocol/limits.js';
+import { seededRandom as uniform } from '../../helpers/seeded.js';
 
 export interface Rng {
   next(): number;
@@ -19,14 +20,7 @@ export interface Rng {
 
 /** mulberry32: small, fast, and the same sequence everywhere for a given seed. */
 export function seededRandom(seed: number): Rng {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const next = uniform(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
