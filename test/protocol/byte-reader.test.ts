@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ByteReader } from '../../protocol/byte-reader.js';
 import { ByteWriter } from '../../protocol/byte-writer.js';
-import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
+import { isWicketError } from '../../protocol/errors.js';
 import { seededRandom } from '../helpers/seeded.js';
-
-function codeOf(fn: () => unknown): ErrorCode | 'accepted' | 'foreign error' {
-  try {
-    fn();
-    return 'accepted';
-  } catch (err) {
-    return isWicketError(err) ? err.code : 'foreign error';
-  }
-}
+import { codeOf } from '../helpers/error-code.js';
 
 describe('ByteReader / ByteWriter', () => {
   it('round trips every field kind, big-endian', () => {

@@ -2,10 +2,11 @@ import { ed25519 } from '@noble/curves/ed25519';
 import { describe, expect, it } from 'vitest';
 import { ByteWriter } from '../../protocol/byte-writer.js';
 import { decodeCredential, issueCredential, verifyCredential } from '../../protocol/credential.js';
-import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
+import { type ErrorCode } from '../../protocol/errors.js';
 import { Identity, type Identifier } from '../../protocol/identity.js';
 import { CLOCK_SKEW_MS, MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES, MAX_CREDENTIAL_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
+import { codeOf } from '../helpers/error-code.js';
 
 // Deterministic keys: Ed25519 signing is deterministic, so every encoding below reproduces exactly.
 const authority = Identity.fromSeed(new Secret(Buffer.alloc(32, 0xa1)));
@@ -24,15 +25,6 @@ function issue(attributes: Record<string, string> = ATTRIBUTES, by: Identity = a
 
 function verifyOptions(overrides: Partial<{ now: number; subject: Identifier; authorityPublicKey: Uint8Array }> = {}) {
   return { authorityPublicKey: authority.publicKey, subject: member.identifier, now: NOW + 1000, ...overrides };
-}
-
-function codeOf(fn: () => unknown): ErrorCode | 'accepted' | 'foreign error' {
-  try {
-    fn();
-    return 'accepted';
-  } catch (err) {
-    return isWicketError(err) ? err.code : 'foreign error';
-  }
 }
 
 /** A credential body written by hand (attributes in the order given), signed by `by`: for shapes issueCredential refuses to make. */
