@@ -1,7 +1,7 @@
 import { wicketError, type WicketError } from '../protocol/errors.js';
 import { verifyCredential, type Credential } from '../protocol/credential.js';
 import { identifierOf, parseIdentifier, type Identity } from '../protocol/identity.js';
-import { MAX_CREDENTIAL_LEN, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
+import { MAX_CREDENTIAL_LEN, RELAY_CHALLENGE_LEN, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
 import {
   RELAY_AUTH_DOMAIN,
   RELAY_ENROLL_DOMAIN,
@@ -35,7 +35,6 @@ export interface HandshakeOptions {
   timeoutMs: number;
 }
 
-const CHALLENGE_LEN = 32;
 
 function protocolError(link: RelayLink, detail: string): WicketError {
   const err = wicketError('WICKET_ERR_RELAY_PROTOCOL', detail);
@@ -65,7 +64,7 @@ export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: Ha
   }
   let challenge: Buffer;
   try {
-    challenge = fromBase64url(hello.challenge, 'hello.challenge', { exact: CHALLENGE_LEN });
+    challenge = fromBase64url(hello.challenge, 'hello.challenge', { exact: RELAY_CHALLENGE_LEN });
     parseIdentifier(hello.authority);
   } catch (err) {
     throw protocolError(link, `the relay's hello is malformed: ${(err as Error).message}`);

@@ -120,6 +120,8 @@ export const RECONNECT_MIN_DELAY_MS = 100;
  * relay was gone; a failed dial costs microseconds, so this is no hot loop.
  */
 export const RECONNECT_MAX_DELAY_MS = 2_000;
+/** The relay's fresh per-connection challenge that an agent signs to authenticate. */
+export const RELAY_CHALLENGE_LEN = 32;
 /** An agent must authenticate within this time of connecting, or it is dropped. */
 export const RELAY_AUTH_TIMEOUT_MS = 10_000;
 /** Circuits open at once per agent connection. */

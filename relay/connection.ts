@@ -6,7 +6,7 @@ import type { WebSocket } from 'ws';
 import type { Credential } from '../protocol/credential.js';
 import { asWicketError, wicketError, type ErrorCode, type WicketError } from '../protocol/errors.js';
 import { identifierOf, verifySignature, type Identifier } from '../protocol/identity.js';
-import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, CREDENTIAL_REFRESH_FRACTION, RELAY_MAX_FRAMES_DURING_AUTH, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
+import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, CREDENTIAL_REFRESH_FRACTION, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
 import {
   base64url,
   DATA_HEADER_LEN,
@@ -81,7 +81,7 @@ export class RelayConnection {
   readonly onFrameWritten: () => void;
 
   readonly #services: ConnectionServices;
-  readonly #challenge = randomBytes(32);
+  readonly #challenge = randomBytes(RELAY_CHALLENGE_LEN);
   readonly #openedAt = performance.now();
   #logger: Logger;
   #authTimer: NodeJS.Timeout | undefined;
