@@ -1,20 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Identity } from '../../protocol/identity.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { startTestRelay, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach, type TestRelay } from './relay-fixture.js';
 
 // Admin requests over the relay connection, and the audit trail they and the agents leave.
 
-const relays: TestRelay[] = [];
-async function relay(): Promise<TestRelay> {
-  const started = await startTestRelay();
-  relays.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-});
+const relay = relaysStoppedAfterEach();
 
 async function adminOf(r: TestRelay): Promise<RawRelayClient> {
   const admin = await RawRelayClient.connect(r.relay.url);

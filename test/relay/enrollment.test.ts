@@ -1,21 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { issueCredential, verifyCredential } from '../../protocol/credential.js';
 import { Identity } from '../../protocol/identity.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { startTestRelay, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach } from './relay-fixture.js';
 
 // Enrollment and authentication against a real relay on 127.0.0.1 (DESIGN.md property 4).
 
-const relays: TestRelay[] = [];
-async function relay(options: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
-  const started = await startTestRelay(options);
-  relays.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-});
+const relay = relaysStoppedAfterEach();
 
 async function enrollError(url: string, ticket: string, identity = Identity.generate()): Promise<{ code: string; closeCode: number }> {
   const client = await RawRelayClient.connect(url);

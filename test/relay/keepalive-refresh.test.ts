@@ -1,19 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyCredential } from '../../protocol/credential.js';
-import { startTestRelay, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach } from './relay-fixture.js';
 
 // Timers of a live connection: keepalive drops a silent peer; credentials are refreshed while the
 // member stays connected. Both use injected small periods, never a timing assertion.
 
-const relays: TestRelay[] = [];
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-});
+const relay = relaysStoppedAfterEach();
 
 describe('keepalive', () => {
   it('drops a silent peer (one that no longer answers pings) and closes its circuits, while a live peer stays', async () => {
-    const r = await startTestRelay({ settings: { keepaliveIntervalMs: 100, keepaliveDeadAfterMs: 400, keepaliveSweepMs: 50 } });
-    relays.push(r);
+    const r = await relay({ settings: { keepaliveIntervalMs: 100, keepaliveDeadAfterMs: 400, keepaliveSweepMs: 50 } });
     const silent = await r.member({}, ['svc']);
     await silent.register('svc');
     const live = await r.member();
@@ -32,8 +28,7 @@ describe('keepalive', () => {
 
 describe('credential refresh', () => {
   it('pushes a fresh credential to a live member when half its lifetime is left', async () => {
-    const r = await startTestRelay({ credentialTtlMs: 400 });
-    relays.push(r);
+    const r = await relay({ credentialTtlMs: 400 });
     const member = await r.member({ team: 'a' }, ['svc']);
     const first = verifyCredential(member.credential!, { authorityPublicKey: r.relay.authority.publicKey, subject: member.identity!.identifier, now: r.clock.now() });
     expect(first.expiresAt - first.issuedAt).toBe(400);

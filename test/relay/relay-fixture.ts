@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { afterEach } from 'vitest';
 import type { Attributes } from '../../relay/authority/store.js';
 import { startRelay, type RelayOptions, type RunningRelay } from '../../relay/server.js';
 import { enrollFresh, type RawRelayClient } from '../helpers/raw-relay-client.js';
@@ -63,5 +64,21 @@ export async function startTestRelay(options: Partial<RelayOptions> = {}): Promi
       await relay.close();
       if (options.dataDir === undefined) rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A starter for per-test relays: `const relay = relaysStoppedAfterEach();` at the top of a test
+ * file, then `await relay(options)` in any test; each relay started so is stopped after its test.
+ */
+export function relaysStoppedAfterEach(): (options?: Partial<RelayOptions>) => Promise<TestRelay> {
+  const relays: TestRelay[] = [];
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+  });
+  return async (options = {}) => {
+    const started = await startTestRelay(options);
+    relays.push(started);
+    return started;
   };
 }

@@ -1,26 +1,18 @@
 import { performance } from 'node:perf_hooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Authority } from '../../relay/authority/authority.js';
 import { loadAuthorityKey } from '../../relay/authority/authority-key.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { Identity } from '../../protocol/identity.js';
 import { encodeData } from '../../protocol/relay-frames.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { startTestRelay, testLogger, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach, testLogger } from './relay-fixture.js';
 
 // Revocation that bites (DESIGN.md property 5): live connections of the revoked identity are cut
 // within a second, their circuits close at the other end with WICKET_ERR_REVOKED, everyone else
 // hears `revoked`, and new connections are refused.
 
-const relays: TestRelay[] = [];
-async function relay(): Promise<TestRelay> {
-  const started = await startTestRelay();
-  relays.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-});
+const relay = relaysStoppedAfterEach();
 
 describe('revocation', () => {
   it("revoke cuts that identity's live connections and circuits and broadcasts `revoked`", async () => {

@@ -1,22 +1,14 @@
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
 import { NOISE_MAX_MESSAGE } from '../../protocol/limits.js';
 import type { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { startTestRelay, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach, type TestRelay } from './relay-fixture.js';
 import { seededBytes } from '../helpers/seeded.js';
 
 // Names, circuits and forwarding on a real relay (DESIGN.md property 6 and "Relay routing").
 
-const relays: TestRelay[] = [];
-async function relay(options: Parameters<typeof startTestRelay>[0] = {}): Promise<TestRelay> {
-  const started = await startTestRelay(options);
-  relays.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-});
+const relay = relaysStoppedAfterEach();
 
 async function circuitBetween(r: TestRelay, name = 'svc'): Promise<{ inlet: RawRelayClient; outlet: RawRelayClient; circuit: number }> {
   const outlet = await r.member({ outlet: 'true' }, [name]);
