@@ -8,6 +8,8 @@
 // 2 x window / 1 KiB chunks. Copies happen only while paused and only for small chunks; bulk
 // frames stay zero-copy.
 
+import { ChunkFifo } from './chunk-fifo.js';
+
 /** Capacity of one coalescing buffer for small held chunks. */
 const TAIL_CAPACITY = 16 * 1024;
 /** A chunk is held as a view when chunk * VIEW_RATIO >= its message's length... */
@@ -16,8 +18,7 @@ const VIEW_RATIO = 4;
 const VIEW_MIN_BYTES = 1024;
 
 export class ReceiveBuffer {
-  #chunks: Buffer[] = [];
-  #head = 0;
+  readonly #chunks = new ChunkFifo();
   #tail: Buffer | undefined;
   #tailUsed = 0;
   #bytes = 0;
@@ -29,7 +30,7 @@ export class ReceiveBuffer {
 
   /** Chunks held, the open tail counted as one. */
   get chunkCount(): number {
-    return this.#chunks.length - this.#head + (this.#tailUsed > 0 ? 1 : 0);
+    return this.#chunks.count + (this.#tailUsed > 0 ? 1 : 0);
   }
 
   push(chunk: Buffer, messageLength: number): void {
@@ -49,25 +50,14 @@ export class ReceiveBuffer {
 
   /** The oldest held chunk, or undefined when empty. */
   shift(): Buffer | undefined {
-    if (this.#head === this.#chunks.length) this.#sealTail();
-    if (this.#head === this.#chunks.length) return undefined;
-    const chunk = this.#chunks[this.#head]!;
-    this.#chunks[this.#head] = EMPTY;
-    this.#head++;
-    this.#bytes -= chunk.length;
-    if (this.#head === this.#chunks.length) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 64 && this.#head * 2 >= this.#chunks.length) {
-      this.#chunks = this.#chunks.slice(this.#head);
-      this.#head = 0;
-    }
+    if (this.#chunks.count === 0) this.#sealTail();
+    const chunk = this.#chunks.shift();
+    if (chunk !== undefined) this.#bytes -= chunk.length;
     return chunk;
   }
 
   clear(): void {
-    this.#chunks = [];
-    this.#head = 0;
+    this.#chunks.clear();
     this.#tail = undefined;
     this.#tailUsed = 0;
     this.#bytes = 0;
@@ -83,4 +73,3 @@ export class ReceiveBuffer {
   }
 }
 
-const EMPTY = Buffer.alloc(0);

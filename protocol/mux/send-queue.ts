@@ -3,11 +3,11 @@
 // next without Buffer.concat. The secure channel encrypts the parts it is given; nothing here
 // ever copies a data byte.
 
+import { ChunkFifo } from './chunk-fifo.js';
+
 export class SendQueue {
-  #chunks: Buffer[] = [];
-  /** Index of the first chunk still (partly) queued. */
-  #head = 0;
-  /** Bytes of chunks[head] already taken. */
+  readonly #chunks = new ChunkFifo();
+  /** Bytes of the oldest chunk already taken. */
   #headOffset = 0;
   #length = 0;
 
@@ -30,12 +30,12 @@ export class SendQueue {
     let parts = 0;
     let want = n;
     while (want > 0) {
-      const chunk = this.#chunks[this.#head]!;
+      const chunk = this.#chunks.peek()!;
       const available = chunk.length - this.#headOffset;
       if (available <= want) {
         into.push(this.#headOffset === 0 ? chunk : chunk.subarray(this.#headOffset));
         want -= available;
-        this.#head++;
+        this.#chunks.shift();
         this.#headOffset = 0;
       } else {
         into.push(chunk.subarray(this.#headOffset, this.#headOffset + want));
@@ -45,25 +45,12 @@ export class SendQueue {
       parts++;
     }
     this.#length -= n;
-    this.#compact();
     return parts;
   }
 
   clear(): void {
-    this.#chunks = [];
-    this.#head = 0;
+    this.#chunks.clear();
     this.#headOffset = 0;
     this.#length = 0;
-  }
-
-  /** Drops consumed chunk references so the array does not grow with the stream's lifetime. */
-  #compact(): void {
-    if (this.#head === this.#chunks.length) {
-      this.#chunks.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 64 && this.#head * 2 >= this.#chunks.length) {
-      this.#chunks = this.#chunks.slice(this.#head);
-      this.#head = 0;
-    }
   }
 }
