@@ -2,7 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
-import { MAX_NODE_RESOURCES, MAX_RELAY_NAME_LEN, NODE_CONFIG_MAX_BYTES } from '../protocol/limits.js';
+import { MAX_NODE_RESOURCES, NODE_CONFIG_MAX_BYTES } from '../protocol/limits.js';
+import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { parsePolicy } from '../protocol/policy.js';
 
 // The shapes of a node's resources and their strict validation. One validator serves three doors:
@@ -51,7 +52,6 @@ export interface NodeConfig {
   inlets: InletSpec[];
 }
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 const MAX_PATH_LEN = 4_096;
 
@@ -63,12 +63,10 @@ function shown(value: unknown): string {
   return JSON.stringify(typeof value === 'string' ? value.slice(0, 80) : value)?.slice(0, 80) ?? String(value);
 }
 
-/** A relay or resource name: 1..MAX_RELAY_NAME_LEN of letters, digits, '.', '_', '-'. */
+/** A relay or resource name (resources follow the relay-name rule, as they default to it). */
 export function parseName(value: unknown, field: string, code: ErrorCode = 'WICKET_ERR_ARGUMENT'): string {
   if (typeof value !== 'string') fail(code, field, 'must be a string');
-  if (value.length === 0 || value.length > MAX_RELAY_NAME_LEN || !NAME_PATTERN.test(value)) {
-    fail(code, field, `${shown(value)} is not a name (1-${MAX_RELAY_NAME_LEN} letters, digits, '.', '_', '-', starting with a letter or digit)`);
-  }
+  if (!isRelayName(value)) fail(code, field, `${shown(value)} is not a name (${RELAY_NAME_RULE})`);
   return value;
 }
 

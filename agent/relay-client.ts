@@ -6,7 +6,6 @@ import { parseIdentifier, type Identifier, type Identity } from '../protocol/ide
 import {
   MAX_CIRCUITS_PER_CONNECTION,
   MAX_CREDENTIAL_LEN,
-  MAX_RELAY_NAME_LEN,
   RELAY_AUTH_TIMEOUT_MS,
   RELAY_HIGH_WATER_BYTES,
   RELAY_LOW_WATER_BYTES,
@@ -26,6 +25,7 @@ import { relayHandshake } from './relay-handshake.js';
 import { relayError, toErrorCode, type RelayLink } from './relay-link.js';
 import { PendingRequests, type OutgoingRequest, type Reply, type ReplyType } from './relay-requests.js';
 import type { Enrollment, Vault } from './vault.js';
+import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 
 // The agent's connection to the relay: dial, authenticate, stay connected (jittered exponential
 // backoff between attempts, reset after a successful authentication), re-register relay names
@@ -79,9 +79,7 @@ const FATAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 ]);
 
 function checkName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > MAX_RELAY_NAME_LEN) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `a relay name must be 1..${MAX_RELAY_NAME_LEN} bytes`);
-  }
+  if (!isRelayName(name)) throw wicketError('WICKET_ERR_ARGUMENT', `a relay name must be ${RELAY_NAME_RULE}`);
 }
 
 export class RelayClient extends EventEmitter {

@@ -7,7 +7,6 @@ import {
   IDENTIFIER_PREFIX,
   MAX_ATTRIBUTE_KEY_LEN,
   MAX_ATTRIBUTE_VALUE_LEN,
-  MAX_RELAY_NAME_LEN,
   MAX_RELAY_NAMES,
   TICKET_DEFAULT_TTL_MS,
   TICKET_DEFAULT_USAGE_COUNT,
@@ -15,6 +14,7 @@ import {
   TICKET_MAX_USAGE_COUNT,
 } from '../protocol/limits.js';
 import type { AdminOp } from '../protocol/relay-frames.js';
+import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../protocol/relay-names.js';
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { formatDuration, parseDuration } from './duration.js';
@@ -24,9 +24,6 @@ import { formatDuration, parseDuration } from './duration.js';
 // the `admin` attribute), sends one admin request, prints the answer and closes.
 // Arguments are checked here first, so a typo fails fast with WICKET_ERR_ARGUMENT before any
 // network I/O; the relay checks them again.
-
-const RELAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const RESERVED_PREFIX = 'wicket:';
 
 /** `K` (value "true", as in admin=true) or `K=V`. */
 export function parseAttributes(specs: readonly string[]): Record<string, string> {
@@ -38,7 +35,7 @@ export function parseAttributes(specs: readonly string[]): Record<string, string
     if (key.length === 0 || Buffer.byteLength(key) > MAX_ATTRIBUTE_KEY_LEN || /\s/.test(key)) {
       throw usageError(`--attribute: a key must be 1..${MAX_ATTRIBUTE_KEY_LEN} bytes without spaces (K or K=V)`);
     }
-    if (key.startsWith(RESERVED_PREFIX)) throw usageError(`--attribute: ${JSON.stringify(key)} is reserved; grant relay names with --relay NAME`);
+    if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) throw usageError(`--attribute: ${JSON.stringify(key)} is reserved; grant relay names with --relay NAME`);
     if (Buffer.byteLength(value) > MAX_ATTRIBUTE_VALUE_LEN) throw usageError(`--attribute ${key}: value over ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
     if (Object.hasOwn(attributes, key)) throw usageError(`--attribute ${key} is given twice`);
     attributes[key] = value;
@@ -50,9 +47,7 @@ export function parseRelayNames(names: readonly string[]): string[] {
   const unique = [...new Set(names)];
   if (unique.length > MAX_RELAY_NAMES) throw usageError(`--relay: at most ${MAX_RELAY_NAMES} names`);
   for (const name of unique) {
-    if (name.length > MAX_RELAY_NAME_LEN || !RELAY_NAME_PATTERN.test(name)) {
-      throw usageError(`--relay: a relay name is 1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-' (e.g. openai)`);
-    }
+    if (!isRelayName(name)) throw usageError(`--relay: a relay name is ${RELAY_NAME_RULE} (e.g. openai)`);
   }
   return unique;
 }

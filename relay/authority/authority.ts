@@ -14,8 +14,10 @@ import {
   TICKET_DEFAULT_USAGE_COUNT,
   TICKET_ID_LEN,
   TICKET_MAX_TTL_MS,
+  TICKET_MAX_USAGE_COUNT,
   TICKET_SECRET_LEN,
 } from '../../protocol/limits.js';
+import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../../protocol/relay-names.js';
 import { Secret } from '../../protocol/secret.js';
 import { encodeTicket, hashTicketSecret, type Ticket } from '../../protocol/ticket.js';
 import {
@@ -69,9 +71,6 @@ export interface Enrollment {
   readonly kind: 'new' | 'merged' | 'reinstated';
 }
 
-const RELAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const RESERVED_PREFIX = 'wicket:';
-const MAX_USAGE_COUNT = 1_000_000;
 
 function checkTicketRequest(request: TicketRequest): { attributes: Attributes; relayNames: string[]; usageCount: number; expiresInMs: number } {
   const attributes: Attributes = {};
@@ -86,7 +85,7 @@ function checkTicketRequest(request: TicketRequest): { attributes: Attributes; r
     if (key.length === 0 || Buffer.byteLength(key) > MAX_ATTRIBUTE_KEY_LEN || key.includes('=')) {
       throw wicketError('WICKET_ERR_ARGUMENT', `attribute key must be 1..${MAX_ATTRIBUTE_KEY_LEN} bytes without '='`);
     }
-    if (key.startsWith(RESERVED_PREFIX)) {
+    if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) {
       throw wicketError('WICKET_ERR_ARGUMENT', `attribute ${JSON.stringify(key)} is reserved (relay names go in relayNames / --relay)`);
     }
     if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_ATTRIBUTE_VALUE_LEN) {
@@ -101,8 +100,8 @@ function checkTicketRequest(request: TicketRequest): { attributes: Attributes; r
     throw wicketError('WICKET_ERR_ARGUMENT', `relay names together exceed ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
   }
   const usageCount = request.usageCount ?? TICKET_DEFAULT_USAGE_COUNT;
-  if (!Number.isSafeInteger(usageCount) || usageCount < 1 || usageCount > MAX_USAGE_COUNT) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `usage count must be an integer from 1 to ${MAX_USAGE_COUNT}`);
+  if (!Number.isSafeInteger(usageCount) || usageCount < 1 || usageCount > TICKET_MAX_USAGE_COUNT) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `usage count must be an integer from 1 to ${TICKET_MAX_USAGE_COUNT}`);
   }
   const expiresInMs = request.expiresInMs ?? TICKET_DEFAULT_TTL_MS;
   if (!Number.isSafeInteger(expiresInMs) || expiresInMs < 1 || expiresInMs > TICKET_MAX_TTL_MS) {
@@ -111,11 +110,10 @@ function checkTicketRequest(request: TicketRequest): { attributes: Attributes; r
   return { attributes, relayNames, usageCount, expiresInMs };
 }
 
-/** A relay name: 1..MAX_RELAY_NAME_LEN of letters, digits, '.', '_', '-' (no comma: names are joined by commas). */
 export function checkRelayName(name: unknown): string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_RELAY_NAME_LEN || !RELAY_NAME_PATTERN.test(name)) {
+  if (!isRelayName(name)) {
     const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, MAX_RELAY_NAME_LEN)) : typeof name;
-    throw wicketError('WICKET_ERR_ARGUMENT', `relay name ${shown} must be 1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-'`);
+    throw wicketError('WICKET_ERR_ARGUMENT', `relay name ${shown} must be ${RELAY_NAME_RULE}`);
   }
   return name;
 }

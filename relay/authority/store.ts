@@ -1,17 +1,13 @@
 import { wicketError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES } from '../../protocol/limits.js';
 import type { Identifier } from '../../protocol/identity.js';
+import { ADMIN_ATTRIBUTE, RELAYS_ATTRIBUTE } from '../../protocol/relay-names.js';
 
 // The authority's persistent state behind one small interface: members, tickets, revocations and
 // the audit trail. Every method is async so that several relays can later share one PostgreSQL
 // store; SqliteStore (sqlite-store.ts) is the single-relay implementation. Whatever backs it, each
 // method is one transaction: in particular redeemTicket checks, decrements and creates the member
 // atomically, so two racing redemptions of a one-use ticket give exactly one member.
-
-/** The reserved attribute listing the relay names a member may register (comma-separated). */
-export const RELAYS_ATTRIBUTE = 'wicket:relays';
-/** The reserved attribute granting admin operations when its value is 'true'. */
-export const ADMIN_ATTRIBUTE = 'admin';
 
 export type Attributes = Record<string, string>;
 

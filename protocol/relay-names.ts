@@ -1,0 +1,22 @@
+import { MAX_RELAY_NAME_LEN } from './limits.js';
+
+// Relay names and the credential attributes Wicket reserves (protocol/README.md, "Relay frames").
+// The CLI checks these before any network I/O, the agent checks its node.json with them, and the
+// relay's authority checks them again: one rule, so the three can never disagree.
+
+/** Attribute keys under this prefix are Wicket's own: a ticket cannot grant them by --attribute. */
+export const RESERVED_ATTRIBUTE_PREFIX = 'wicket:';
+/** Comma-separated relay names the identity may register (granted with `--relay NAME`). */
+export const RELAYS_ATTRIBUTE = 'wicket:relays';
+/** `true` grants the admin operations (tickets, members, revocation). */
+export const ADMIN_ATTRIBUTE = 'admin';
+
+// No comma: the relays attribute joins names with commas.
+const RELAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** 1..MAX_RELAY_NAME_LEN letters, digits, '.', '_' or '-', starting with a letter or digit. */
+export function isRelayName(name: unknown): name is string {
+  return typeof name === 'string' && name.length > 0 && name.length <= MAX_RELAY_NAME_LEN && RELAY_NAME_PATTERN.test(name);
+}
+
+export const RELAY_NAME_RULE = `1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-', starting with a letter or digit`;
