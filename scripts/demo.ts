@@ -19,7 +19,7 @@ import {
   stopAll,
   tempDir,
   type AgentHome,
-} from '../test/helpers/processes.js';
+} from './lib/local-processes.js';
 
 const STANDIN_NAME = 'aoai-standin.internal';
 const DEPLOYMENT = 'gpt-4o-mini';

@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../../test/helpers/processes.js';
+import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../lib/local-processes.js';
 import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
 

@@ -17,7 +17,7 @@ import {
   startRelayProcess,
   stopAll,
   tempDir,
-} from '../helpers/processes.js';
+} from '../../scripts/lib/local-processes.js';
 import { makeTestCa } from '../../examples/test-ca.js';
 
 // TCP portals with real processes: a relay (`relay start`), agent nodes (`agent node start`, each

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectTcp, startEchoServer } from '../helpers/echo-server.js';
-import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../helpers/processes.js';
+import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../../scripts/lib/local-processes.js';
 
 // The relay goes away and comes back (same port, same data folder): a live portal connection is
 // reset (the path broke mid-stream: never a clean end), the inlet keeps listening throughout, and

@@ -5,7 +5,7 @@ import { askQuestion, describeFailure } from '../../examples/demo-client.js';
 import { OCKHAMS_RAZOR_ANSWER, startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
 import { makeTestCa } from '../../examples/test-ca.js';
 import { Secret } from '../../protocol/secret.js';
-import { stopAll, tempDir } from '../helpers/processes.js';
+import { stopAll, tempDir } from '../../scripts/lib/local-processes.js';
 import { revoke, startPortal, type Portal } from './portal-fixture.js';
 
 // The demo path as a test: the official `openai` SDK (AzureOpenAI) talks only to the inlet's

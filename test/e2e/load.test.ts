@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { seededBytes } from '../helpers/seeded.js';
-import { stopAll } from '../helpers/processes.js';
+import { stopAll } from '../../scripts/lib/local-processes.js';
 import { startPortal, type Portal } from './portal-fixture.js';
 
 // 200 concurrent connections each echo 1 MiB of seeded random bytes through the portal, checked

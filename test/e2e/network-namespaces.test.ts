@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestCa } from '../../examples/test-ca.js';
-import { ManagedProcess, REPO_ROOT, runCommand, stopAll, tempDir } from '../helpers/processes.js';
+import { ManagedProcess, REPO_ROOT, runCommand, stopAll, tempDir } from '../../scripts/lib/local-processes.js';
 
 // The seed scenario with real network isolation, in network namespaces this test creates:
 //

@@ -8,7 +8,7 @@ import {
   type AgentHome,
   type NodeProcess,
   type RelayProcess,
-} from '../helpers/processes.js';
+} from '../../scripts/lib/local-processes.js';
 
 // One whole portal from real processes, as the end-to-end tests need it: a relay, an admin
 // enrolled from the relay's first admin ticket, an outlet node serving `relayName` in front of

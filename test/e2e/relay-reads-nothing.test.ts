@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
-import { stopAll, tempDir } from '../helpers/processes.js';
+import { stopAll, tempDir } from '../../scripts/lib/local-processes.js';
 import { startPortal, type Portal } from './portal-fixture.js';
 
 // Security property 1, "the relay reads nothing": the relay runs with its test tap, which appends

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Real processes for end-to-end tests: the relay and agents started through their CLIs
-// (`node bin/relay.js …`, `node bin/agent.js …`), each agent with its own WICKET_HOME.
+// Real processes, for the end-to-end tests, the demo and the bench: the relay and agents started
+// through their CLIs (`node bin/relay.js …`, `node bin/agent.js …`), each agent with its own
+// WICKET_HOME.
 //
 //   const relay = await startRelayProcess();
 //   const outletHome = await enrollAgent(relay, { attributes: ['svc-outlet'], relayNames: ['svc'] });
