@@ -433,7 +433,7 @@ export class RelayClient extends EventEmitter {
   #dispatch(link: RelayLink, frame: RelayFrame): void {
     if (this.#link !== link) return;
     if (frame.kind === 'data') {
-      if (this.#circuits.has(frame.circuit)) this.#emitSafely('data', frame.circuit, frame.payload);
+      if (this.#circuits.has(frame.circuit)) this.#emitData(frame.circuit, frame.payload);
       return; // unknown circuit: a race with close (relay-semantics), dropped
     }
     const m = frame.message;
@@ -504,6 +504,15 @@ export class RelayClient extends EventEmitter {
       // Keep the credential we have; a bad push is logged, not stored.
       const e = asWicketError(err);
       this.#log.warn({ code: e.code }, `ignored a credential from the relay that does not verify: ${e.message}`);
+    }
+  }
+
+  /** #emitSafely for the data path, without the rest-argument array on every frame. */
+  #emitData(circuit: number, payload: Buffer): void {
+    try {
+      this.emit('data', circuit, payload);
+    } catch (err) {
+      this.#log.error({ event: 'data', err: asWicketError(err).message }, 'a relay client listener threw');
     }
   }
 

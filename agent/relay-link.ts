@@ -34,6 +34,9 @@ export function relayError(code: string, message: string): WicketError {
 // Liveness is checked every KEEPALIVE_SWEEP_MS, so a silent relay is dropped within
 // KEEPALIVE_DEAD_AFTER_MS + KEEPALIVE_SWEEP_MS (<= 10 s); pings go out every KEEPALIVE_INTERVAL_MS.
 
+/** ws send options for every frame (one object, not one per frame). */
+const BINARY = { binary: true } as const;
+
 type Waiter = { resolve: (f: RelayFrame) => void; reject: (e: WicketError) => void; timer: NodeJS.Timeout };
 
 export class RelayLink {
@@ -106,7 +109,7 @@ export class RelayLink {
   /** Queues one frame; silently dropped once the link is closing (the close is reported separately). */
   send(frame: Buffer): void {
     if (this.#closed || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(frame, { binary: true });
+    this.ws.send(frame, BINARY);
   }
 
   /** Records why the link is closing, unless a reason is already known (the first one wins). */

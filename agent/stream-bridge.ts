@@ -164,7 +164,11 @@ export class StreamBridge {
   }
 
   #coalesce(chunk: Buffer): void {
-    if (this.#heldBytes === 0 && chunk.length === MUX_MAX_DATA_PAYLOAD) return this.#write(chunk);
+    if (this.#heldBytes === 0) {
+      // Nothing held: a full frame, or a short read that fits one frame, goes out as it is.
+      if (chunk.length === MUX_MAX_DATA_PAYLOAD) return this.#write(chunk);
+      if (chunk.length < this.#fullReadSize && chunk.length < MUX_MAX_DATA_PAYLOAD) return this.#write(chunk);
+    }
     this.#held.push(chunk);
     this.#heldBytes += chunk.length;
     while (this.#heldBytes >= MUX_MAX_DATA_PAYLOAD) this.#write(this.#take(MUX_MAX_DATA_PAYLOAD));

@@ -73,7 +73,6 @@ export function readFrameHeader(message: Buffer, offset: number): FrameHeader {
   }
   const stream = message.readUInt32BE(offset + 1);
   const value = message.readUInt32BE(offset + 5);
-  const name = FRAME_NAMES[type]!;
   switch (type) {
     case FrameType.DATA:
       if (value === 0) throw wicketError('WICKET_ERR_FRAME_MALFORMED', 'mux DATA frame with an empty payload');
@@ -98,7 +97,7 @@ export function readFrameHeader(message: Buffer, offset: number): FrameHeader {
   }
   const sessionFrame = type === FrameType.PING || type === FrameType.PONG;
   if (sessionFrame !== (stream === 0)) {
-    throw wicketError('WICKET_ERR_FRAME_MALFORMED', `mux ${name} frame on stream ${stream}`);
+    throw wicketError('WICKET_ERR_FRAME_MALFORMED', `mux ${FRAME_NAMES[type]} frame on stream ${stream}`);
   }
   return { type: type as FrameType, stream, value };
 }

@@ -83,6 +83,9 @@ export class MuxSession extends EventEmitter {
   #batchDepth = 0;
   #flushing = false;
   #flushAgain = false;
+  /** The plaintext message being built by a flush: parts and their total length. */
+  #out: Buffer[] = [];
+  #outLength = 0;
   readonly #host: StreamHost;
   readonly #dispatch: readonly FrameHandler[];
 
@@ -224,6 +227,8 @@ export class MuxSession extends EventEmitter {
     this.#streams.clear();
     this.#ready.clear();
     this.#control = [];
+    this.#out = [];
+    this.#outLength = 0;
     this.#pendingPong = undefined;
     this.emit('close', err);
   }
@@ -322,68 +327,77 @@ export class MuxSession extends EventEmitter {
   }
 
   #flushOnce(): void {
-    let parts: Buffer[] = [];
-    let length = 0;
-    const emitMessage = (): void => {
-      const out = parts;
-      parts = [];
-      length = 0;
-      if (out.length === 0 || this.#closed) return;
-      if (!this.#send(out)) this.#congested = true;
-    };
-    const appendControl = (): void => {
-      // The pong waits while congested: at most one is ever owed.
-      if (this.#pendingPong !== undefined && !this.#congested) {
-        this.#control.push(FrameType.PONG, 0, this.#pendingPong);
-        this.#pendingPong = undefined;
-      }
-      if (this.#pingWanted) {
-        this.#pingWanted = false;
-        this.#control.push(FrameType.PING, 0, this.#rtt.start(this.#now()));
-      }
-      const pending = this.#control;
-      if (pending.length === 0) return;
-      this.#control = [];
-      let frame = 0;
-      const frames = pending.length / 3;
-      while (frame < frames) {
-        const room = Math.floor((NOISE_MAX_PLAINTEXT - length) / MUX_FRAME_HEADER_LEN);
-        if (room === 0) {
-          emitMessage();
-          continue;
-        }
-        const count = Math.min(room, frames - frame);
-        const block = Buffer.allocUnsafe(count * MUX_FRAME_HEADER_LEN);
-        for (let i = 0; i < count; i++, frame++) {
-          writeFrameHeader(block, i * MUX_FRAME_HEADER_LEN, pending[frame * 3]! as FrameType, pending[frame * 3 + 1]!, pending[frame * 3 + 2]!);
-        }
-        parts.push(block);
-        length += block.length;
-      }
-    };
-
     for (;;) {
-      appendControl();
+      this.#appendControl();
       if (this.#congested || this.#closed) break;
-      const stream = this.#ready.values().next().value as MuxStream | undefined;
+      const stream = this.#nextReady();
       if (stream === undefined) break;
       const n = stream._sendable();
       if (n === 0) {
         this.#ready.delete(stream);
         continue;
       }
-      if (length + MUX_FRAME_HEADER_LEN + n > NOISE_MAX_PLAINTEXT) {
+      if (this.#outLength + MUX_FRAME_HEADER_LEN + n > NOISE_MAX_PLAINTEXT) {
         // Never split a frame to fill a message: a full-size frame is a message of its own.
-        emitMessage();
+        this.#emitMessage();
         continue;
       }
       this.#ready.delete(stream);
-      parts.push(frameHeader(FrameType.DATA, stream.id, n));
-      stream._takeData(n, parts);
-      length += MUX_FRAME_HEADER_LEN + n;
+      this.#out.push(frameHeader(FrameType.DATA, stream.id, n));
+      stream._takeData(n, this.#out);
+      this.#outLength += MUX_FRAME_HEADER_LEN + n;
       if (stream._sendable() > 0) this.#ready.add(stream); // back of the round-robin line
     }
-    emitMessage();
+    this.#emitMessage();
+  }
+
+  /** The stream at the front of the round-robin line (a Set keeps insertion order). */
+  #nextReady(): MuxStream | undefined {
+    if (this.#ready.size === 0) return undefined;
+    for (const stream of this.#ready) return stream;
+    return undefined;
+  }
+
+  /** Hands the message being built (if any) to the channel. */
+  #emitMessage(): void {
+    const parts = this.#out;
+    if (parts.length === 0) return;
+    this.#out = [];
+    this.#outLength = 0;
+    if (this.#closed) return;
+    if (!this.#send(parts)) this.#congested = true;
+  }
+
+  /** Moves every pending control frame into the message being built, packed into blocks. */
+  #appendControl(): void {
+    // The pong waits while congested: at most one is ever owed.
+    if (this.#pendingPong !== undefined && !this.#congested) {
+      this.#control.push(FrameType.PONG, 0, this.#pendingPong);
+      this.#pendingPong = undefined;
+    }
+    if (this.#pingWanted) {
+      this.#pingWanted = false;
+      this.#control.push(FrameType.PING, 0, this.#rtt.start(this.#now()));
+    }
+    const pending = this.#control;
+    if (pending.length === 0) return;
+    this.#control = [];
+    let frame = 0;
+    const frames = pending.length / 3;
+    while (frame < frames) {
+      const room = Math.floor((NOISE_MAX_PLAINTEXT - this.#outLength) / MUX_FRAME_HEADER_LEN);
+      if (room === 0) {
+        this.#emitMessage();
+        continue;
+      }
+      const count = Math.min(room, frames - frame);
+      const block = Buffer.allocUnsafe(count * MUX_FRAME_HEADER_LEN);
+      for (let i = 0; i < count; i++, frame++) {
+        writeFrameHeader(block, i * MUX_FRAME_HEADER_LEN, pending[frame * 3]! as FrameType, pending[frame * 3 + 1]!, pending[frame * 3 + 2]!);
+      }
+      this.#out.push(block);
+      this.#outLength += block.length;
+    }
   }
 }
 

@@ -258,9 +258,8 @@ export class MuxStream extends EventEmitter {
 
   /** Returns consumed credit to the peer once half a window is unannounced (never while paused). */
   #announceCredit(): void {
-    if (this.#paused || this.#finished || this.#remoteEnded) return;
-    const now = this.#host.now();
-    const increment = this.#window.takeUpdate(now, this.#host.rttMs());
+    if (this.#paused || this.#finished || this.#remoteEnded || !this.#window.updateDue) return;
+    const increment = this.#window.takeUpdate(this.#host.now(), this.#host.rttMs());
     if (increment > 0) {
       this.#host.control(FrameType.WINDOW, this.id, increment);
       this.#host.needRtt();

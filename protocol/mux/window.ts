@@ -96,12 +96,17 @@ export class ReceiveWindow {
     return delta;
   }
 
+  /** True once half the window is unannounced: the next takeUpdate() returns credit. */
+  get updateDue(): boolean {
+    return this.#unannounced * 2 >= this.#window;
+  }
+
   /**
    * If enough credit is unannounced, auto-tunes and returns the increment for a WINDOW frame
    * (the returned credit plus any growth); otherwise 0. `rttMs` undefined disables growth.
    */
   takeUpdate(now: number, rttMs: number | undefined): number {
-    if (this.#unannounced * 2 < this.#window) return 0;
+    if (!this.updateDue) return 0;
     const before = this.#window;
     if (rttMs !== undefined && rttMs > 0 && this.#window < this.maxWindow) {
       const elapsed = now - this.#epochStart;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
-import { AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
+import { AEAD_GATHER_MAX, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
 
 // Noise §5.1 cipher functions ENCRYPT(k, n, ad, plaintext) / DECRYPT(k, n, ad, ciphertext) on
 // node:crypto, and Noise §12.3 / §12.4 nonce encodings:
@@ -13,20 +13,29 @@ export interface CipherFunctions {
   readonly name: CipherName;
   /** The OpenSSL algorithm name. */
   readonly algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
-  /** Writes the 8-byte counter `n` into bytes 4..11 of a 12-byte nonce whose bytes 0..3 are zero. */
-  writeNonce(nonce: Buffer, n: bigint): void;
+  /**
+   * Writes the 8-byte counter n = hi * 2^32 + lo (two u32 halves: no BigInt on the data path) into
+   * bytes 4..11 of a 12-byte nonce whose bytes 0..3 are zero.
+   */
+  writeNonce(nonce: Buffer, hi: number, lo: number): void;
 }
 
 export const CHACHA_POLY: CipherFunctions = {
   name: 'ChaChaPoly',
   algorithm: 'chacha20-poly1305',
-  writeNonce: (nonce, n) => void nonce.writeBigUInt64LE(n, 4),
+  writeNonce: (nonce, hi, lo) => {
+    nonce.writeUInt32LE(lo, 4);
+    nonce.writeUInt32LE(hi, 8);
+  },
 };
 
 export const AES_GCM: CipherFunctions = {
   name: 'AESGCM',
   algorithm: 'aes-256-gcm',
-  writeNonce: (nonce, n) => void nonce.writeBigUInt64BE(n, 4),
+  writeNonce: (nonce, hi, lo) => {
+    nonce.writeUInt32BE(hi, 4);
+    nonce.writeUInt32BE(lo, 8);
+  },
 };
 
 export const CIPHERS: Readonly<Record<CipherName, CipherFunctions>> = { ChaChaPoly: CHACHA_POLY, AESGCM: AES_GCM };
@@ -52,14 +61,35 @@ export function encryptInto(
   const cipher = createCipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN }) as CipherGCM;
   if (ad.length > 0) cipher.setAAD(ad);
   let at = offset;
-  for (const part of parts) {
-    if (part.length === 0) continue;
-    // ChaCha20 and GCM are stream modes: update() returns exactly as many bytes as it is given.
-    at += cipher.update(part).copy(out, at);
+  const gathered = gatherSmallParts(parts, out, offset);
+  // ChaCha20 and GCM are stream modes: update() returns exactly as many bytes as it is given.
+  if (gathered > 0) at += cipher.update(out.subarray(offset, offset + gathered)).copy(out, at);
+  else {
+    for (const part of parts) {
+      if (part.length > 0) at += cipher.update(part).copy(out, at);
+    }
   }
   at += cipher.final().copy(out, at);
   at += cipher.getAuthTag().copy(out, at);
   return at - offset;
+}
+
+/**
+ * Copies several parts whose total is at most AEAD_GATHER_MAX into `out` at `offset` (the room
+ * their ciphertext goes to anyway), so they take one update() instead of one each. Returns the
+ * bytes gathered, or 0 when the parts should go one by one (a single part, or a large total).
+ */
+function gatherSmallParts(parts: readonly Uint8Array[], out: Buffer, offset: number): number {
+  if (parts.length < 2) return 0;
+  let total = 0;
+  for (const part of parts) total += part.length;
+  if (total > AEAD_GATHER_MAX || total === 0) return 0;
+  let at = offset;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return total;
 }
 
 /** ENCRYPT(k, n, ad, plaintext) into a new buffer. */

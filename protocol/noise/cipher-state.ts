@@ -3,18 +3,23 @@ import { AEAD_TAG_LEN, CIPHER_KEY_LEN, NOISE_MAX_NONCE } from '../limits.js';
 import { decrypt, encrypt, encryptInto, newNonceBuffer, REKEY_ZEROS, type CipherFunctions } from './cipher-functions.js';
 
 const EMPTY = Buffer.alloc(0);
+const U32_MAX = 0xffff_ffff;
+const U32_MAX_BIG = 0xffff_ffffn;
 
 /**
  * Noise §5.1 CipherState: a key k (or empty) and a 64-bit counter nonce n.
  *
- * The nonce is a bigint so the spec's reserved value 2^64-1 is exact: a CipherState refuses to use
- * it (WICKET_ERR_NONCE_EXHAUSTED) and only REKEY encrypts under it. The 12-byte nonce buffer is
- * allocated once and rewritten per message.
+ * n is kept as two u32 halves, so every value up to the spec's reserved 2^64-1 is exact without a
+ * BigInt allocation per message; the API shows it as a bigint. A CipherState refuses to use
+ * 2^64-1 (WICKET_ERR_NONCE_EXHAUSTED) and only REKEY encrypts under it. The 12-byte nonce buffer
+ * is allocated once and rewritten per message.
  */
 export class CipherState {
   readonly fn: CipherFunctions;
   #k: Buffer | undefined;
-  #n = 0n;
+  /** n = #hi * 2^32 + #lo. */
+  #hi = 0;
+  #lo = 0;
   #destroyed = false;
   readonly #nonce = newNonceBuffer();
 
@@ -27,7 +32,8 @@ export class CipherState {
   initializeKey(key: Uint8Array): void {
     if (key.length !== CIPHER_KEY_LEN) throw wicketError('WICKET_ERR_INTERNAL', `cipher key must be ${CIPHER_KEY_LEN} bytes`);
     this.#k = Buffer.from(key);
-    this.#n = 0n;
+    this.#hi = 0;
+    this.#lo = 0;
   }
 
   /** HasKey(). */
@@ -38,11 +44,18 @@ export class CipherState {
   /** SetNonce(nonce), for tests of nonce exhaustion and for the spec's out-of-order use. */
   setNonce(n: bigint): void {
     if (n < 0n || n > NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_INTERNAL', 'nonce out of range');
-    this.#n = n;
+    this.#hi = Number(n >> 32n);
+    this.#lo = Number(n & U32_MAX_BIG);
   }
 
   get nonce(): bigint {
-    return this.#n;
+    return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
+  }
+
+  /** n mod k === 0, without BigInt while n < 2^32 (the rekey schedule asks after every message). */
+  nonceIsMultipleOf(k: number): boolean {
+    if (this.#hi === 0) return this.#lo % k === 0;
+    return this.nonce % BigInt(k) === 0n;
   }
 
   #checkUsable(): void {
@@ -52,9 +65,18 @@ export class CipherState {
 
   #nextNonce(): Buffer {
     // Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); running into it is an error.
-    if (this.#n >= NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
-    this.fn.writeNonce(this.#nonce, this.#n);
+    if (this.#hi === U32_MAX && this.#lo === U32_MAX) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
+    this.fn.writeNonce(this.#nonce, this.#hi, this.#lo);
     return this.#nonce;
+  }
+
+  #advance(): void {
+    if (this.#lo === U32_MAX) {
+      this.#lo = 0;
+      this.#hi++;
+    } else {
+      this.#lo++;
+    }
   }
 
   /** EncryptWithAd(ad, plaintext): ENCRYPT(k, n++, ad, plaintext), or plaintext when k is empty. */
@@ -62,7 +84,7 @@ export class CipherState {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(plaintext);
     const out = encrypt(this.fn, this.#k, this.#nextNonce(), ad, plaintext);
-    this.#n++;
+    this.#advance();
     return out;
   }
 
@@ -74,7 +96,7 @@ export class CipherState {
     this.#checkUsable();
     if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'encryptPartsInto needs a key');
     const written = encryptInto(this.fn, this.#k, this.#nextNonce(), ad, parts, out, offset);
-    this.#n++;
+    this.#advance();
     return written;
   }
 
@@ -89,7 +111,7 @@ export class CipherState {
     if (plaintext === undefined) {
       throw wicketError(failureCode, ciphertext.length < AEAD_TAG_LEN ? 'message shorter than its tag' : 'authentication tag mismatch');
     }
-    this.#n++;
+    this.#advance();
     return plaintext;
   }
 
@@ -98,7 +120,7 @@ export class CipherState {
     this.#checkUsable();
     if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'rekey needs a key');
     const maxNonce = newNonceBuffer();
-    this.fn.writeNonce(maxNonce, NOISE_MAX_NONCE);
+    this.fn.writeNonce(maxNonce, U32_MAX, U32_MAX);
     const next = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LEN);
     this.#k.fill(0);
     this.#k = Buffer.from(next);
@@ -109,7 +131,8 @@ export class CipherState {
     this.#checkUsable();
     const copy = new CipherState(this.fn);
     if (this.#k !== undefined) copy.#k = Buffer.from(this.#k);
-    copy.#n = this.#n;
+    copy.#hi = this.#hi;
+    copy.#lo = this.#lo;
     return copy;
   }
 

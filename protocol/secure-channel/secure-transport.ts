@@ -23,14 +23,18 @@ export class SecureTransport {
   readonly handshakeHash: Buffer;
   readonly #send: CipherState;
   readonly #receive: CipherState;
-  readonly #rekeyInterval: bigint;
+  readonly #rekeyInterval: number;
   #closed = false;
 
   constructor(ciphers: TransportCiphers, handshakeHash: Buffer, options: SecureTransportOptions = {}) {
     this.#send = ciphers.send;
     this.#receive = ciphers.receive;
     this.handshakeHash = handshakeHash;
-    this.#rekeyInterval = BigInt(options.rekeyIntervalMessages ?? REKEY_INTERVAL_MESSAGES);
+    const rekeyInterval = options.rekeyIntervalMessages ?? REKEY_INTERVAL_MESSAGES;
+    if (!Number.isSafeInteger(rekeyInterval) || rekeyInterval < 1) {
+      throw wicketError('WICKET_ERR_ARGUMENT', `rekeyIntervalMessages must be a positive integer, got ${rekeyInterval}`);
+    }
+    this.#rekeyInterval = rekeyInterval;
   }
 
   get closed(): boolean {
@@ -56,7 +60,7 @@ export class SecureTransport {
     if (headroom > 0) out.fill(0, 0, headroom);
     try {
       this.#send.encryptPartsInto(EMPTY, list, out, headroom);
-      if (this.#send.nonce % this.#rekeyInterval === 0n) this.#send.rekey();
+      if (this.#send.nonceIsMultipleOf(this.#rekeyInterval)) this.#send.rekey();
     } catch (err) {
       this.close();
       throw asWicketError(err);
@@ -77,7 +81,7 @@ export class SecureTransport {
     }
     try {
       const plaintext = this.#receive.decryptWithAd(EMPTY, message, 'WICKET_ERR_DECRYPT');
-      if (this.#receive.nonce % this.#rekeyInterval === 0n) this.#receive.rekey();
+      if (this.#receive.nonceIsMultipleOf(this.#rekeyInterval)) this.#receive.rekey();
       return plaintext;
     } catch (err) {
       this.close();

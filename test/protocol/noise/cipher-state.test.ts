@@ -55,6 +55,44 @@ describe('CipherState (Noise §5.1)', () => {
     expect(codeOf(() => receiver.decryptWithAd(EMPTY, last))).toBe('WICKET_ERR_NONCE_EXHAUSTED');
   });
 
+  for (const name of ['ChaChaPoly', 'AESGCM'] as const) {
+    it(`${name}: the counter carries from 2^32-1 into the high half, and every message matches the reference nonce`, () => {
+      const key = new SeededBytes(`carry-${name}`).next(32);
+      const state = new CipherState(CIPHERS[name], key);
+      const start = 2n ** 32n - 2n;
+      state.setNonce(start);
+      for (let i = 0n; i < 4n; i++) {
+        const plaintext = Buffer.from(`message ${i}`);
+        expect(state.encryptWithAd(EMPTY, plaintext).equals(referenceEncrypt(name, key, start + i, EMPTY, plaintext)), `n = ${start + i}`).toBe(true);
+      }
+      expect(state.nonce).toBe(start + 4n);
+    });
+  }
+
+  it('a plaintext in parts encrypts exactly like the joined plaintext, gathered (<= 16 KiB) or part by part', () => {
+    const random = new SeededBytes('parts');
+    for (const total of [0, 1, 9, 1033, 16_383, 16_384, 16_385, 40_000]) {
+      const plaintext = Buffer.from(random.next(total));
+      const cut = random.int(total + 1);
+      const parts = [plaintext.subarray(0, Math.min(9, cut)), plaintext.subarray(Math.min(9, cut), cut), plaintext.subarray(cut)];
+      const key = random.next(32);
+      const headroom = 3;
+      const out = Buffer.alloc(headroom + total + 16, 0xee);
+      const written = new CipherState(CIPHERS.ChaChaPoly, key).encryptPartsInto(EMPTY, parts, out, headroom);
+      expect(written).toBe(total + 16);
+      expect(out.subarray(0, headroom).equals(Buffer.alloc(headroom, 0xee)), 'headroom untouched').toBe(true);
+      expect(out.subarray(headroom).equals(new CipherState(CIPHERS.ChaChaPoly, key).encryptWithAd(EMPTY, plaintext)), `total ${total}`).toBe(true);
+    }
+  });
+
+  it('nonceIsMultipleOf agrees with bigint arithmetic below and above 2^32', () => {
+    const state = new CipherState(CIPHERS.ChaChaPoly, new SeededBytes('multiple').next(32));
+    for (const n of [0n, 1n, 65_535n, 65_536n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 32n + 65_536n, 3n * 2n ** 40n, MAX_NONCE - 1n]) {
+      state.setNonce(n);
+      for (const k of [1, 2, 3, 1000, 65_536]) expect(state.nonceIsMultipleOf(k), `${n} % ${k}`).toBe(n % BigInt(k) === 0n);
+    }
+  });
+
   it('a failed decryption leaves n unchanged and returns no plaintext', () => {
     const key = new SeededBytes('failed-decrypt').next(32);
     const sender = new CipherState(CIPHERS.ChaChaPoly, key);

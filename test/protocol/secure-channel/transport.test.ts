@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { CIPHERS, CipherState } from '../../../protocol/noise/index.js';
+import { SecureTransport } from '../../../protocol/secure-channel/index.js';
 import { SeededBytes } from '../../helpers/noble-noise-reference.js';
 import { codeOf, handshake, inletAttributes, outletAttributes, party } from './channel-fixtures.js';
 
@@ -150,5 +152,13 @@ describe('secure transport: rekey', () => {
     sealed.forEach((m, i) => expect(rekeying.b.open(m).toString()).toBe(`m${i}`));
     for (let i = 0; i < 3; i++) expect(twin.b.open(sealed[i]!).toString()).toBe(`m${i}`);
     expect(codeOf(() => twin.b.open(sealed[3]!))).toBe('WICKET_ERR_DECRYPT');
+  });
+
+  it('a rekey interval that is not a positive integer is refused: WICKET_ERR_ARGUMENT', () => {
+    const ciphers = () => ({ send: new CipherState(CIPHERS.ChaChaPoly, Buffer.alloc(32, 1)), receive: new CipherState(CIPHERS.ChaChaPoly, Buffer.alloc(32, 2)) });
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(codeOf(() => new SecureTransport(ciphers(), Buffer.alloc(32), { rekeyIntervalMessages: bad })), String(bad)).toBe('WICKET_ERR_ARGUMENT');
+    }
+    expect(new SecureTransport(ciphers(), Buffer.alloc(32), { rekeyIntervalMessages: 1 }).closed).toBe(false);
   });
 });
