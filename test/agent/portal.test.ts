@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_MAX_LINE } from '../../protocol/limits.js';
-import { connectTcp, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { connectTcp, sendThenFinish, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { seededBytes } from '../helpers/seeded.js';
 import {
   type AgentHome,
@@ -102,10 +102,7 @@ async function freePort(): Promise<number> {
 describe('portal data path', () => {
   it('round-trips 1 MiB of seeded random bytes intact and ends with a clean FIN', async () => {
     const data = seededBytes(0xc0ffee, 1024 * 1024);
-    const client = await connectTcp(inletNode.inlets.svc!);
-    await client.write(data);
-    client.end();
-    const outcome = await client.outcome(30_000);
+    const outcome = await sendThenFinish(inletNode.inlets.svc!, data, 30_000);
     expect(outcome.ending).toBe('end');
     expect(outcome.received.length).toBe(data.length);
     expect(sha256(outcome.received)).toBe(sha256(data));
@@ -150,10 +147,7 @@ describe('portal data path', () => {
 
 describe('outlet targets', () => {
   it('opens TLS to the target, verifying its certificate against --tls-ca for --tls-servername', async () => {
-    const client = await connectTcp(inletNode.inlets['tls-ok']!);
-    await client.write(Buffer.from('over TLS to the target'));
-    client.end();
-    const outcome = await client.outcome();
+    const outcome = await sendThenFinish(inletNode.inlets['tls-ok']!, Buffer.from('over TLS to the target'));
     expect(outcome.received.toString()).toBe('over TLS to the target');
     expect(outcome.ending).toBe('end');
   });

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { connectTcp, startEchoServer } from '../helpers/echo-server.js';
+import { connectTcp, sendThenFinish, startEchoServer } from '../helpers/echo-server.js';
 import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../../scripts/lib/local-processes.js';
 
 // The relay goes away and comes back (same port, same data folder): a live portal connection is
@@ -46,10 +46,7 @@ describe('relay restart', () => {
       during.end();
       expect((await during.outcome()).ending).toBe('end');
 
-      const after = await connectTcp(address);
-      await after.write(Buffer.from('after'));
-      after.end();
-      const outcome = await after.outcome();
+      const outcome = await sendThenFinish(address, Buffer.from('after'));
       expect(outcome.received.toString()).toBe('after');
       expect(outcome.ending).toBe('end');
       expect(outlet.proc.alive).toBe(true);

@@ -3,7 +3,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStream } from '../../protocol/mux/index.js';
 import { StreamBridge } from '../../agent/stream-bridge.js';
-import { connectTcp, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
+import { connectTcp, sendThenFinish, type EchoServer, startEchoServer } from '../helpers/echo-server.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { project, sessionPair, silentLogger, type Wire } from './session-pair.js';
 
@@ -70,10 +70,7 @@ describe('stream bridge', () => {
   it('echoes 4 MiB of seeded random bytes intact and ends with a clean FIN', async () => {
     const portal = await openPortal();
     const data = seededBytes(0x5eed, 4 * 1024 * 1024);
-    const client = await connectTcp(portal.address);
-    await client.write(data);
-    client.end();
-    const outcome = await client.outcome(30_000);
+    const outcome = await sendThenFinish(portal.address, data, 30_000);
     expect(outcome.ending).toBe('end');
     expect(outcome.received.length).toBe(data.length);
     expect(sha256(outcome.received)).toBe(sha256(data));
@@ -81,11 +78,8 @@ describe('stream bridge', () => {
 
   it('keeps the response flowing after the app half-closes (FIN is per direction)', async () => {
     const portal = await openPortal();
-    const client = await connectTcp(portal.address);
-    await client.write(Buffer.from('request then FIN'));
-    client.end();
     // The echo arrives after our FIN, then the target's FIN.
-    const outcome = await client.outcome();
+    const outcome = await sendThenFinish(portal.address, Buffer.from('request then FIN'));
     expect(outcome.received.toString()).toBe('request then FIN');
     expect(outcome.ending).toBe('end');
   });

@@ -115,6 +115,14 @@ export interface TcpClient {
   outcome(timeoutMs?: number): Promise<TcpOutcome>;
 }
 
+/** Connects, sends `data`, half-closes, and resolves with how the connection ended. */
+export async function sendThenFinish(address: string, data: Buffer, timeoutMs?: number): Promise<TcpOutcome> {
+  const client = await connectTcp(address);
+  await client.write(data);
+  client.end();
+  return client.outcome(timeoutMs);
+}
+
 export async function connectTcp(address: string): Promise<TcpClient> {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
