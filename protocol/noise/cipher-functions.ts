@@ -6,6 +6,8 @@ import { AEAD_GATHER_MAX, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
 //   ChaChaPoly: 96-bit nonce = 32 bits of zeros ‖ little-endian encoding of n (RFC 8439)
 //   AESGCM:     96-bit nonce = 32 bits of zeros ‖ big-endian encoding of n
 // Both append a 16-byte tag. Nothing here loops over bytes in JS: OpenSSL does the work.
+// Each is split in two: making the OpenSSL context for (k, n), and its one use (sealInto,
+// openWith), so that CipherState can make the next context before the message arrives.
 
 export type CipherName = 'ChaChaPoly' | 'AESGCM';
 
@@ -45,20 +47,29 @@ export function newNonceBuffer(): Buffer {
   return Buffer.alloc(12);
 }
 
+/** An OpenSSL AEAD context set up with a key and a nonce: good for exactly one message. */
+export type EncryptContext = CipherGCM;
+export type DecryptContext = DecipherGCM;
+
 /**
- * ENCRYPT into `out` at `offset`: the ciphertext of the concatenation of `parts`, then the tag.
- * Returns the number of bytes written (plaintext length + 16). `out` must have room.
+ * The context for ENCRYPT(k, n, …). Making it is about as costly as sealing a small message (the
+ * cipher lookup and key set-up in OpenSSL), which is why CipherState can make it ahead of time.
  */
-export function encryptInto(
-  fn: CipherFunctions,
-  key: Buffer,
-  nonce: Buffer,
-  ad: Uint8Array,
-  parts: readonly Uint8Array[],
-  out: Buffer,
-  offset: number,
-): number {
-  const cipher = createCipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN }) as CipherGCM;
+export function newEncryptContext(fn: CipherFunctions, key: Buffer, nonce: Buffer): EncryptContext {
+  return createCipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
+}
+
+/** The context for DECRYPT(k, n, …); see newEncryptContext. */
+export function newDecryptContext(fn: CipherFunctions, key: Buffer, nonce: Buffer): DecryptContext {
+  return createDecipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
+}
+
+/**
+ * ENCRYPT with a fresh context into `out` at `offset`: the ciphertext of the concatenation of
+ * `parts`, then the tag. Returns the number of bytes written (plaintext length + 16). `out` must
+ * have room.
+ */
+export function sealInto(cipher: EncryptContext, ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
   if (ad.length > 0) cipher.setAAD(ad);
   let at = offset;
   const gathered = gatherSmallParts(parts, out, offset);
@@ -92,21 +103,13 @@ function gatherSmallParts(parts: readonly Uint8Array[], out: Buffer, offset: num
   return total;
 }
 
-/** ENCRYPT(k, n, ad, plaintext) into a new buffer. */
-export function encrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, plaintext: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
-  encryptInto(fn, key, nonce, ad, [plaintext], out, 0);
-  return out;
-}
-
 /**
- * DECRYPT(k, n, ad, ciphertext): the plaintext, or undefined when the tag does not verify (or the
+ * DECRYPT with a fresh context: the plaintext, or undefined when the tag does not verify (or the
  * input is shorter than a tag). Plaintext is released only after the tag checks out.
  */
-export function decrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Buffer | undefined {
+export function openWith(decipher: DecryptContext, ad: Uint8Array, ciphertext: Uint8Array): Buffer | undefined {
   if (ciphertext.length < AEAD_TAG_LEN) return undefined;
   const bodyLength = ciphertext.length - AEAD_TAG_LEN;
-  const decipher = createDecipheriv(fn.algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN }) as DecipherGCM;
   if (ad.length > 0) decipher.setAAD(ad);
   decipher.setAuthTag(ciphertext.subarray(bodyLength));
   const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
@@ -117,6 +120,13 @@ export function decrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uin
     return undefined;
   }
   return plaintext;
+}
+
+/** ENCRYPT(k, n, ad, plaintext) into a new buffer, with a context made on the spot (REKEY uses it). */
+export function encrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, plaintext: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
+  sealInto(newEncryptContext(fn, key, nonce), ad, [plaintext], out, 0);
+  return out;
 }
 
 /** The 32 zero bytes REKEY encrypts (Noise §4.2). */

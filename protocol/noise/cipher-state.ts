@@ -1,6 +1,17 @@
 import { wicketError, type ErrorCode } from '../errors.js';
 import { AEAD_TAG_LEN, CIPHER_KEY_LEN, NOISE_MAX_NONCE } from '../limits.js';
-import { decrypt, encrypt, encryptInto, newNonceBuffer, REKEY_ZEROS, type CipherFunctions } from './cipher-functions.js';
+import {
+  encrypt,
+  newDecryptContext,
+  newEncryptContext,
+  newNonceBuffer,
+  openWith,
+  REKEY_ZEROS,
+  sealInto,
+  type CipherFunctions,
+  type DecryptContext,
+  type EncryptContext,
+} from './cipher-functions.js';
 
 const EMPTY = Buffer.alloc(0);
 const U32_MAX = 0xffff_ffff;
@@ -13,6 +24,11 @@ const U32_MAX_BIG = 0xffff_ffffn;
  * BigInt allocation per message; the API shows it as a bigint. A CipherState refuses to use
  * 2^64-1 (WICKET_ERR_NONCE_EXHAUSTED) and only REKEY encrypts under it. The 12-byte nonce buffer
  * is allocated once and rewritten per message.
+ *
+ * prepareNext() makes the OpenSSL context for the next nonce ahead of time. Setting a context up
+ * costs about as much as sealing a small message, so a transport prepares while it would
+ * otherwise wait, and the message that comes next only pays for its bytes. A prepared context is
+ * used only for the nonce and key it was made for; anything that changes either drops it.
  */
 export class CipherState {
   readonly fn: CipherFunctions;
@@ -22,6 +38,7 @@ export class CipherState {
   #lo = 0;
   #destroyed = false;
   readonly #nonce = newNonceBuffer();
+  #ahead: Ahead | undefined;
 
   constructor(fn: CipherFunctions, key?: Uint8Array) {
     this.fn = fn;
@@ -34,6 +51,7 @@ export class CipherState {
     this.#k = Buffer.from(key);
     this.#hi = 0;
     this.#lo = 0;
+    this.#ahead = undefined;
   }
 
   /** HasKey(). */
@@ -46,6 +64,7 @@ export class CipherState {
     if (n < 0n || n > NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_INTERNAL', 'nonce out of range');
     this.#hi = Number(n >> 32n);
     this.#lo = Number(n & U32_MAX_BIG);
+    this.#ahead = undefined;
   }
 
   get nonce(): bigint {
@@ -70,6 +89,41 @@ export class CipherState {
     return this.#nonce;
   }
 
+  /**
+   * Makes the context for the next ENCRYPT (or DECRYPT) now, so that call skips the set-up. Does
+   * nothing without a key, once destroyed, at the reserved nonce, or when it is already made.
+   */
+  prepareNext(direction: Direction): void {
+    const key = this.#k;
+    if (key === undefined || this.#destroyed || (this.#hi === U32_MAX && this.#lo === U32_MAX)) return;
+    if (this.hasPrepared(direction)) return;
+    const nonce = newNonceBuffer();
+    this.fn.writeNonce(nonce, this.#hi, this.#lo);
+    const context = direction === 'encrypt' ? newEncryptContext(this.fn, key, nonce) : newDecryptContext(this.fn, key, nonce);
+    this.#ahead = { direction, key, hi: this.#hi, lo: this.#lo, context };
+  }
+
+  /** True when the prepared context fits the next `direction` call: same key, same nonce. */
+  hasPrepared(direction: Direction): boolean {
+    const ahead = this.#ahead;
+    return ahead !== undefined && ahead.direction === direction && ahead.key === this.#k && ahead.hi === this.#hi && ahead.lo === this.#lo;
+  }
+
+  /** The prepared context if it fits (a prepared context is spent either way), else a new one. */
+  #encryptContext(key: Buffer): EncryptContext {
+    const nonce = this.#nextNonce();
+    const context = this.hasPrepared('encrypt') ? (this.#ahead!.context as EncryptContext) : newEncryptContext(this.fn, key, nonce);
+    this.#ahead = undefined;
+    return context;
+  }
+
+  #decryptContext(key: Buffer): DecryptContext {
+    const nonce = this.#nextNonce();
+    const context = this.hasPrepared('decrypt') ? (this.#ahead!.context as DecryptContext) : newDecryptContext(this.fn, key, nonce);
+    this.#ahead = undefined;
+    return context;
+  }
+
   #advance(): void {
     if (this.#lo === U32_MAX) {
       this.#lo = 0;
@@ -83,7 +137,8 @@ export class CipherState {
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(plaintext);
-    const out = encrypt(this.fn, this.#k, this.#nextNonce(), ad, plaintext);
+    const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
+    sealInto(this.#encryptContext(this.#k), ad, [plaintext], out, 0);
     this.#advance();
     return out;
   }
@@ -95,7 +150,7 @@ export class CipherState {
   encryptPartsInto(ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
     this.#checkUsable();
     if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'encryptPartsInto needs a key');
-    const written = encryptInto(this.fn, this.#k, this.#nextNonce(), ad, parts, out, offset);
+    const written = sealInto(this.#encryptContext(this.#k), ad, parts, out, offset);
     this.#advance();
     return written;
   }
@@ -107,7 +162,7 @@ export class CipherState {
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array, failureCode: ErrorCode = 'WICKET_ERR_DECRYPT'): Buffer {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(ciphertext);
-    const plaintext = decrypt(this.fn, this.#k, this.#nextNonce(), ad, ciphertext);
+    const plaintext = openWith(this.#decryptContext(this.#k), ad, ciphertext);
     if (plaintext === undefined) {
       throw wicketError(failureCode, ciphertext.length < AEAD_TAG_LEN ? 'message shorter than its tag' : 'authentication tag mismatch');
     }
@@ -124,6 +179,7 @@ export class CipherState {
     const next = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LEN);
     this.#k.fill(0);
     this.#k = Buffer.from(next);
+    this.#ahead = undefined;
   }
 
   /** An independent copy, so a handshake step can work on it and commit only on success. */
@@ -140,6 +196,18 @@ export class CipherState {
   destroy(): void {
     this.#k?.fill(0);
     this.#k = undefined;
+    this.#ahead = undefined;
     this.#destroyed = true;
   }
+}
+
+type Direction = 'encrypt' | 'decrypt';
+
+/** A context made ahead by prepareNext, with what it was made for. */
+interface Ahead {
+  readonly direction: Direction;
+  readonly key: Buffer;
+  readonly hi: number;
+  readonly lo: number;
+  readonly context: EncryptContext | DecryptContext;
 }

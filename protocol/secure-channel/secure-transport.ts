@@ -13,6 +13,11 @@ const EMPTY = Buffer.alloc(0);
 //
 // Rekey (Noise §11.3): each direction calls REKEY after every `rekeyIntervalMessages` messages.
 // Both ends count the same messages, so they rekey at the same point without any signal.
+//
+// Latency: setting up an AEAD context in OpenSSL costs about as much as sealing a small message,
+// and a request/response exchange pays it on every hop. So after each message the transport
+// makes the contexts for the next nonce in each direction (CipherState.prepareNext) in a
+// setImmediate: after the message has been handed on, while the agent would otherwise wait.
 
 export interface SecureTransportOptions {
   readonly rekeyIntervalMessages?: number;
@@ -25,6 +30,7 @@ export class SecureTransport {
   readonly #receive: CipherState;
   readonly #rekeyInterval: number;
   #closed = false;
+  #prepareScheduled = false;
 
   constructor(ciphers: TransportCiphers, handshakeHash: Buffer, options: SecureTransportOptions = {}) {
     this.#send = ciphers.send;
@@ -39,6 +45,11 @@ export class SecureTransport {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether the next seal and the next open will find their contexts made (tests, diagnostics). */
+  get prepared(): { seal: boolean; open: boolean } {
+    return { seal: this.#send.hasPrepared('encrypt'), open: this.#receive.hasPrepared('decrypt') };
   }
 
   /**
@@ -65,6 +76,7 @@ export class SecureTransport {
       this.close();
       throw asWicketError(err);
     }
+    this.#prepareSoon();
     return out;
   }
 
@@ -82,12 +94,31 @@ export class SecureTransport {
     try {
       const plaintext = this.#receive.decryptWithAd(EMPTY, message, 'WICKET_ERR_DECRYPT');
       if (this.#receive.nonceIsMultipleOf(this.#rekeyInterval)) this.#receive.rekey();
+      this.#prepareSoon();
       return plaintext;
     } catch (err) {
       this.close();
       throw asWicketError(err);
     }
   }
+
+  /** Schedules #prepare once per event-loop turn, however many messages the turn carries. */
+  #prepareSoon(): void {
+    if (this.#prepareScheduled) return;
+    this.#prepareScheduled = true;
+    setImmediate(this.#prepare);
+  }
+
+  readonly #prepare = (): void => {
+    this.#prepareScheduled = false;
+    if (this.#closed) return;
+    try {
+      this.#send.prepareNext('encrypt');
+      this.#receive.prepareNext('decrypt');
+    } catch {
+      // Only an optimisation: the next seal or open makes its own context and reports any error.
+    }
+  };
 
   /** Closes both directions and overwrites the keys. Idempotent. */
   close(): void {

@@ -124,3 +124,102 @@ describe('CipherState (Noise §5.1)', () => {
     expect(fresh.encryptWithAd(EMPTY, Buffer.from('m')).equals(a)).toBe(true);
   });
 });
+
+describe('CipherState: contexts prepared ahead (prepareNext)', () => {
+  const KEY = new SeededBytes('prepared').next(32);
+
+  for (const name of ['ChaChaPoly', 'AESGCM'] as const) {
+    it(`${name}: messages sealed and opened with prepared contexts match the reference, prepared or not, in any mix`, () => {
+      const random = new SeededBytes(`prepared-mix-${name}`);
+      const sender = new CipherState(CIPHERS[name], KEY);
+      const receiver = new CipherState(CIPHERS[name], KEY);
+      for (let n = 0n; n < 40n; n++) {
+        // Sometimes prepared, sometimes twice (a no-op), sometimes not at all.
+        const prepareSend = random.int(3);
+        for (let i = 0; i < prepareSend; i++) sender.prepareNext('encrypt');
+        expect(sender.hasPrepared('encrypt')).toBe(prepareSend > 0);
+        if (random.int(2) === 0) receiver.prepareNext('decrypt');
+        const plaintext = Buffer.from(random.next(random.int(3000)));
+        const parts = random.int(2) === 0 ? [plaintext] : [plaintext.subarray(0, 9), plaintext.subarray(9)];
+        const out = Buffer.alloc(plaintext.length + 16);
+        sender.encryptPartsInto(EMPTY, parts, out, 0);
+        expect(out.equals(referenceEncrypt(name, KEY, n, EMPTY, plaintext)), `message ${n}`).toBe(true);
+        expect(sender.hasPrepared('encrypt'), 'a prepared context is used once').toBe(false);
+        expect(receiver.decryptWithAd(EMPTY, out).equals(plaintext)).toBe(true);
+      }
+    });
+  }
+
+  it('EncryptWithAd uses a prepared context too, and gives the same bytes', () => {
+    const state = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    state.setNonce(5n);
+    state.prepareNext('encrypt');
+    expect(state.encryptWithAd(EMPTY, Buffer.from('hello')).equals(referenceEncrypt('ChaChaPoly', KEY, 5n, EMPTY, Buffer.from('hello')))).toBe(true);
+    expect(state.hasPrepared('encrypt')).toBe(false);
+  });
+
+  it('rekey, setNonce, initializeKey and destroy drop a prepared context: the next message is still right', () => {
+    const plaintext = Buffer.from('after the change');
+    const rekeyed = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    rekeyed.prepareNext('encrypt');
+    rekeyed.rekey();
+    expect(rekeyed.hasPrepared('encrypt')).toBe(false);
+    const twin = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    twin.rekey();
+    expect(rekeyed.encryptWithAd(EMPTY, plaintext).equals(twin.encryptWithAd(EMPTY, plaintext))).toBe(true);
+
+    const moved = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    moved.prepareNext('encrypt');
+    moved.setNonce(9n);
+    expect(moved.hasPrepared('encrypt')).toBe(false);
+    expect(moved.encryptWithAd(EMPTY, plaintext).equals(referenceEncrypt('ChaChaPoly', KEY, 9n, EMPTY, plaintext))).toBe(true);
+
+    const otherKey = new SeededBytes('prepared-other-key').next(32);
+    const rekeyedByHand = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    rekeyedByHand.prepareNext('encrypt');
+    rekeyedByHand.initializeKey(otherKey);
+    expect(rekeyedByHand.hasPrepared('encrypt')).toBe(false);
+    expect(rekeyedByHand.encryptWithAd(EMPTY, plaintext).equals(referenceEncrypt('ChaChaPoly', otherKey, 0n, EMPTY, plaintext))).toBe(true);
+
+    const destroyed = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    destroyed.prepareNext('encrypt');
+    destroyed.destroy();
+    expect(destroyed.hasPrepared('encrypt')).toBe(false);
+    expect(codeOf(() => destroyed.encryptWithAd(EMPTY, plaintext))).toBe('WICKET_ERR_CHANNEL_CLOSED');
+    destroyed.prepareNext('decrypt'); // a no-op, not a throw
+    expect(destroyed.hasPrepared('decrypt')).toBe(false);
+  });
+
+  it('a context prepared for the other direction is not used', () => {
+    const sender = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    const message = sender.encryptWithAd(EMPTY, Buffer.from('payload'));
+    const receiver = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    receiver.prepareNext('encrypt');
+    expect(receiver.hasPrepared('decrypt')).toBe(false);
+    expect(receiver.decryptWithAd(EMPTY, message).toString()).toBe('payload');
+  });
+
+  it('a tampered message spends the prepared context: WICKET_ERR_DECRYPT, n unchanged, the genuine one still opens', () => {
+    const sender = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    const message = sender.encryptWithAd(EMPTY, Buffer.from('payload'));
+    const tampered = Buffer.from(message);
+    tampered[tampered.length - 1]! ^= 1;
+    const receiver = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    receiver.prepareNext('decrypt');
+    expect(codeOf(() => receiver.decryptWithAd(EMPTY, tampered))).toBe('WICKET_ERR_DECRYPT');
+    expect(receiver.nonce).toBe(0n);
+    expect(receiver.hasPrepared('decrypt')).toBe(false);
+    expect(receiver.decryptWithAd(EMPTY, message).toString()).toBe('payload');
+  });
+
+  it('nothing is prepared without a key or at the reserved nonce 2^64-1, and that nonce is still refused', () => {
+    const keyless = new CipherState(CIPHERS.ChaChaPoly);
+    keyless.prepareNext('encrypt');
+    expect(keyless.hasPrepared('encrypt')).toBe(false);
+    const exhausted = new CipherState(CIPHERS.ChaChaPoly, KEY);
+    exhausted.setNonce(MAX_NONCE);
+    exhausted.prepareNext('encrypt');
+    expect(exhausted.hasPrepared('encrypt')).toBe(false);
+    expect(codeOf(() => exhausted.encryptWithAd(EMPTY, Buffer.from('x')))).toBe('WICKET_ERR_NONCE_EXHAUSTED');
+  });
+});

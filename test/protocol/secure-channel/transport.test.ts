@@ -162,3 +162,46 @@ describe('secure transport: rekey', () => {
     expect(new SecureTransport(ciphers(), Buffer.alloc(32), { rekeyIntervalMessages: 1 }).closed).toBe(false);
   });
 });
+
+describe('secure transport: contexts made ahead between event-loop turns', () => {
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('after a turn, the next seal and open find their contexts made; none before the first message', async () => {
+    const { a, b } = channel();
+    expect(a.prepared).toEqual({ seal: false, open: false });
+    b.open(a.seal(Buffer.from('first')));
+    await nextTurn();
+    expect(a.prepared).toEqual({ seal: true, open: true });
+    expect(b.prepared).toEqual({ seal: true, open: true });
+    expect(b.open(a.seal(Buffer.from('second'))).toString()).toBe('second');
+    expect(a.prepared.seal, 'spent by the seal').toBe(false);
+  });
+
+  it('request/response turns across rekeys (interval 3) stay byte-identical to a transport that never waits a turn', async () => {
+    const random = new SeededBytes('prepared-turns');
+    const waiting = channel(3);
+    const eager = channel(3); // same fixed keys; never yields, so never uses a prepared context
+    for (let i = 0; i < 25; i++) {
+      const request = Buffer.from(random.next(1 + random.int(1500)));
+      const sealed = waiting.a.seal(request);
+      expect(sealed.equals(eager.a.seal(request)), `request ${i}`).toBe(true);
+      expect(waiting.b.open(sealed).equals(request)).toBe(true);
+      eager.b.open(sealed);
+      await nextTurn();
+      const response = waiting.b.seal(request);
+      expect(response.equals(eager.b.seal(request)), `response ${i}`).toBe(true);
+      expect(waiting.a.open(response).equals(request)).toBe(true);
+      eager.a.open(response);
+      await nextTurn();
+    }
+  });
+
+  it('a transport closed before its turn makes nothing and stays closed', async () => {
+    const { a, b } = channel();
+    b.open(a.seal(Buffer.from('x')));
+    a.close();
+    await nextTurn();
+    expect(a.prepared).toEqual({ seal: false, open: false });
+    expect(codeOf(() => a.seal(Buffer.from('y')))).toBe('WICKET_ERR_CHANNEL_CLOSED');
+  });
+});
