@@ -74,15 +74,21 @@ export function sealInto(cipher: EncryptContext, ad: Uint8Array, parts: readonly
   let at = offset;
   const gathered = gatherSmallParts(parts, out, offset);
   // ChaCha20 and GCM are stream modes: update() returns exactly as many bytes as it is given.
-  if (gathered > 0) at += cipher.update(out.subarray(offset, offset + gathered)).copy(out, at);
+  if (gathered > 0) at += put(out, at, cipher.update(out.subarray(offset, offset + gathered)));
   else {
     for (const part of parts) {
-      if (part.length > 0) at += cipher.update(part).copy(out, at);
+      if (part.length > 0) at += put(out, at, cipher.update(part));
     }
   }
-  at += cipher.final().copy(out, at);
-  at += cipher.getAuthTag().copy(out, at);
+  at += put(out, at, cipher.final());
+  at += put(out, at, cipher.getAuthTag());
   return at - offset;
+}
+
+/** Writes `bytes` into `out` at `at`; returns its length. (Uint8Array.set: Buffer.copy's argument checks cost more than these short copies.) */
+function put(out: Buffer, at: number, bytes: Uint8Array): number {
+  out.set(bytes, at);
+  return bytes.length;
 }
 
 /**
