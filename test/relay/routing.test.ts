@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
 import { NOISE_MAX_MESSAGE } from '../../protocol/limits.js';
@@ -175,5 +176,56 @@ describe('backpressure', () => {
     }
     expect(received.digest('hex')).toBe(sent.digest('hex'));
     expect(relaySideInlet.ws.isPaused).toBe(false);
+  });
+});
+
+describe('hard cap', () => {
+  const waitUntil = async (what: string, done: () => boolean): Promise<void> => {
+    for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    if (!done()) throw new Error(`not within 5 s: ${what}`);
+  };
+
+  it('a destination that stops reading while many sources push is dropped past the hard cap (WICKET_ERR_RELAY_OVERLOADED); the sources live on', async () => {
+    const settings = { lowWaterBytes: 16 * 1024, highWaterBytes: 32 * 1024, hardCapBytes: 512 * 1024, closeGraceMs: 200 };
+    const logs: { msg?: string; code?: string; conn?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as (typeof logs)[number]) });
+    const r = await relay({ settings, logger });
+    const outlet = await r.member({ outlet: 'true' }, ['svc']);
+    expect((await outlet.register('svc')).t).toBe('registered');
+    const relaySideOutlet = r.relay.connections.all().find((c) => c.identifier === outlet.identity!.identifier)!;
+    const sources: { client: RawRelayClient; circuit: number }[] = [];
+    for (let i = 0; i < 17; i++) {
+      const client = await r.member({ inlet: 'true' });
+      const opened = await client.open('svc');
+      if (opened.t !== 'opened') throw new Error(`open failed: ${JSON.stringify(opened)}`);
+      sources.push({ client, circuit: opened.circuit });
+    }
+    outlet.ws.pause();
+    const payload = seededBytes(99, 64 * 1024 - DATA_HEADER_LEN);
+
+    // One source fills the kernel's loopback buffers and then the relay's queue past high water:
+    // from then on the relay pauses it.
+    const first = sources[0]!;
+    for (let i = 0; i < 256; i++) first.client.sendRaw(encodeData(first.circuit, payload));
+    await waitUntil('the outlet queue passes high water', () => relaySideOutlet.ws.bufferedAmount > settings.highWaterBytes);
+    expect(relaySideOutlet.state).toBe('authenticated');
+
+    // Each other source is paused only once a frame of its own went over the mark: sixteen such
+    // frames queue 1 MiB, twice the hard cap. The relay drops the destination instead of growing.
+    for (const { client, circuit } of sources.slice(1)) client.sendRaw(encodeData(circuit, payload));
+    await waitUntil('the outlet is dropped', () => relaySideOutlet.state === 'closed');
+    expect(r.relay.connections.all().some((c) => c.identifier === outlet.identity!.identifier)).toBe(false);
+    // ... for the hard cap, not for anything else.
+    expect(logs.filter((l) => l.msg === 'connection refused or closed').map((l) => l.code)).toEqual(['WICKET_ERR_RELAY_OVERLOADED']);
+    expect(logs.some((l) => l.msg === 'destination over its hard cap; dropping it' && l.conn === relaySideOutlet.id)).toBe(true);
+
+    // Every source hears that its circuit closed, and its own connection stays up and unpaused.
+    for (const { client, circuit } of sources) {
+      expect(await client.next('close', (m) => m.circuit === circuit)).toMatchObject({ t: 'close', circuit, code: 'WICKET_ERR_CIRCUIT_CLOSED' });
+      const relaySide = r.relay.connections.all().find((c) => c.identifier === client.identity!.identifier)!;
+      expect(relaySide.state).toBe('authenticated');
+      expect(relaySide.ws.isPaused).toBe(false);
+    }
+    expect(r.relay.router.circuitCount).toBe(0);
   });
 });
