@@ -10,11 +10,9 @@
 //
 // All three paths are set up first and then measured in interleaved rounds (direct, ssh, Wicket,
 // direct, …): this machine shares its host, and interleaving makes any drift hit every path alike,
-// so the ratios stay honest. Throughput is the best round; latency pools every round's samples.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { enrollAgent, startNodeProcess, startRelayProcess, stopAll } from '../lib/local-processes.js';
+// so the ratios stay honest. Throughput is the median round; latency pools every round's samples.
+import { stopAll } from '../lib/local-processes.js';
+import { startTarget, startWicketPortal } from './bench-paths.js';
 import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
 
@@ -32,57 +30,6 @@ interface PathResult {
   note?: string;
   /** Peak resident memory (MiB) of the processes this path adds, by role. */
   memory?: Record<string, number>;
-}
-
-function peakMemoryMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-    return kb / 1024;
-  } catch {
-    return NaN;
-  }
-}
-
-async function startTarget(): Promise<{ child: ChildProcess; sink: number; echo: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./target-server.ts', import.meta.url).pathname], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`target server exited with ${code}`)));
-  });
-  const ports = JSON.parse(line) as { sink: number; echo: number };
-  return { child, ...ports };
-}
-
-async function wicketPortal(sinkPort: number, echoPort: number) {
-  const relay = await startRelayProcess();
-  const outletHome = await enrollAgent(relay, { attributes: ['bench-outlet'], relayNames: ['bench-sink', 'bench-echo'] });
-  const inletHome = await enrollAgent(relay, { attributes: ['bench-inlet'] });
-  const outlet = await startNodeProcess(outletHome, {
-    outlets: [
-      { name: 'sink', to: `127.0.0.1:${sinkPort}`, relay: 'bench-sink', allow: 'bench-inlet' },
-      { name: 'echo', to: `127.0.0.1:${echoPort}`, relay: 'bench-echo', allow: 'bench-inlet' },
-    ],
-  });
-  const inlet = await startNodeProcess(inletHome, {
-    inlets: [
-      { name: 'sink', from: '127.0.0.1:0', via: 'bench-sink', allow: 'bench-outlet' },
-      { name: 'echo', from: '127.0.0.1:0', via: 'bench-echo', allow: 'bench-outlet' },
-    ],
-  });
-  const port = (address: string | undefined) => Number(address?.split(':').pop());
-  return {
-    sink: port(inlet.inlets.sink),
-    echo: port(inlet.inlets.echo),
-    memory: () => ({
-      inlet: peakMemoryMiB(inlet.proc.child.pid),
-      relay: peakMemoryMiB(relay.proc.child.pid),
-      outlet: peakMemoryMiB(outlet.proc.child.pid),
-    }),
-  };
 }
 
 function fmt(n: number | undefined, digits = 0): string {
@@ -154,7 +101,7 @@ async function main(): Promise<number> {
       paths.push({ name: 'ssh -L', sink: sinkTunnel.port, echo: echoTunnel.port });
     }
     console.error('bench: starting Wicket (relay + two agents) …');
-    paths.push({ name: 'Wicket', ...(await wicketPortal(target.sink, target.echo)) });
+    paths.push({ name: 'Wicket', ...(await startWicketPortal(target.sink, target.echo)) });
 
     const throughput = new Map<string, ThroughputResult[]>();
     const micros = new Map<string, number[]>();
