@@ -6,19 +6,19 @@
 //
 //   relay  LISTEN_PORT                  ws server; forwards every message to the other connection
 //   out    RELAY_PORT TARGET_PORT       ws client; relay messages <-> one TCP connection to target
-//   in     RELAY_PORT LISTEN_PORT       ws client; one accepted TCP connection <-> relay messages
+//   in     RELAY_PORT LISTEN_PORT       ws client; the latest accepted TCP connection <-> relay messages
 //
 // Prints "ready" on stdout once listening or connected. Loopback only.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
+import { AEAD_TAG_LEN as TAG } from '../../protocol/limits.js';
 
 const [role, first, second] = process.argv.slice(2);
 const CRYPTO = process.env.CRYPTO === '1';
 // One key per direction (inlet -> outlet, outlet -> inlet), each with its own counter nonce.
 const KEY_UP = Buffer.alloc(32, 7);
 const KEY_DOWN = Buffer.alloc(32, 8);
-const TAG = 16;
 
 /** One direction's AEAD with a counter nonce, as a Noise CipherState would use it. */
 class Direction {
