@@ -83,11 +83,20 @@ export class CipherState {
     if (this.#destroyed) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', 'cipher state was destroyed');
   }
 
-  #nextNonce(): Buffer {
-    // Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); running into it is an error.
-    if (this.#hi === U32_MAX && this.#lo === U32_MAX) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
+  /** Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); running into it is an error. */
+  #atReservedNonce(): boolean {
+    return this.#hi === U32_MAX && this.#lo === U32_MAX;
+  }
+
+  /** The nonce buffer holding n (OpenSSL copies it when a context is made, so one buffer serves). */
+  #currentNonce(): Buffer {
     this.fn.writeNonce(this.#nonce, this.#hi, this.#lo);
     return this.#nonce;
+  }
+
+  #nextNonce(): Buffer {
+    if (this.#atReservedNonce()) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
+    return this.#currentNonce();
   }
 
   /**
@@ -95,12 +104,9 @@ export class CipherState {
    * nothing without a key, once destroyed, at the reserved nonce, or when it is already made.
    */
   prepareNext(direction: Direction): void {
-    const key = this.#k;
-    if (key === undefined || this.#destroyed || (this.#hi === U32_MAX && this.#lo === U32_MAX)) return;
-    if (this.hasPrepared(direction)) return;
-    const nonce = newNonceBuffer();
-    this.fn.writeNonce(nonce, this.#hi, this.#lo);
-    this.#ahead = { direction, key, hi: this.#hi, lo: this.#lo, context: this.#newContext(direction, key, nonce) };
+    const key = this.#k; // undefined once destroyed, too
+    if (key === undefined || this.#atReservedNonce() || this.hasPrepared(direction)) return;
+    this.#ahead = { direction, key, hi: this.#hi, lo: this.#lo, context: this.#newContext(direction, key, this.#currentNonce()) };
   }
 
   /** True when the prepared context fits the next `direction` call: same key, same nonce. */
