@@ -172,10 +172,11 @@ export const INLET_CHANNEL_WAIT_MS = 15_000;
 export const TCP_READ_SIZE = 64 * 1024;
 export const TLS_MAX_RECORD_PLAINTEXT = 16 * 1024;
 /**
- * A plaintext made of several parts (a mux header and its payload) is gathered into one buffer
- * and encrypted in one AEAD update when it is at most this long. Each node:crypto update() costs
- * ~2 µs of fixed overhead (a native call and a fresh output buffer) while copying 16 KiB costs
- * about 1 µs, so below this size one copy beats one extra call; above it the parts go one by one.
+ * AESGCM (node:crypto) only: a plaintext made of several parts (a mux header and its payload) is
+ * gathered into one buffer and encrypted in one AEAD update when it is at most this long. Each
+ * node:crypto update() costs ~2 µs of fixed overhead (a native call and a fresh output buffer)
+ * while copying 16 KiB costs about 1 µs, so below this size one copy beats one extra call; above
+ * it the parts go one by one. (ChaChaPoly on libsodium always takes one contiguous plaintext.)
  */
 export const AEAD_GATHER_MAX = 16 * 1024;
 /** Pause between channel attempts while the path is not there (name unknown, relay away). */

@@ -1,17 +1,6 @@
 import { wicketError, type ErrorCode } from '../errors.js';
 import { AEAD_TAG_LEN, CIPHER_KEY_LEN, NOISE_MAX_NONCE } from '../limits.js';
-import {
-  encrypt,
-  newDecryptContext,
-  newEncryptContext,
-  newNonceBuffer,
-  openWith,
-  REKEY_ZEROS,
-  sealInto,
-  type CipherFunctions,
-  type DecryptContext,
-  type EncryptContext,
-} from './cipher-functions.js';
+import { encrypt, newNonceBuffer, REKEY_ZEROS, type CipherFunctions } from './cipher-functions.js';
 
 const EMPTY = Buffer.alloc(0);
 const U32_MAX = 0xffff_ffff;
@@ -24,12 +13,6 @@ const U32_MAX_BIG = 0xffff_ffffn;
  * BigInt allocation per message; the API shows it as a bigint. A CipherState refuses to use
  * 2^64-1 (WICKET_ERR_NONCE_EXHAUSTED) and only REKEY encrypts under it. The 12-byte nonce buffer
  * is allocated once and rewritten per message.
- *
- * prepareNext() makes the OpenSSL context for the next nonce ahead of time. Setting a context up
- * (cipher lookup, key and nonce) is about a third of what sealing 1 KiB costs, so a transport
- * prepares while it would otherwise wait, and the message that comes next only pays for its
- * bytes. A prepared context is
- * used only for the nonce and key it was made for; anything that changes either drops it.
  */
 export class CipherState {
   readonly fn: CipherFunctions;
@@ -39,7 +22,6 @@ export class CipherState {
   #lo = 0;
   #destroyed = false;
   readonly #nonce = newNonceBuffer();
-  #ahead: Ahead | undefined;
 
   constructor(fn: CipherFunctions, key?: Uint8Array) {
     this.fn = fn;
@@ -52,7 +34,6 @@ export class CipherState {
     this.#k = Buffer.from(key);
     this.#hi = 0;
     this.#lo = 0;
-    this.#ahead = undefined;
   }
 
   /** HasKey(). */
@@ -65,7 +46,6 @@ export class CipherState {
     if (n < 0n || n > NOISE_MAX_NONCE) throw wicketError('WICKET_ERR_INTERNAL', 'nonce out of range');
     this.#hi = Number(n >> 32n);
     this.#lo = Number(n & U32_MAX_BIG);
-    this.#ahead = undefined;
   }
 
   get nonce(): bigint {
@@ -83,48 +63,14 @@ export class CipherState {
     if (this.#destroyed) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', 'cipher state was destroyed');
   }
 
-  /** Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); running into it is an error. */
-  #atReservedNonce(): boolean {
-    return this.#hi === U32_MAX && this.#lo === U32_MAX;
-  }
-
-  /** The nonce buffer holding n (OpenSSL copies it when a context is made, so one buffer serves). */
-  #currentNonce(): Buffer {
+  /**
+   * The nonce buffer holding n, for the next ENCRYPT or DECRYPT (read during that call only, so
+   * one buffer serves). Noise §5.1: n = 2^64-1 is reserved (REKEY uses it); reaching it is an error.
+   */
+  #nextNonce(): Buffer {
+    if (this.#hi === U32_MAX && this.#lo === U32_MAX) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
     this.fn.writeNonce(this.#nonce, this.#hi, this.#lo);
     return this.#nonce;
-  }
-
-  #nextNonce(): Buffer {
-    if (this.#atReservedNonce()) throw wicketError('WICKET_ERR_NONCE_EXHAUSTED', 'cipher reached nonce 2^64-1');
-    return this.#currentNonce();
-  }
-
-  /**
-   * Makes the context for the next ENCRYPT (or DECRYPT) now, so that call skips the set-up. Does
-   * nothing without a key, once destroyed, at the reserved nonce, or when it is already made.
-   */
-  prepareNext(direction: Direction): void {
-    const key = this.#k; // undefined once destroyed, too
-    if (key === undefined || this.#atReservedNonce() || this.hasPrepared(direction)) return;
-    this.#ahead = { direction, key, hi: this.#hi, lo: this.#lo, context: this.#newContext(direction, key, this.#currentNonce()) };
-  }
-
-  /** True when the prepared context fits the next `direction` call: same key, same nonce. */
-  hasPrepared(direction: Direction): boolean {
-    const ahead = this.#ahead;
-    return ahead !== undefined && ahead.direction === direction && ahead.key === this.#k && ahead.hi === this.#hi && ahead.lo === this.#lo;
-  }
-
-  /** The context for this call: the prepared one if it fits (it is spent either way), else a new one. */
-  #contextFor(direction: Direction, key: Buffer): EncryptContext | DecryptContext {
-    const nonce = this.#nextNonce();
-    const context = this.hasPrepared(direction) ? this.#ahead!.context : this.#newContext(direction, key, nonce);
-    this.#ahead = undefined;
-    return context;
-  }
-
-  #newContext(direction: Direction, key: Buffer, nonce: Buffer): EncryptContext | DecryptContext {
-    return direction === 'encrypt' ? newEncryptContext(this.fn, key, nonce) : newDecryptContext(this.fn, key, nonce);
   }
 
   #advance(): void {
@@ -141,7 +87,7 @@ export class CipherState {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(plaintext);
     const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
-    sealInto(this.#contextFor('encrypt', this.#k) as EncryptContext, ad, [plaintext], out, 0);
+    this.fn.sealInto(this.#k, this.#nextNonce(), ad, [plaintext], out, 0);
     this.#advance();
     return out;
   }
@@ -153,7 +99,7 @@ export class CipherState {
   encryptPartsInto(ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
     this.#checkUsable();
     if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'encryptPartsInto needs a key');
-    const written = sealInto(this.#contextFor('encrypt', this.#k) as EncryptContext, ad, parts, out, offset);
+    const written = this.fn.sealInto(this.#k, this.#nextNonce(), ad, parts, out, offset);
     this.#advance();
     return written;
   }
@@ -165,7 +111,7 @@ export class CipherState {
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array, failureCode: ErrorCode = 'WICKET_ERR_DECRYPT'): Buffer {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(ciphertext);
-    const plaintext = openWith(this.#contextFor('decrypt', this.#k) as DecryptContext, ad, ciphertext);
+    const plaintext = this.fn.open(this.#k, this.#nextNonce(), ad, ciphertext);
     if (plaintext === undefined) {
       throw wicketError(failureCode, ciphertext.length < AEAD_TAG_LEN ? 'message shorter than its tag' : 'authentication tag mismatch');
     }
@@ -182,7 +128,6 @@ export class CipherState {
     const next = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LEN);
     this.#k.fill(0);
     this.#k = Buffer.from(next);
-    this.#ahead = undefined;
   }
 
   /** An independent copy, so a handshake step can work on it and commit only on success. */
@@ -199,18 +144,6 @@ export class CipherState {
   destroy(): void {
     this.#k?.fill(0);
     this.#k = undefined;
-    this.#ahead = undefined;
     this.#destroyed = true;
   }
-}
-
-type Direction = 'encrypt' | 'decrypt';
-
-/** A context made ahead by prepareNext, with what it was made for. */
-interface Ahead {
-  readonly direction: Direction;
-  readonly key: Buffer;
-  readonly hi: number;
-  readonly lo: number;
-  readonly context: EncryptContext | DecryptContext;
 }

@@ -13,11 +13,6 @@ const EMPTY = Buffer.alloc(0);
 //
 // Rekey (Noise §11.3): each direction calls REKEY after every `rekeyIntervalMessages` messages.
 // Both ends count the same messages, so they rekey at the same point without any signal.
-//
-// Latency: setting up an AEAD context in OpenSSL is about a third of the cost of sealing 1 KiB,
-// and a request/response exchange pays it on every hop. So after each message the transport
-// makes the contexts for the next nonce in each direction (CipherState.prepareNext) in a
-// setImmediate: after the message has been handed on, while the agent would otherwise wait.
 
 export interface SecureTransportOptions {
   readonly rekeyIntervalMessages?: number;
@@ -30,7 +25,6 @@ export class SecureTransport {
   readonly #receive: CipherState;
   readonly #rekeyInterval: number;
   #closed = false;
-  #prepareScheduled = false;
 
   constructor(ciphers: TransportCiphers, handshakeHash: Buffer, options: SecureTransportOptions = {}) {
     this.#send = ciphers.send;
@@ -47,15 +41,11 @@ export class SecureTransport {
     return this.#closed;
   }
 
-  /** Whether the next seal and the next open will find their contexts made (tests, diagnostics). */
-  get prepared(): { seal: boolean; open: boolean } {
-    return { seal: this.#send.hasPrepared('encrypt'), open: this.#receive.hasPrepared('decrypt') };
-  }
-
   /**
    * Encrypts the concatenation of `parts` into ONE Noise message, returned in a buffer with
    * `headroom` spare bytes in front (zeroed; the relay DATA header goes there, avoiding a copy).
-   * One allocation per message; the parts go straight to OpenSSL, never joined in JS.
+   * One allocation per message: the parts are encrypted straight into it, never first joined into
+   * a buffer of their own.
    * Throws WICKET_ERR_MESSAGE_TOO_LARGE if the plaintext exceeds 65,519 bytes (nothing is sent and
    * the transport stays usable), WICKET_ERR_CHANNEL_CLOSED once closed.
    */
@@ -76,7 +66,6 @@ export class SecureTransport {
       this.close();
       throw asWicketError(err);
     }
-    this.#prepareSoon();
     return out;
   }
 
@@ -94,31 +83,12 @@ export class SecureTransport {
     try {
       const plaintext = this.#receive.decryptWithAd(EMPTY, message, 'WICKET_ERR_DECRYPT');
       if (this.#receive.nonceIsMultipleOf(this.#rekeyInterval)) this.#receive.rekey();
-      this.#prepareSoon();
       return plaintext;
     } catch (err) {
       this.close();
       throw asWicketError(err);
     }
   }
-
-  /** Schedules #prepare once per event-loop turn, however many messages the turn carries. */
-  #prepareSoon(): void {
-    if (this.#prepareScheduled) return;
-    this.#prepareScheduled = true;
-    setImmediate(this.#prepare);
-  }
-
-  readonly #prepare = (): void => {
-    this.#prepareScheduled = false;
-    if (this.#closed) return;
-    try {
-      this.#send.prepareNext('encrypt');
-      this.#receive.prepareNext('decrypt');
-    } catch {
-      // Only an optimisation: the next seal or open makes its own context and reports any error.
-    }
-  };
 
   /** Closes both directions and overwrites the keys. Idempotent. */
   close(): void {

@@ -4,8 +4,8 @@
 //
 //   ssh -L                client -> ssh -> sshd -> target
 //   Wicket                client -> inlet -> relay -> outlet -> target   (as `npm run bench`)
-//   minimal + AEAD        minimal-pipeline.ts: same three processes over `ws`, one node:crypto
-//                         ChaCha20-Poly1305 seal and open per message, nothing else
+//   minimal + AEAD        minimal-pipeline.ts: same three processes over `ws`, one libsodium
+//                         ChaCha20-Poly1305 seal and open per message (as Wicket), nothing else
 //   minimal, no crypto    the same without the AEAD
 //
 // Prints each path's pooled p50 and p99, and p50 as a multiple of ssh -L's. Rounds and round

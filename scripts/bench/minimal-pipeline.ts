@@ -1,6 +1,6 @@
 // A reference for the latency floor: the least a Node pipeline with Wicket's shape can do. The
 // same three processes (inlet -> relay -> outlet over `ws`), and on each message, when CRYPTO=1,
-// one node:crypto ChaCha20-Poly1305 seal at the sender and one open at the receiver, as Wicket
+// one ChaCha20-Poly1305 seal at the sender and one open at the receiver, on libsodium as Wicket
 // does. Nothing else: no authentication, no Noise handshake (a fixed key), no mux, no flow
 // control, one connection. Not a product; `latency-reference.ts` runs it next to Wicket and ssh.
 //
@@ -9,8 +9,8 @@
 //   in     RELAY_PORT LISTEN_PORT       ws client; the latest accepted TCP connection <-> relay messages
 //
 // Prints "ready" on stdout once listening or connected. Loopback only.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
+import sodium from 'sodium-native';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AEAD_TAG_LEN as TAG } from '../../protocol/limits.js';
 
@@ -29,18 +29,15 @@ class Direction {
 
   seal(plaintext: Buffer): Buffer {
     if (!CRYPTO) return plaintext;
-    const cipher = createCipheriv('chacha20-poly1305', this.key, this.#next(), { authTagLength: TAG });
-    const body = cipher.update(plaintext);
-    cipher.final();
-    return Buffer.concat([body, cipher.getAuthTag()]);
+    const message = Buffer.allocUnsafe(plaintext.length + TAG);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(message, plaintext, null, null, this.#next(), this.key);
+    return message;
   }
 
   open(message: Buffer): Buffer {
     if (!CRYPTO) return message;
-    const decipher = createDecipheriv('chacha20-poly1305', this.key, this.#next(), { authTagLength: TAG });
-    decipher.setAuthTag(message.subarray(message.length - TAG));
-    const plaintext = decipher.update(message.subarray(0, message.length - TAG));
-    decipher.final();
+    const plaintext = Buffer.allocUnsafe(message.length - TAG);
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, message, null, this.#next(), this.key);
     return plaintext;
   }
 

@@ -1,0 +1,23 @@
+// The two sodium-native (libsodium) functions Wicket uses: the IETF ChaCha20-Poly1305 AEAD of
+// RFC 8439, combined mode (ciphertext followed by its 16-byte tag). Both throw on bad sizes, and
+// decrypt throws when the tag does not verify (libsodium checks the tag before it writes `m`).
+declare module 'sodium-native' {
+  /** c = ENCRYPT(k, npub, ad, m) ‖ tag; c.byteLength must be m.byteLength + 16. Returns c's length. */
+  export function crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | null,
+    nsec: null,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+  /** m = DECRYPT(k, npub, ad, c); m.byteLength must be c.byteLength - 16. Throws on a bad tag. */
+  export function crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: Uint8Array,
+    nsec: null,
+    c: Uint8Array,
+    ad: Uint8Array | null,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+}
