@@ -125,9 +125,10 @@ export class CipherState {
     if (this.#k === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'rekey needs a key');
     const maxNonce = newNonceBuffer();
     this.fn.writeNonce(maxNonce, U32_MAX, U32_MAX);
-    const next = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LEN);
+    const sealed = encrypt(this.fn, this.#k, maxNonce, EMPTY, REKEY_ZEROS);
     this.#k.fill(0);
-    this.#k = Buffer.from(next);
+    this.#k = Buffer.from(sealed.subarray(0, CIPHER_KEY_LEN));
+    sealed.fill(0); // it held the new key (and may sit in Buffer's shared pool)
   }
 
   /** An independent copy, so a handshake step can work on it and commit only on success. */
