@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import sodium from 'sodium-native';
-import { AEAD_GATHER_MAX, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
+import { AEAD_GATHER_MAX, AEAD_LIBSODIUM_BELOW, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
 
 // Noise §5.1 cipher functions ENCRYPT(k, n, ad, plaintext) / DECRYPT(k, n, ad, ciphertext), and
 // Noise §12.3 / §12.4 nonce encodings:
@@ -8,13 +8,15 @@ import { AEAD_GATHER_MAX, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
 //   AESGCM:     96-bit nonce = 32 bits of zeros ‖ big-endian encoding of n
 // Both append a 16-byte tag. Nothing here loops over bytes in JS: native code does the work.
 //
-// ChaChaPoly, the cipher Wicket's channel uses, runs on libsodium (sodium-native): one native
-// call per message, into a buffer we give it. node:crypto has no one-shot AEAD: each message
-// needs a fresh OpenSSL context and four calls that each return a new buffer, so sealing and
-// opening a 1 KiB message cost about 24 µs there against 5 µs in libsodium (`npm run
-// bench:crypto`). With four AEADs on every request/response round trip through a portal, that
-// difference was most of Wicket's latency over `ssh -L`. On 64 KiB messages the two are close
-// (see protocol/README.md). AESGCM (only for the Noise test vectors) stays on node:crypto.
+// ChaChaPoly, the cipher Wicket's channel uses, runs on libsodium (sodium-native) for messages
+// under AEAD_LIBSODIUM_BELOW: one native call per message, into a buffer we give it. node:crypto
+// has no one-shot AEAD: each message needs a fresh OpenSSL context and four calls that each
+// return a new buffer, so sealing and opening a 1 KiB message cost about 24 µs there against 5 µs
+// in libsodium (`npm run bench:crypto`). With four AEADs on every request/response round trip
+// through a portal, that difference was most of Wicket's latency over `ssh -L`. Longer messages
+// (bulk transfers) stay on OpenSSL, whose AVX-512 code is faster there. Both implement the same
+// RFC 8439 AEAD, so which one a message takes is invisible on the wire. AESGCM (only for the
+// Noise test vectors) runs on OpenSSL.
 
 export type CipherName = 'ChaChaPoly' | 'AESGCM';
 
@@ -44,8 +46,8 @@ export const CHACHA_POLY: CipherFunctions = {
     nonce.writeUInt32LE(hi, 8);
   },
   sealInto: (key, nonce, ad, parts, out, offset) => {
-    let length = 0;
-    for (const part of parts) length += part.length;
+    const length = totalLength(parts);
+    if (length >= AEAD_LIBSODIUM_BELOW) return opensslSealInto('chacha20-poly1305', key, nonce, ad, parts, out, offset);
     const sealed = out.subarray(offset, offset + length + AEAD_TAG_LEN);
     // libsodium takes one contiguous plaintext. Several parts are gathered into the room their
     // ciphertext goes to and encrypted in place (ChaCha20 XORs each block into the same bytes it
@@ -56,6 +58,7 @@ export const CHACHA_POLY: CipherFunctions = {
   },
   open: (key, nonce, ad, ciphertext) => {
     if (ciphertext.length < AEAD_TAG_LEN) return undefined;
+    if (ciphertext.length - AEAD_TAG_LEN >= AEAD_LIBSODIUM_BELOW) return opensslOpen('chacha20-poly1305', key, nonce, ad, ciphertext);
     const plaintext = Buffer.allocUnsafe(ciphertext.length - AEAD_TAG_LEN);
     try {
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, adOrNull(ad), nonce, key);
@@ -72,38 +75,47 @@ export const AES_GCM: CipherFunctions = {
     nonce.writeUInt32BE(hi, 4);
     nonce.writeUInt32BE(lo, 8);
   },
-  sealInto: (key, nonce, ad, parts, out, offset) => {
-    const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
-    if (ad.length > 0) cipher.setAAD(ad);
-    let at = offset;
-    const gathered = parts.length > 1 && totalLength(parts) <= AEAD_GATHER_MAX ? gather(parts, out.subarray(offset)) : 0;
-    // GCM is a stream mode: update() returns exactly as many bytes as it is given.
-    if (gathered > 0) at += put(out, at, cipher.update(out.subarray(offset, offset + gathered)));
-    else {
-      for (const part of parts) {
-        if (part.length > 0) at += put(out, at, cipher.update(part));
-      }
-    }
-    at += put(out, at, cipher.final());
-    at += put(out, at, cipher.getAuthTag());
-    return at - offset;
-  },
-  open: (key, nonce, ad, ciphertext) => {
-    if (ciphertext.length < AEAD_TAG_LEN) return undefined;
-    const bodyLength = ciphertext.length - AEAD_TAG_LEN;
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
-    if (ad.length > 0) decipher.setAAD(ad);
-    decipher.setAuthTag(ciphertext.subarray(bodyLength));
-    const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
-    try {
-      decipher.final();
-    } catch {
-      plaintext.fill(0);
-      return undefined;
-    }
-    return plaintext;
-  },
+  sealInto: (key, nonce, ad, parts, out, offset) => opensslSealInto('aes-256-gcm', key, nonce, ad, parts, out, offset),
+  open: (key, nonce, ad, ciphertext) => opensslOpen('aes-256-gcm', key, nonce, ad, ciphertext),
 };
+
+type OpenSslAead = 'chacha20-poly1305' | 'aes-256-gcm';
+
+/** ENCRYPT on OpenSSL: a fresh context for (k, n), the parts fed in, then the tag. */
+function opensslSealInto(algorithm: OpenSslAead, key: Buffer, nonce: Buffer, ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
+  // The cast picks @types/node's AEAD overload; chacha20-poly1305 has the same API.
+  const cipher = createCipheriv(algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
+  if (ad.length > 0) cipher.setAAD(ad);
+  let at = offset;
+  const gathered = parts.length > 1 && totalLength(parts) <= AEAD_GATHER_MAX ? gather(parts, out.subarray(offset)) : 0;
+  // Both are stream modes: update() returns exactly as many bytes as it is given.
+  if (gathered > 0) at += put(out, at, cipher.update(out.subarray(offset, offset + gathered)));
+  else {
+    for (const part of parts) {
+      if (part.length > 0) at += put(out, at, cipher.update(part));
+    }
+  }
+  at += put(out, at, cipher.final());
+  at += put(out, at, cipher.getAuthTag());
+  return at - offset;
+}
+
+/** DECRYPT on OpenSSL; the plaintext is zeroed and withheld when the tag does not verify. */
+function opensslOpen(algorithm: OpenSslAead, key: Buffer, nonce: Buffer, ad: Uint8Array, ciphertext: Uint8Array): Buffer | undefined {
+  if (ciphertext.length < AEAD_TAG_LEN) return undefined;
+  const bodyLength = ciphertext.length - AEAD_TAG_LEN;
+  const decipher = createDecipheriv(algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
+  if (ad.length > 0) decipher.setAAD(ad);
+  decipher.setAuthTag(ciphertext.subarray(bodyLength));
+  const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
+  try {
+    decipher.final();
+  } catch {
+    plaintext.fill(0);
+    return undefined;
+  }
+  return plaintext;
+}
 
 export const CIPHERS: Readonly<Record<CipherName, CipherFunctions>> = { ChaChaPoly: CHACHA_POLY, AESGCM: AES_GCM };
 

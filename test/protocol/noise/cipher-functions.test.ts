@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { AEAD_LIBSODIUM_BELOW } from '../../../protocol/limits.js';
 import { CIPHERS, type CipherName } from '../../../protocol/noise/index.js';
 import { SeededBytes, referenceEncrypt, referenceNonce } from '../../helpers/noble-noise-reference.js';
 
-// The cipher functions themselves (ChaChaPoly on libsodium, AESGCM on node:crypto), below
-// CipherState: sealing a message given as several parts into a larger buffer, and opening only
-// what verifies. @noble/ciphers is the independent reference.
+// The cipher functions themselves, below CipherState (ChaChaPoly on libsodium or OpenSSL by size,
+// AESGCM on OpenSSL): sealing a message given as several parts into a larger buffer, and opening
+// only what verifies. @noble/ciphers is the independent reference.
 
 const NAMES: readonly CipherName[] = ['ChaChaPoly', 'AESGCM'];
-// Around the block sizes where ChaCha20 and Poly1305 code switches between scalar and SIMD paths.
-const LENGTHS = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 255, 256, 257, 511, 512, 513, 1024, 1100, 4096, 16_384, 16_385, 65_519];
+// Around the block sizes where ChaCha20 and Poly1305 code switches between scalar and SIMD paths,
+// and around AEAD_LIBSODIUM_BELOW, where ChaChaPoly moves from libsodium to OpenSSL.
+const LENGTHS = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 255, 256, 257, 511, 512, 513, 1024, 1100, 4096, AEAD_LIBSODIUM_BELOW - 1, AEAD_LIBSODIUM_BELOW, AEAD_LIBSODIUM_BELOW + 1, 65_519];
 const SENTINEL = 0xa5;
 
 /** The nonce for n, encoded by the reference (not by the code under test). */
@@ -71,7 +73,7 @@ describe('cipher functions: open releases nothing that does not verify', () => {
       const key = Buffer.from(random.next(32));
       const ad = random.next(16);
       const nonce = nonceFor(name, 7n);
-      for (const length of [0, 1, 64, 1100]) {
+      for (const length of [0, 1, 64, 1100, AEAD_LIBSODIUM_BELOW + 5]) {
         const plaintext = random.next(length);
         const sealed = Buffer.from(referenceEncrypt(name, key, 7n, ad, plaintext));
         expect(fn.open(key, nonce, ad, sealed)?.equals(Buffer.from(plaintext))).toBe(true);
