@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import sodium from 'sodium-native';
+import { wicketError } from '../errors.js';
 import { AEAD_GATHER_MAX, AEAD_LIBSODIUM_BELOW, AEAD_TAG_LEN, CIPHER_KEY_LEN } from '../limits.js';
 
 // Noise §5.1 cipher functions ENCRYPT(k, n, ad, plaintext) / DECRYPT(k, n, ad, ciphertext), and
@@ -48,6 +49,7 @@ export const CHACHA_POLY: CipherFunctions = {
   sealInto: (key, nonce, ad, parts, out, offset) => {
     const length = totalLength(parts);
     if (length >= AEAD_LIBSODIUM_BELOW) return opensslSealInto('chacha20-poly1305', key, nonce, ad, parts, out, offset);
+    checkRoom(out, offset, length);
     const sealed = out.subarray(offset, offset + length + AEAD_TAG_LEN);
     // libsodium takes one contiguous plaintext. Several parts are gathered into the room their
     // ciphertext goes to and encrypted in place (ChaCha20 XORs each block into the same bytes it
@@ -84,10 +86,12 @@ type OpenSslAead = 'chacha20-poly1305' | 'aes-256-gcm';
 /** ENCRYPT on OpenSSL: a fresh context for (k, n), the parts fed in, then the tag. */
 function opensslSealInto(algorithm: OpenSslAead, key: Buffer, nonce: Buffer, ad: Uint8Array, parts: readonly Uint8Array[], out: Buffer, offset: number): number {
   // The cast picks @types/node's AEAD overload; chacha20-poly1305 has the same API.
+  const length = totalLength(parts);
+  checkRoom(out, offset, length);
   const cipher = createCipheriv(algorithm as 'aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_LEN });
   if (ad.length > 0) cipher.setAAD(ad);
   let at = offset;
-  const gathered = parts.length > 1 && totalLength(parts) <= AEAD_GATHER_MAX ? gather(parts, out.subarray(offset)) : 0;
+  const gathered = parts.length > 1 && length <= AEAD_GATHER_MAX ? gather(parts, out.subarray(offset)) : 0;
   // Both are stream modes: update() returns exactly as many bytes as it is given.
   if (gathered > 0) at += put(out, at, cipher.update(out.subarray(offset, offset + gathered)));
   else {
@@ -126,6 +130,16 @@ export function newNonceBuffer(): Buffer {
 
 function adOrNull(ad: Uint8Array): Uint8Array | null {
   return ad.length > 0 ? ad : null;
+}
+
+/**
+ * Refuses before anything is written, so a message that does not fit leaves nothing of itself, or
+ * of its plaintext, in `out`.
+ */
+function checkRoom(out: Buffer, offset: number, plaintextLength: number): void {
+  if (out.length - offset < plaintextLength + AEAD_TAG_LEN) {
+    throw wicketError('WICKET_ERR_INTERNAL', `no room to seal ${plaintextLength} bytes at offset ${offset} of a ${out.length}-byte buffer`);
+  }
 }
 
 function totalLength(parts: readonly Uint8Array[]): number {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AEAD_LIBSODIUM_BELOW } from '../../../protocol/limits.js';
 import { CIPHERS, type CipherName } from '../../../protocol/noise/index.js';
 import { SeededBytes, referenceEncrypt, referenceNonce } from '../../helpers/noble-noise-reference.js';
+import { codeOf } from '../secure-channel/channel-fixtures.js';
 
 // The cipher functions themselves, below CipherState (ChaChaPoly on libsodium or OpenSSL by size,
 // AESGCM on OpenSSL): sealing a message given as several parts into a larger buffer, and opening
@@ -56,11 +57,18 @@ describe('cipher functions: sealInto matches @noble/ciphers for any split of the
       }
     });
 
-    it(`${name}: a buffer without room for the whole message throws instead of writing part of it`, () => {
+    it(`${name}: a buffer without room for the whole message throws WICKET_ERR_INTERNAL and is left untouched`, () => {
       const fn = CIPHERS[name];
-      const out = Buffer.alloc(100, SENTINEL);
-      expect(() => fn.sealInto(Buffer.alloc(32, 1), nonceFor(name, 0n), new Uint8Array(0), [Buffer.alloc(90, 2)], out, 0)).toThrow();
-      expect(() => fn.sealInto(Buffer.alloc(32, 1), nonceFor(name, 0n), new Uint8Array(0), [Buffer.alloc(50, 2), Buffer.alloc(40, 3)], out, 0)).toThrow();
+      for (const size of [100, AEAD_LIBSODIUM_BELOW + 10]) {
+        const out = Buffer.alloc(size, SENTINEL);
+        const fits = size - 16;
+        const attempts: Buffer[][] = [[Buffer.alloc(fits + 1, 2)], [Buffer.alloc(fits - 10, 2), Buffer.alloc(11, 3)], [Buffer.alloc(fits, 2)]];
+        for (const [i, parts] of attempts.entries()) {
+          const offset = i === 2 ? 1 : 0; // the last one would fit without its offset
+          expect(codeOf(() => fn.sealInto(Buffer.alloc(32, 1), nonceFor(name, 0n), new Uint8Array(0), parts, out, offset)), `size ${size} attempt ${i}`).toBe('WICKET_ERR_INTERNAL');
+          expect(out.every((b) => b === SENTINEL), `size ${size} attempt ${i}: nothing written`).toBe(true);
+        }
+      }
     });
   }
 });
