@@ -164,7 +164,7 @@ function put(out: Buffer, at: number, bytes: Uint8Array): number {
   return bytes.length;
 }
 
-/** ENCRYPT(k, n, ad, plaintext) into a new buffer (REKEY uses it). */
+/** ENCRYPT(k, n, ad, plaintext) into a new buffer. */
 export function encrypt(fn: CipherFunctions, key: Buffer, nonce: Buffer, ad: Uint8Array, plaintext: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
   fn.sealInto(key, nonce, ad, [plaintext], out, 0);

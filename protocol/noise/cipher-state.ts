@@ -86,8 +86,7 @@ export class CipherState {
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
     this.#checkUsable();
     if (this.#k === undefined) return Buffer.from(plaintext);
-    const out = Buffer.allocUnsafe(plaintext.length + AEAD_TAG_LEN);
-    this.fn.sealInto(this.#k, this.#nextNonce(), ad, [plaintext], out, 0);
+    const out = encrypt(this.fn, this.#k, this.#nextNonce(), ad, plaintext);
     this.#advance();
     return out;
   }

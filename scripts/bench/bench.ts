@@ -12,17 +12,13 @@
 // direct, …): this machine shares its host, and interleaving makes any drift hit every path alike,
 // so the ratios stay honest. Throughput is the median round; latency pools every round's samples.
 import { stopAll } from '../lib/local-processes.js';
-import { startTarget, startWicketPortal } from './bench-paths.js';
+import { startTarget, startWicketPortal, WARMUP_ROUND_TRIPS } from './bench-paths.js';
 import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
 
 const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 5_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-// Every path gets the same warm-up. Wicket's processes run JIT-compiled code that takes a few
-// thousand messages to settle: from fresh processes, each agent's CPU per round trip fell from
-// about 550 µs over the first 1,000 round trips to about 130 µs after 4,000.
-const WARMUP = 5_000;
 const RUN_TIMEOUT_MS = 180_000;
 
 interface PathResult {
@@ -107,7 +103,7 @@ async function main(): Promise<number> {
 
     const throughput = new Map<string, ThroughputResult[]>();
     const micros = new Map<string, number[]>();
-    for (const path of paths) await measureRoundTrips(path.echo, 0, WARMUP, RUN_TIMEOUT_MS);
+    for (const path of paths) await measureRoundTrips(path.echo, 0, WARMUP_ROUND_TRIPS, RUN_TIMEOUT_MS);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const path of paths) {
         console.error(`bench: round ${round}/${ROUNDS}, ${path.name} …`);

@@ -13,14 +13,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { stopAll } from '../lib/local-processes.js';
-import { startTarget, startWicketPortal } from './bench-paths.js';
+import { startTarget, startWicketPortal, WARMUP_ROUND_TRIPS } from './bench-paths.js';
 import { freePort } from './net-util.js';
 import { sshUnavailableReason, startSshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips } from './workloads.js';
 
 const ROUNDS = Number(process.env.LATENCY_ROUNDS ?? 20);
 const ROUND_TRIPS = Number(process.env.LATENCY_ROUND_TRIPS ?? 1_000);
-const WARMUP = 2_000;
 const RUN_TIMEOUT_MS = 120_000;
 
 const children: ChildProcess[] = [];
@@ -60,7 +59,7 @@ async function main(): Promise<void> {
       { name: 'minimal + AEAD', port: await minimalPipeline(target.echo, true) },
       { name: 'minimal, no crypto', port: await minimalPipeline(target.echo, false) },
     ];
-    for (const path of paths) await measureRoundTrips(path.port, 0, WARMUP, RUN_TIMEOUT_MS);
+    for (const path of paths) await measureRoundTrips(path.port, 0, WARMUP_ROUND_TRIPS, RUN_TIMEOUT_MS);
     const micros = new Map<string, number[]>(paths.map((p) => [p.name, []]));
     for (let round = 1; round <= ROUNDS; round++) {
       console.error(`latency: round ${round}/${ROUNDS}`);
