@@ -1,75 +1,74 @@
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import sodium from 'sodium-native';
 import { wicketError } from '../errors.js';
 import { DH_LEN } from '../limits.js';
 
-// Noise §4.1 DH functions for Curve25519 (RFC 7748), on node:crypto (OpenSSL).
-// node:crypto has no raw X25519 import. A raw private key (fixed keys for tests and vectors
-// only) is wrapped in the fixed PKCS#8 DER prefix of RFC 8410. Peer public keys, on every
-// handshake's hot path, go in as JWK ({kty: OKP, crv: X25519, x}) and our public keys come out
-// as JWK: both carry the same raw 32 bytes, and on Node 20 / OpenSSL 3 the JWK route measured
-// ~10x faster than OpenSSL's DER decoder (0.015 ms vs 0.14 ms per public key import, 0.003 ms
-// vs 0.12 ms per public key export). The SPKI prefix route is kept, and tested equal, as
-// publicKey25519FromSpki.
+// Noise §4.1 DH functions for Curve25519 (RFC 7748), on libsodium (sodium-native), with keys as
+// raw 32-byte Buffers.
+//
+// Why not node:crypto, like the rest of the handshake: node:crypto has no raw X25519 keys, and
+// its fastest route out (generateKeyPairSync('x25519') then a JWK export of the private key)
+// deadlocks the main thread on Node 20.20 after a few thousand calls: a GC weak callback waits
+// on a key mutex the export holds. A responder hung after about 2,750 handshakes; a bare loop of
+// generate + JWK export hangs before 10,000 (test/protocol/noise/x25519-soak.test.ts). libsodium
+// works on plain buffers, with no key objects for the GC to finalize, and is faster too
+// (measured here: key pair ≈ 14 µs, DH ≈ 36 µs, against ≈ 40–45 µs for each on the node:crypto
+// JWK route and ≈ 110 µs for a key pair through the DER route).
+//
+// Clamping (RFC 7748 §5) happens inside crypto_scalarmult(_base), on a copy: private keys are
+// stored as given (the test vectors' are unclamped).
 
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-
-/** A Curve25519 key pair: the private key stays a KeyObject, the public key is raw bytes. */
+/** A Curve25519 key pair, both halves raw 32-byte Buffers of their own (never the shared pool). */
 export interface KeyPair25519 {
-  readonly privateKey: KeyObject;
+  readonly privateKey: Buffer;
   readonly publicKey: Buffer;
 }
 
-function rawPublicKeyOf(privateKey: KeyObject): Buffer {
-  const x = privateKey.export({ format: 'jwk' }).x;
-  const raw = x === undefined ? undefined : Buffer.from(x, 'base64url');
-  if (raw?.length !== DH_LEN) throw wicketError('WICKET_ERR_INTERNAL', 'X25519 key export gave no public key');
-  return raw;
+/** The key pair of `privateKey`, which the pair takes over. */
+function pairOf(privateKey: Buffer): KeyPair25519 {
+  const publicKey = Buffer.alloc(DH_LEN);
+  sodium.crypto_scalarmult_base(publicKey, privateKey);
+  return { privateKey, publicKey };
 }
 
 /** GENERATE_KEYPAIR(): a fresh random key pair. */
 export function generateKeyPair25519(): KeyPair25519 {
-  const { privateKey } = generateKeyPairSync('x25519');
-  return { privateKey, publicKey: rawPublicKeyOf(privateKey) };
-}
-
-/** A key pair from a raw 32-byte private key (fixed keys for tests and vectors). */
-export function keyPair25519FromPrivate(raw: Uint8Array): KeyPair25519 {
-  if (raw.length !== DH_LEN) throw wicketError('WICKET_ERR_KEY_INVALID', `X25519 private key must be ${DH_LEN} bytes`);
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-  } catch (err) {
-    throw wicketError('WICKET_ERR_KEY_INVALID', 'X25519 private key does not decode', err);
-  }
-  return { privateKey, publicKey: rawPublicKeyOf(privateKey) };
-}
-
-/** Imports a peer's raw 32-byte public key (as JWK; see the note at the top). */
-export function publicKey25519(raw: Uint8Array): KeyObject {
-  if (raw.length !== DH_LEN) throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', `X25519 public key must be ${DH_LEN} bytes`);
-  try {
-    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
-  } catch (err) {
-    throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', 'X25519 public key does not decode', err);
-  }
-}
-
-/** The same import through the RFC 8410 SPKI DER prefix (slower; kept for the equivalence test). */
-export function publicKey25519FromSpki(raw: Uint8Array): KeyObject {
-  if (raw.length !== DH_LEN) throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', `X25519 public key must be ${DH_LEN} bytes`);
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  const privateKey = Buffer.alloc(DH_LEN);
+  sodium.randombytes_buf(privateKey);
+  return pairOf(privateKey);
 }
 
 /**
- * DH(key_pair, public_key). OpenSSL refuses a result of all zeros (a low-order peer key); Noise
- * §12.1 allows rejecting such keys, and we do, as a malformed handshake.
+ * A key pair from a raw 32-byte private key (fixed keys for tests and vectors). The key is
+ * copied, so zeroing the pair later never touches the caller's bytes.
  */
-export function dh25519(keyPair: KeyPair25519, remotePublicKey: Uint8Array | KeyObject): Buffer {
-  const publicKey = remotePublicKey instanceof Uint8Array ? publicKey25519(remotePublicKey) : remotePublicKey;
+export function keyPair25519FromPrivate(raw: Uint8Array): KeyPair25519 {
+  if (!(raw instanceof Uint8Array) || raw.length !== DH_LEN) {
+    throw wicketError('WICKET_ERR_KEY_INVALID', `X25519 private key must be ${DH_LEN} bytes`);
+  }
+  const privateKey = Buffer.alloc(DH_LEN);
+  privateKey.set(raw);
+  return pairOf(privateKey);
+}
+
+/**
+ * DH(key_pair, public_key). libsodium refuses low-order peer keys (an all-zero result); Noise
+ * §12.1 allows rejecting them, and we do, as a malformed handshake. The result is a Buffer of
+ * its own, so the caller can zero it.
+ */
+export function dh25519(keyPair: KeyPair25519, remotePublicKey: Uint8Array): Buffer {
+  if (remotePublicKey.length !== DH_LEN) {
+    throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', `X25519 public key must be ${DH_LEN} bytes`);
+  }
+  const shared = Buffer.alloc(DH_LEN);
   try {
-    return diffieHellman({ privateKey: keyPair.privateKey, publicKey });
+    sodium.crypto_scalarmult(shared, keyPair.privateKey, remotePublicKey);
   } catch (err) {
     throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', 'X25519 with the peer key failed (low-order point)', err);
   }
+  return shared;
+}
+
+/** Overwrites a key pair's private key once nothing needs it any more. */
+export function destroyKeyPair25519(keyPair: KeyPair25519): void {
+  keyPair.privateKey.fill(0);
 }

@@ -2,7 +2,7 @@ import { asWicketError, wicketError } from '../errors.js';
 import { AEAD_TAG_LEN, DH_LEN, NOISE_MAX_MESSAGE } from '../limits.js';
 import type { CipherState } from './cipher-state.js';
 import { cryptoSuite, WICKET_PROTOCOL_NAME } from './crypto-suite.js';
-import { dh25519, generateKeyPair25519, keyPair25519FromPrivate, type KeyPair25519 } from './dh25519.js';
+import { destroyKeyPair25519, dh25519, generateKeyPair25519, keyPair25519FromPrivate, type KeyPair25519 } from './dh25519.js';
 import { SymmetricState } from './symmetric-state.js';
 
 // Noise §5.3 HandshakeState, interpreting the message patterns of Noise §7.5:
@@ -17,6 +17,10 @@ import { SymmetricState } from './symmetric-state.js';
 // a failed step leaves the committed state exactly as it was but marks the handshake FAILED, and
 // every later call throws WICKET_ERR_HANDSHAKE_STATE. A failed handshake is never resumed: a
 // rejected message could have been an attack, and retrying would give an attacker an oracle.
+//
+// Private keys are overwritten as soon as no later token of the pattern needs them (checked at
+// each commit, so a step's copies never outlive the key they share), and all of them when the
+// handshake fails. Fixed keys passed in options are copied first, never overwritten.
 
 export type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss';
 export type HandshakePattern = readonly (readonly Token[])[];
@@ -105,14 +109,47 @@ export class HandshakeState {
     return this.pattern[this.#messageIndex]!;
   }
 
-  /** Runs one step on copies; on any error marks the handshake failed and rethrows. */
-  #step<T>(run: () => T): T {
+  /**
+   * Runs one step on copies; on any error marks the handshake failed and rethrows. `discard`
+   * names a key pair the step made but never committed (a fresh `e`), to overwrite too.
+   */
+  #step<T>(run: () => T, discard?: () => KeyPair25519 | undefined): T {
     try {
       return run();
     } catch (err) {
-      this.#status = 'failed';
+      const uncommitted = discard?.();
+      if (uncommitted !== undefined) destroyKeyPair25519(uncommitted);
+      this.#fail();
       throw asWicketError(err);
     }
+  }
+
+  #fail(): void {
+    this.#status = 'failed';
+    this.#releaseKeys();
+  }
+
+  /** Whether `token` computes a DH with our own `key` (Noise §5.3; mirrors #dhFor). */
+  #usesLocal(key: 'e' | 's', token: Token): boolean {
+    switch (token) {
+      case 'ee':
+        return key === 'e';
+      case 'ss':
+        return key === 's';
+      case 'es':
+        return key === (this.initiator ? 'e' : 's');
+      case 'se':
+        return key === (this.initiator ? 's' : 'e');
+      default:
+        return false; // 'e' and 's' send public keys only
+    }
+  }
+
+  /** Overwrites each private key that no message still to come needs (all of them unless active). */
+  #releaseKeys(): void {
+    const rest = this.#status === 'active' ? this.pattern.slice(this.#messageIndex).flat() : [];
+    if (this.#e !== undefined && !rest.some((token) => this.#usesLocal('e', token))) destroyKeyPair25519(this.#e);
+    if (!rest.some((token) => this.#usesLocal('s', token))) destroyKeyPair25519(this.#s);
   }
 
   /** The DH for a token, from this side's point of view (Noise §5.3, WriteMessage/ReadMessage). */
@@ -136,6 +173,7 @@ export class HandshakeState {
   /** WriteMessage(payload, message_buffer): the next handshake message carrying `payload`. */
   writeMessage(payload: Uint8Array): Buffer {
     const tokens = this.#checkTurn(true);
+    let fresh: KeyPair25519 | undefined;
     return this.#step(() => {
       const symmetric = this.#symmetric.clone();
       let e = this.#e;
@@ -144,7 +182,7 @@ export class HandshakeState {
         switch (token) {
           case 'e': {
             // e = GENERATE_KEYPAIR(); buffer.append(e.public_key); MixHash(e.public_key)
-            e = this.#fixedEphemeral ? keyPair25519FromPrivate(this.#fixedEphemeral) : generateKeyPair25519();
+            e = fresh = this.#fixedEphemeral ? keyPair25519FromPrivate(this.#fixedEphemeral) : generateKeyPair25519();
             parts.push(e.publicKey);
             symmetric.mixHash(e.publicKey);
             break;
@@ -169,7 +207,7 @@ export class HandshakeState {
       }
       this.#commit(symmetric, e, this.#re, this.#rs);
       return message;
-    });
+    }, () => fresh);
   }
 
   /** ReadMessage(message, payload_buffer): processes the peer's next message, returns its payload. */
@@ -177,7 +215,7 @@ export class HandshakeState {
     const tokens = this.#checkTurn(false);
     // Checked before any work: the Noise size cap (§3).
     if (message.length > NOISE_MAX_MESSAGE) {
-      this.#status = 'failed';
+      this.#fail();
       throw wicketError('WICKET_ERR_MESSAGE_TOO_LARGE', `handshake message is ${message.length} bytes, cap ${NOISE_MAX_MESSAGE}`);
     }
     return this.#step(() => {
@@ -235,6 +273,7 @@ export class HandshakeState {
       this.#status = 'complete';
       this.#handshakeHash = symmetric.handshakeHash();
     }
+    this.#releaseKeys();
   }
 
   /**

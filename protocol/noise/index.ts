@@ -1,6 +1,6 @@
 // Noise Protocol Framework, revision 34: XX over Curve25519, ChaChaPoly or AESGCM, and SHA-256,
-// SHA-512, BLAKE2b or BLAKE2s, on node:crypto except the ChaChaPoly AEAD, which runs on libsodium
-// (see cipher-functions.ts). Wicket's channel (protocol/secure-channel/) uses
+// SHA-512, BLAKE2b or BLAKE2s, on node:crypto except X25519 and the ChaChaPoly AEAD, which run on
+// libsodium (see dh25519.ts and cipher-functions.ts). Wicket's channel (protocol/secure-channel/) uses
 // Noise_XX_25519_ChaChaPoly_SHA256; the other suites exist so the cacophony vectors can be run.
 export { CipherState } from './cipher-state.js';
 export { SymmetricState } from './symmetric-state.js';

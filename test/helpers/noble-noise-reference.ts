@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 // An independent, deliberately small Noise XX reference on the noble primitives (pure JS, audited,
 // no OpenSSL), written from the spec (revision 34) without importing anything from protocol/.
-// Tests compare our node:crypto implementation against it: AEAD outputs, X25519 outputs, whole
+// Tests compare our implementation (node:crypto and libsodium) against it: AEAD outputs, X25519 outputs, whole
 // handshake transcripts, and fresh vector files "the project has never seen".
 
 type Bytes = Uint8Array;

@@ -47,6 +47,34 @@ describe('HandshakeState (Noise §5.3, pattern XX)', () => {
     expect(twin.readMessage(m2).toString()).toBe('hello');
   });
 
+  it('fixed keys are copied, never overwritten: the same option buffers give the same handshake twice', () => {
+    // HandshakeState overwrites its private keys once the pattern no longer needs them.
+    const random = new SeededBytes('fixed-keys-reused');
+    const keys = { initStatic: random.next(32), initEphemeral: random.next(32), respStatic: random.next(32), respEphemeral: random.next(32) };
+    const before = Object.values(keys).map((key) => Buffer.from(key));
+    const run = () => {
+      const initiator = new HandshakeState({ initiator: true, staticPrivateKey: keys.initStatic, ephemeralPrivateKey: keys.initEphemeral });
+      const responder = new HandshakeState({ initiator: false, staticPrivateKey: keys.respStatic, ephemeralPrivateKey: keys.respEphemeral });
+      const m1 = initiator.writeMessage(EMPTY);
+      responder.readMessage(m1);
+      const m2 = responder.writeMessage(EMPTY);
+      initiator.readMessage(m2);
+      const m3 = initiator.writeMessage(EMPTY);
+      responder.readMessage(m3);
+      return Buffer.concat([m1, m2, m3, initiator.handshakeHash()]).toString('hex');
+    };
+    expect(run()).toBe(run());
+    expect(Object.values(keys).map((key) => Buffer.from(key))).toEqual(before);
+  });
+
+  it('a responder that fails writing message 2 (low-order initiator ephemeral) is failed and refuses every later call', () => {
+    const { responder } = pair('low-order-write');
+    responder.readMessage(Buffer.alloc(32));
+    expect(codeOf(() => responder.writeMessage(EMPTY))).toBe('WICKET_ERR_HANDSHAKE_MALFORMED');
+    expect(responder.failed).toBe(true);
+    expect(codeOf(() => responder.writeMessage(EMPTY))).toBe('WICKET_ERR_HANDSHAKE_STATE');
+  });
+
   it('out-of-turn calls throw WICKET_ERR_HANDSHAKE_STATE', () => {
     const { initiator, responder } = pair('turns');
     expect(codeOf(() => responder.writeMessage(EMPTY))).toBe('WICKET_ERR_HANDSHAKE_STATE');

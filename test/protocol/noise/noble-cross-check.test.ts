@@ -6,11 +6,35 @@ import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
-import { CipherState, HandshakeState, HASHES, CIPHERS, dh25519, hkdf, hmac, keyPair25519FromPrivate } from '../../../protocol/noise/index.js';
-import { publicKey25519, publicKey25519FromSpki } from '../../../protocol/noise/dh25519.js';
+import { CipherState, HandshakeState, HASHES, CIPHERS, dh25519, generateKeyPair25519, hkdf, hmac, keyPair25519FromPrivate } from '../../../protocol/noise/index.js';
 import { REFERENCE_SUITES, SeededBytes, referenceXXTranscript } from '../../helpers/noble-noise-reference.js';
+import { codeOf } from '../secure-channel/channel-fixtures.js';
 
-// Our node:crypto primitives against the independent noble implementations, on seeded inputs.
+// Our primitives (node:crypto and libsodium) against the independent noble implementations, on
+// seeded inputs.
+
+const P = 2n ** 255n - 19n;
+
+/** A u-coordinate as its 32 little-endian bytes (RFC 7748 §5), for values up to 2^256 - 1. */
+function uBytes(u: bigint): Buffer {
+  const bytes = Buffer.alloc(32);
+  for (let i = 0; i < 32; i++, u >>= 8n) bytes[i] = Number(u & 0xffn);
+  return bytes;
+}
+
+/**
+ * The points of small order (RFC 7748 §7 and libsodium's blocklist): 0, 1, the two of order 8,
+ * and p - 1, p, p + 1 (non-canonical encodings of order 2, 0 and 1).
+ */
+const LOW_ORDER = [
+  uBytes(0n),
+  uBytes(1n),
+  Buffer.from('e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800', 'hex'),
+  Buffer.from('5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157', 'hex'),
+  uBytes(P - 1n),
+  uBytes(P),
+  uBytes(P + 1n),
+];
 
 const NOBLE_HASH = { SHA256: sha256, SHA512: sha512, BLAKE2b: blake2b, BLAKE2s: blake2s } as const;
 
@@ -56,16 +80,46 @@ describe('X25519 outputs equal @noble/curves', () => {
     }
   });
 
-  it('a public key with the top bit set (non-canonical encoding) agrees too, via JWK and via the SPKI prefix', () => {
+  it('freshly generated key pairs: the public key is the one noble derives from the private key', () => {
+    for (let i = 0; i < 64; i++) {
+      const ours = generateKeyPair25519();
+      const peer = generateKeyPair25519();
+      expect(ours.publicKey.equals(x25519.getPublicKey(ours.privateKey))).toBe(true);
+      expect(dh25519(ours, peer.publicKey).equals(x25519.getSharedSecret(ours.privateKey, peer.publicKey))).toBe(true);
+      expect(dh25519(ours, peer.publicKey).equals(dh25519(peer, ours.publicKey))).toBe(true);
+    }
+  });
+
+  it('a public key with the top bit set (non-canonical encoding) agrees too', () => {
     const random = new SeededBytes('x25519-top-bit');
     for (let i = 0; i < 16; i++) {
       const a = random.next(32);
       const peer = Buffer.from(x25519.getPublicKey(random.next(32)));
       peer[31]! |= 0x80; // RFC 7748 §5: the receiver masks this bit
-      const expected = x25519.getSharedSecret(a, peer);
-      expect(dh25519(keyPair25519FromPrivate(a), peer).equals(expected)).toBe(true);
-      expect(dh25519(keyPair25519FromPrivate(a), publicKey25519FromSpki(peer)).equals(expected)).toBe(true);
-      expect(dh25519(keyPair25519FromPrivate(a), publicKey25519(peer)).equals(expected)).toBe(true);
+      expect(dh25519(keyPair25519FromPrivate(a), peer).equals(x25519.getSharedSecret(a, peer))).toBe(true);
+    }
+  });
+
+  it('u-coordinates p + 2 .. p + 18 (non-canonical, not of small order) are reduced mod p, as noble does', () => {
+    const a = new SeededBytes('x25519-non-canonical').next(32);
+    for (let k = 2n; k <= 18n; k++) {
+      const peer = uBytes(P + k);
+      expect(dh25519(keyPair25519FromPrivate(a), peer).equals(x25519.getSharedSecret(a, peer)), `p + ${k}`).toBe(true);
+    }
+  });
+
+  it('low-order public keys, with and without the top bit, are refused as malformed (noble refuses them too)', () => {
+    const random = new SeededBytes('x25519-low-order');
+    for (const point of LOW_ORDER) {
+      for (const topBit of [false, true]) {
+        const peer = Buffer.from(point);
+        if (topBit) peer[31]! |= 0x80;
+        for (let i = 0; i < 4; i++) {
+          const a = random.next(32);
+          expect(codeOf(() => dh25519(keyPair25519FromPrivate(a), peer)), peer.toString('hex')).toBe('WICKET_ERR_HANDSHAKE_MALFORMED');
+          expect(() => x25519.getSharedSecret(a, peer)).toThrow();
+        }
+      }
     }
   });
 });
