@@ -86,8 +86,9 @@ export const MAX_STREAMS_PER_CHANNEL = 1_024;
 export const MUX_FRAME_HEADER_LEN = 9;
 export const MUX_MAX_DATA_PAYLOAD = NOISE_MAX_PLAINTEXT - MUX_FRAME_HEADER_LEN;
 /**
- * Sum of window growth above the initial windows, across all streams of one session: auto-tuning
- * lets a few fast streams reach STREAM_MAX_WINDOW, but 1,024 streams cannot all hold 16 MiB.
+ * Sum of every receive window above our initial window, across all streams of one session: the
+ * growth auto-tuning gives fast streams, and the larger windows a peer asks for in OPEN. A few
+ * streams may reach STREAM_MAX_WINDOW, but 1,024 streams cannot all hold 16 MiB.
  */
 export const MUX_SESSION_WINDOW_BUDGET = 64 * 1024 * 1024;
 /** A stream's write() returns false above this many queued bytes (four full frames). */
@@ -126,14 +127,34 @@ export const RELAY_CHALLENGE_LEN = 32;
 export const RELAY_AUTH_TIMEOUT_MS = 10_000;
 /** Circuits open at once per agent connection. */
 export const MAX_CIRCUITS_PER_CONNECTION = 4_096;
+/**
+ * Outlets an inlet may ask the relay to skip in one `open` (ones it already refused: policy,
+ * revoked, not the registered identity). A handful covers any sane HA set; more is hostile.
+ */
+export const MAX_OPEN_AVOID = 8;
+/**
+ * An agent keeps a revoked identity in its refusal set until every credential that identity was
+ * issued has expired: the relay sends `until` = revokedAt + its credential TTL + CLOCK_SKEW_MS.
+ * This cap bounds the set against a confused relay (a project revokes far fewer in ten minutes).
+ */
+export const MAX_REVOKED_PEERS = 100_000;
 /** Admin/RPC requests time out after this. */
 export const RELAY_REQUEST_TIMEOUT_MS = 10_000;
-/** The relay checks liveness this often, so a silent peer is dropped by DEAD_AFTER + SWEEP <= 10 s. */
-export const KEEPALIVE_SWEEP_MS = 1_000;
+/**
+ * Both ends check liveness this often, so a silent peer is dropped within DEAD_AFTER + SWEEP =
+ * 9.5 s: under the 10 s DESIGN.md promises, with room for the close to reach the other end.
+ */
+export const KEEPALIVE_SWEEP_MS = 500;
 /** Control frames an agent may pipeline while the relay checks its auth/enroll (store I/O is async). */
 export const RELAY_MAX_FRAMES_DURING_AUTH = 16;
 /** A peer that does not finish the WebSocket close handshake in this time is cut (revocation: <= 1 s). */
 export const RELAY_CLOSE_GRACE_MS = 500;
+/**
+ * Refused logins logged per window; past it they are counted into one summary line per window,
+ * so a scanner or a misconfigured fleet cannot flood the journal (relay/refusal-log.ts).
+ */
+export const REFUSAL_LOG_LINES_PER_WINDOW = 20;
+export const REFUSAL_LOG_WINDOW_MS = 10_000;
 /** The relay polls its store for revocations made by other processes (offline CLI, other relays). */
 export const REVOCATION_POLL_INTERVAL_MS = 250;
 /** The one-time admin ticket printed on the relay's first start. */
@@ -188,6 +209,20 @@ export const AEAD_LIBSODIUM_BELOW = 16 * 1024;
 export const AEAD_GATHER_MAX = 16 * 1024;
 /** Pause between channel attempts while the path is not there (name unknown, relay away). */
 export const INLET_CHANNEL_RETRY_MS = 250;
+/**
+ * Target connections one outlet holds at once (connecting or bridged). Each is a file descriptor
+ * and up to a stream window of buffered data, and a node's descriptors are finite and shared
+ * (EMFILE resets every caller alike). Configurable per outlet (`--max-connections`).
+ */
+export const OUTLET_MAX_TARGET_CONNECTIONS = 2_048;
+/**
+ * One peer identity's share of an outlet's target connections, across all its channels: a quarter
+ * of the outlet's, so one member can never take more than that and three others always fit.
+ * Configurable per outlet (`--max-connections-per-peer`).
+ */
+export const OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER = 512;
+/** The largest connection limit an outlet accepts in its settings (far above any descriptor limit). */
+export const MAX_TARGET_CONNECTIONS_SETTING = 1_000_000;
 /** An outlet's connection to its target (TCP connect + TLS handshake) must finish in this time. */
 export const TARGET_CONNECT_TIMEOUT_MS = 10_000;
 /** One control-socket request line; anything longer is hostile and the connection is dropped. */
@@ -198,6 +233,11 @@ export const CONTROL_MAX_CLIENTS = 32;
 export const CONTROL_REQUEST_TIMEOUT_MS = 15_000;
 /** node.json larger than this is refused before parsing. */
 export const NODE_CONFIG_MAX_BYTES = 1024 * 1024;
+/**
+ * Circuits the relay closed before their session attached (an `opened`/`close` race), remembered
+ * so the session closes at once; only the newest matter (a session attaches within one loop turn).
+ */
+export const CLOSED_EARLY_CIRCUITS_KEPT = 256;
 /** Inlets and outlets on one node (each holds a listener or a registration). */
 export const MAX_NODE_RESOURCES = 256;
 

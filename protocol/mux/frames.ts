@@ -18,7 +18,9 @@ export const FrameType = {
   /** grant credit; value = increment in bytes (>= 1) */
   WINDOW: 1,
   /** open a stream; value = the opener's initial receive window, which is also the initial
-   * window in the other direction (the acceptor must take that much before it can answer) */
+   * window in the other direction (the acceptor takes that much before it can answer, charging
+   * what exceeds its own initial window to its session budget, or refuses the stream with
+   * RESET(MUX_WINDOW_BUDGET)) */
   OPEN: 2,
   /** half-close: the sender will send no more data on this stream; value = 0 */
   FIN: 3,

@@ -10,21 +10,28 @@
 // go out, congested or not; data frames are taken round-robin from the streams that have both
 // bytes and credit, one frame per turn, so a stream without credit (a slow reader at the far
 // end) never holds up the others. A full-size data frame is its own message: [header, payload
-// views], never copied. While the transport is congested no data is sent at all.
+// views], never copied (packer.ts builds the messages). While the transport is congested no data
+// is sent at all.
+//
+// Memory a peer can make us hold: each stream's receive window bounds what it holds, and every
+// byte of window above our own initialWindow (auto-tuning growth, or an OPEN asking for more than
+// initialWindow) is charged to one WindowBudget (window.ts). An OPEN whose excess does not fit is
+// refused with RESET(MUX_WINDOW_BUDGET), like one past maxStreams, and the session lives. So a
+// session holds at most maxStreams x initialWindow + windowBudget for its peer.
 
 import { EventEmitter } from 'node:events';
-import { ERROR_CODES, asWicketError, wicketError, type WicketError } from '../errors.js';
+import { ERROR_CODES, asWicketError, wicketError, type ErrorCode, type WicketError } from '../errors.js';
 import {
   MAX_STREAMS_PER_CHANNEL,
   MUX_FRAME_HEADER_LEN,
   MUX_RTT_SAMPLE_MAX_AGE_MS,
   MUX_SESSION_WINDOW_BUDGET,
-  NOISE_MAX_PLAINTEXT,
   STREAM_INITIAL_WINDOW,
   STREAM_MAX_WINDOW,
   STREAM_WRITE_HIGH_WATER,
 } from '../limits.js';
-import { FRAME_TYPE_COUNT, FrameType, checkMessageSize, frameHeader, readFrameHeader, writeFrameHeader } from './frames.js';
+import { FRAME_TYPE_COUNT, FrameType, checkMessageSize, readFrameHeader } from './frames.js';
+import { MessagePacker } from './packer.js';
 import { RttEstimator } from './rtt.js';
 import { MuxStream, type StreamHost } from './stream.js';
 import { ReceiveWindow, WindowBudget } from './window.js';
@@ -44,7 +51,10 @@ export interface MuxSessionOptions {
   initialWindow?: number;
   /** Cap on any one stream's receive window after auto-tuning. */
   maxWindow?: number;
-  /** Cap on total window growth across streams (see MUX_SESSION_WINDOW_BUDGET). */
+  /**
+   * Cap on the sum of receive window above initialWindow across streams (auto-tuning growth and
+   * peers' larger OPEN windows; see MUX_SESSION_WINDOW_BUDGET).
+   */
   windowBudget?: number;
   /** Per-stream write() high-water mark. */
   writeHighWater?: number;
@@ -68,14 +78,12 @@ export class MuxSession extends EventEmitter {
   readonly #streams = new Map<number, MuxStream>();
   /** Streams that may have bytes and credit, in round-robin order. */
   readonly #ready = new Set<MuxStream>();
-  /** Pending control frames as (type, stream, value) triplets. */
-  #control: number[] = [];
   /** The one pong we owe (a newer ping replaces it): a ping flood cannot queue pongs. */
   #pendingPong: number | undefined;
   #pingWanted = false;
   #nextLocalId: number;
   #lastPeerId = 0;
-  /** Peer OPENs refused since the transport was last drained (bounds RESETs we queue). */
+  /** Peer OPENs refused (stream limit or budget) since the transport was last drained (bounds RESETs we queue). */
   #refusedWhileCongested = 0;
   #congested = false;
   #closed = false;
@@ -83,9 +91,7 @@ export class MuxSession extends EventEmitter {
   #batchDepth = 0;
   #flushing = false;
   #flushAgain = false;
-  /** The plaintext message being built by a flush: parts and their total length. */
-  #out: Buffer[] = [];
-  #outLength = 0;
+  readonly #packer = new MessagePacker((parts) => this.#emitMessage(parts));
   readonly #host: StreamHost;
   readonly #dispatch: readonly FrameHandler[];
 
@@ -189,7 +195,8 @@ export class MuxSession extends EventEmitter {
     }
     const id = this.#nextLocalId;
     this.#nextLocalId += 2;
-    const stream = this.#newStream(id, this.#initialWindow);
+    const window = new ReceiveWindow(this.#initialWindow, this.#maxWindow, this.#budget, this.#now());
+    const stream = this.#newStream(id, window, this.#initialWindow);
     this.#batchDepth++; // OPEN and a first PING leave in one message
     try {
       this.#queueControl(FrameType.OPEN, id, this.#initialWindow);
@@ -226,9 +233,7 @@ export class MuxSession extends EventEmitter {
     for (const stream of [...this.#streams.values()]) stream._abort(streamErr);
     this.#streams.clear();
     this.#ready.clear();
-    this.#control = [];
-    this.#out = [];
-    this.#outLength = 0;
+    this.#packer.clear();
     this.#pendingPong = undefined;
     this.emit('close', err);
   }
@@ -260,28 +265,34 @@ export class MuxSession extends EventEmitter {
       throw wicketError('WICKET_ERR_MUX_PROTOCOL', `OPEN window ${window} above our cap ${this.#maxWindow}`);
     }
     this.#lastPeerId = id;
-    if (this.#streams.size >= this.#maxStreams) {
-      // Refuse this stream, keep the session. While congested the RESETs we owe pile up below
-      // us, so a peer that keeps opening past the limit then loses the session.
-      if (this.#congested && ++this.#refusedWhileCongested > this.#maxStreams) {
-        throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', 'peer keeps opening streams past the limit');
-      }
-      this.#queueControl(FrameType.RESET, id, ERROR_CODES.WICKET_ERR_MUX_TOO_MANY_STREAMS.num);
-      return;
-    }
-    const stream = this.#newStream(id, window);
+    if (this.#streams.size >= this.#maxStreams) return this.#refuse(id, 'WICKET_ERR_MUX_TOO_MANY_STREAMS', 'past the stream limit');
+    // The OPEN value is our send credit as it stands; as our receive window, whatever it asks
+    // above our own initialWindow is charged to the session budget, or the stream is refused.
+    const receiveWindow = ReceiveWindow.tryOpen(window, this.#initialWindow, this.#maxWindow, this.#budget, this.#now());
+    if (receiveWindow === undefined) return this.#refuse(id, 'WICKET_ERR_MUX_WINDOW_BUDGET', 'with windows beyond the session budget');
+    const stream = this.#newStream(id, receiveWindow, window);
     const raise = stream._raiseWindow(this.#initialWindow);
     if (raise > 0) this.#queueControl(FrameType.WINDOW, id, raise);
     this.#wantRtt();
     this.emit('stream', stream);
   }
 
-  #newStream(id: number, window: number): MuxStream {
-    const receiveWindow = new ReceiveWindow(window, this.#maxWindow, this.#budget, this.#now());
+  /**
+   * Refuses one peer OPEN with RESET(code) and keeps the session. While congested the RESETs we
+   * owe pile up below us, so a peer that keeps opening streams we refuse then loses the session.
+   */
+  #refuse(id: number, code: ErrorCode, why: string): void {
+    if (this.#congested && ++this.#refusedWhileCongested > this.#maxStreams) {
+      throw wicketError(code, `peer keeps opening streams ${why}`);
+    }
+    this.#queueControl(FrameType.RESET, id, ERROR_CODES[code].num);
+  }
+
+  #newStream(id: number, receiveWindow: ReceiveWindow, sendCredit: number): MuxStream {
     const stream = new MuxStream(this.#host, {
       id,
       window: receiveWindow,
-      sendCredit: window,
+      sendCredit,
       writeHighWater: this.#writeHighWater,
     });
     this.#streams.set(id, stream);
@@ -296,7 +307,7 @@ export class MuxSession extends EventEmitter {
 
   #queueControl(type: FrameType, stream: number, value: number): void {
     if (this.#closed) return;
-    this.#control.push(type, stream, value);
+    this.#packer.control(type, stream, value);
     this.#flush();
   }
 
@@ -329,6 +340,7 @@ export class MuxSession extends EventEmitter {
   #flushOnce(): void {
     for (;;) {
       this.#appendControl();
+      this.#packer.packControl();
       if (this.#congested || this.#closed) break;
       const stream = this.#nextReady();
       if (stream === undefined) break;
@@ -337,18 +349,16 @@ export class MuxSession extends EventEmitter {
         this.#ready.delete(stream);
         continue;
       }
-      if (this.#outLength + MUX_FRAME_HEADER_LEN + n > NOISE_MAX_PLAINTEXT) {
+      if (!this.#packer.fits(n)) {
         // Never split a frame to fill a message: a full-size frame is a message of its own.
-        this.#emitMessage();
+        this.#packer.finishMessage();
         continue;
       }
       this.#ready.delete(stream);
-      this.#out.push(frameHeader(FrameType.DATA, stream.id, n));
-      stream._takeData(n, this.#out);
-      this.#outLength += MUX_FRAME_HEADER_LEN + n;
+      this.#packer.packData(stream, n);
       if (stream._sendable() > 0) this.#ready.add(stream); // back of the round-robin line
     }
-    this.#emitMessage();
+    this.#packer.finishMessage();
   }
 
   /** The stream at the front of the round-robin line (a Set keeps insertion order). */
@@ -358,45 +368,22 @@ export class MuxSession extends EventEmitter {
     return undefined;
   }
 
-  /** Hands the message being built (if any) to the channel. */
-  #emitMessage(): void {
-    const parts = this.#out;
-    if (parts.length === 0) return;
-    this.#out = [];
-    this.#outLength = 0;
+  /** Hands one message built by the packer to the channel. */
+  #emitMessage(parts: Buffer[]): void {
     if (this.#closed) return;
     if (!this.#send(parts)) this.#congested = true;
   }
 
-  /** Moves every pending control frame into the message being built, packed into blocks. */
+  /** Queues the pong we owe (unless congested) and a wanted ping, for the packer. */
   #appendControl(): void {
     // The pong waits while congested: at most one is ever owed.
     if (this.#pendingPong !== undefined && !this.#congested) {
-      this.#control.push(FrameType.PONG, 0, this.#pendingPong);
+      this.#packer.control(FrameType.PONG, 0, this.#pendingPong);
       this.#pendingPong = undefined;
     }
     if (this.#pingWanted) {
       this.#pingWanted = false;
-      this.#control.push(FrameType.PING, 0, this.#rtt.start(this.#now()));
-    }
-    const pending = this.#control;
-    if (pending.length === 0) return;
-    this.#control = [];
-    let frame = 0;
-    const frames = pending.length / 3;
-    while (frame < frames) {
-      const room = Math.floor((NOISE_MAX_PLAINTEXT - this.#outLength) / MUX_FRAME_HEADER_LEN);
-      if (room === 0) {
-        this.#emitMessage();
-        continue;
-      }
-      const count = Math.min(room, frames - frame);
-      const block = Buffer.allocUnsafe(count * MUX_FRAME_HEADER_LEN);
-      for (let i = 0; i < count; i++, frame++) {
-        writeFrameHeader(block, i * MUX_FRAME_HEADER_LEN, pending[frame * 3]! as FrameType, pending[frame * 3 + 1]!, pending[frame * 3 + 2]!);
-      }
-      this.#out.push(block);
-      this.#outLength += block.length;
+      this.#packer.control(FrameType.PING, 0, this.#rtt.start(this.#now()));
     }
   }
 }

@@ -5,14 +5,50 @@
 // peer reset the stream or the session closed), 'drain' (write() may be called again),
 // 'close' (both directions done, or reset either way; emitted once, last).
 // A local reset() emits only 'close': the caller already knows why it aborted.
+//
+// Lifecycle: two named half-states instead of loose booleans, as libp2p's go-yamux keeps a
+// writeState and a readState per stream (halfOpen / halfClosed / halfReset), each a Lifecycle
+// whose table refuses an illegal move with WICKET_ERR_INTERNAL (our bug). A peer's protocol
+// violation is checked first and surfaces as WICKET_ERR_MUX_PROTOCOL, so the table never sees it.
+//
+//   send:     open -> ending -> fin-sent        end() with bytes queued; FIN once they are sent
+//             open -> fin-sent                  end() with nothing queued
+//             open | ending -> reset
+//   receive:  open -> fin-received -> ended     FIN arrived (held bytes may remain); 'end' emitted
+//             open | fin-received -> reset
+//
+// fin-sent and ended are final: a half that finished cleanly keeps saying so when the other half
+// is reset afterwards (status then shows which direction was cut). The stream is closed when
+// send is fin-sent and receive is ended, or when either is reset; it is torn down and emits
+// 'close' at the move that makes it so, and is inert from then on.
 
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, codeFromNumber, wicketError, type ErrorCode, type WicketError } from '../errors.js';
+import { Lifecycle, type Transitions } from '../lifecycle.js';
 import { MUX_MAX_DATA_PAYLOAD } from '../limits.js';
 import { FrameType } from './frames.js';
 import { ReceiveBuffer } from './receive-buffer.js';
 import { SendQueue } from './send-queue.js';
 import type { ReceiveWindow } from './window.js';
+
+export type SendState = 'open' | 'ending' | 'fin-sent' | 'reset';
+export type ReceiveState = 'open' | 'fin-received' | 'ended' | 'reset';
+
+/** The send half's moves (see the table at the top of this file). */
+export const SEND_TRANSITIONS: Transitions<SendState> = {
+  open: ['ending', 'fin-sent', 'reset'],
+  ending: ['fin-sent', 'reset'],
+  'fin-sent': [],
+  reset: [],
+};
+
+/** The receive half's moves. */
+export const RECEIVE_TRANSITIONS: Transitions<ReceiveState> = {
+  open: ['fin-received', 'reset'],
+  'fin-received': ['ended', 'reset'],
+  ended: [],
+  reset: [],
+};
 
 /** What a stream needs from its session (session.ts implements it). */
 export interface StreamHost {
@@ -44,17 +80,13 @@ export class MuxStream extends EventEmitter {
   readonly #queue = new SendQueue();
   readonly #held = new ReceiveBuffer();
   readonly #writeHighWater: number;
+  readonly #send: Lifecycle<SendState>;
+  readonly #receive: Lifecycle<ReceiveState>;
   #sendCredit: number;
   #paused = false;
+  /** Inside an emit of 'data' or 'end': re-entrant deliveries wait for the outer loop. */
   #emitting = false;
   #needDrain = false;
-  /** end() was called: no more writes; FIN goes once the queue is empty. */
-  #ending = false;
-  #finSent = false;
-  #remoteEnded = false;
-  #endEmitted = false;
-  /** Closed or reset: inert from now on. */
-  #finished = false;
   #bytesSent = 0;
   #bytesReceived = 0;
 
@@ -66,6 +98,23 @@ export class MuxStream extends EventEmitter {
     this.#window = setup.window;
     this.#sendCredit = setup.sendCredit;
     this.#writeHighWater = setup.writeHighWater;
+    this.#send = new Lifecycle(`stream ${this.id} send half`, SEND_TRANSITIONS, 'open');
+    this.#receive = new Lifecycle(`stream ${this.id} receive half`, RECEIVE_TRANSITIONS, 'open');
+  }
+
+  /** Our direction: open, ending (FIN waits for queued bytes), fin-sent, or reset. */
+  get sendState(): SendState {
+    return this.#send.state;
+  }
+
+  /** The peer's direction: open, fin-received (held bytes may remain), ended ('end' emitted), or reset. */
+  get receiveState(): ReceiveState {
+    return this.#receive.state;
+  }
+
+  /** Both directions done, or reset either way: the stream is inert ('close' is emitted on getting here). */
+  get closed(): boolean {
+    return this.#send.is('reset') || this.#receive.is('reset') || (this.#send.is('fin-sent') && this.#receive.is('ended'));
   }
 
   /** Payload bytes sent in DATA frames. */
@@ -108,7 +157,7 @@ export class MuxStream extends EventEmitter {
    * (the bytes are dropped).
    */
   write(chunk: Buffer): boolean {
-    if (this.#finished || this.#ending) return false;
+    if (!this.#send.is('open')) return false;
     if (chunk.length > 0) {
       this.#queue.push(chunk);
       this.#host.wantsToSend(this);
@@ -117,21 +166,22 @@ export class MuxStream extends EventEmitter {
       this.#needDrain = true;
       return false;
     }
-    return !this.#finished;
+    return !this.closed;
   }
 
   /** Half-closes our direction: FIN goes out once every queued byte is sent. */
   end(): void {
-    if (this.#finished || this.#ending) return;
-    this.#ending = true;
+    if (!this.#send.is('open')) return;
     if (this.#queue.length === 0) this.#sendFin();
+    else this.#send.to('ending');
   }
 
   /** Aborts both directions; the peer's stream gets 'reset' with this code. */
   reset(code: ErrorCode = 'WICKET_ERR_STREAM_RESET'): void {
-    if (this.#finished) return;
-    this.#host.control(FrameType.RESET, this.id, ERROR_CODES[code].num);
+    if (this.closed) return;
+    // Torn down before the RESET is queued: the flush that queuing runs must not see this stream.
     this.#teardown();
+    this.#host.control(FrameType.RESET, this.id, ERROR_CODES[code].num);
     this.emit('close');
   }
 
@@ -151,7 +201,7 @@ export class MuxStream extends EventEmitter {
 
   /** @internal A DATA frame arrived. Throws a WicketError on a protocol violation. */
   _receiveData(payload: Buffer, messageLength: number): void {
-    if (this.#remoteEnded) {
+    if (!this.#receive.is('open')) {
       throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: DATA after FIN`);
     }
     if (!this.#window.receive(payload.length)) {
@@ -172,8 +222,8 @@ export class MuxStream extends EventEmitter {
 
   /** @internal A FIN arrived. */
   _receiveFin(): void {
-    if (this.#remoteEnded) throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: second FIN`);
-    this.#remoteEnded = true;
+    if (!this.#receive.is('open')) throw wicketError('WICKET_ERR_MUX_PROTOCOL', `stream ${this.id}: second FIN`);
+    this.#receive.to('fin-received');
     this.#deliverHeld();
   }
 
@@ -188,7 +238,7 @@ export class MuxStream extends EventEmitter {
 
   /** @internal A RESET arrived. */
   _receiveReset(errorNumber: number): void {
-    if (this.#finished) return;
+    if (this.closed) return;
     let code = codeFromNumber(errorNumber);
     if (code === 'WICKET_ERR_INTERNAL' && errorNumber !== ERROR_CODES.WICKET_ERR_INTERNAL.num) {
       code = 'WICKET_ERR_STREAM_RESET';
@@ -198,7 +248,7 @@ export class MuxStream extends EventEmitter {
 
   /** @internal The session is closing: reset without telling the peer. */
   _abort(err: WicketError): void {
-    if (this.#finished) return;
+    if (this.closed) return;
     this.#abort(err);
   }
 
@@ -209,7 +259,7 @@ export class MuxStream extends EventEmitter {
 
   /** @internal Bytes the next DATA frame may carry now. */
   _sendable(): number {
-    if (this.#finished) return 0;
+    if (this.closed) return 0;
     return Math.min(this.#sendCredit, this.#queue.length, MUX_MAX_DATA_PAYLOAD);
   }
 
@@ -218,8 +268,8 @@ export class MuxStream extends EventEmitter {
     this.#queue.takeInto(n, parts);
     this.#sendCredit -= n;
     this.#bytesSent += n;
-    if (this.#queue.length === 0 && this.#ending && !this.#finSent) this.#sendFin();
-    if (this.#needDrain && this.#queue.length * 2 <= this.#writeHighWater && !this.#finished) {
+    if (this.#queue.length === 0 && this.#send.is('ending')) this.#sendFin();
+    if (this.#needDrain && this.#queue.length * 2 <= this.#writeHighWater && !this.closed) {
       this.#needDrain = false;
       this.emit('drain');
     }
@@ -228,17 +278,17 @@ export class MuxStream extends EventEmitter {
   // --- internals ------------------------------------------------------------------------------
 
   #sendFin(): void {
-    this.#finSent = true;
+    this.#send.to('fin-sent');
     this.#host.control(FrameType.FIN, this.id, 0);
     this.#closeIfDone();
   }
 
   /** Emits held chunks in order while not paused, then 'end' if the peer finished. */
   #deliverHeld(): void {
-    if (this.#emitting || this.#finished) return;
+    if (this.#emitting || this.closed) return;
     this.#emitting = true;
     try {
-      while (!this.#paused && !this.#finished) {
+      while (!this.#paused && !this.closed) {
         const chunk = this.#held.shift();
         if (chunk === undefined) break;
         this.#window.consume(chunk.length);
@@ -247,18 +297,26 @@ export class MuxStream extends EventEmitter {
     } finally {
       this.#emitting = false;
     }
-    if (this.#finished || this.#paused) return;
+    if (this.closed || this.#paused) return;
     this.#announceCredit();
-    if (this.#remoteEnded && !this.#endEmitted && this.#held.bytes === 0) {
-      this.#endEmitted = true;
-      this.emit('end');
+    if (this.#receive.is('fin-received') && this.#held.bytes === 0) {
+      // 'ended' means 'end' was emitted, so the move follows the emit; #emitting keeps a
+      // resume() from inside an 'end' handler from emitting it twice.
+      this.#emitting = true;
+      try {
+        this.emit('end');
+      } finally {
+        this.#emitting = false;
+      }
+      if (!this.#receive.is('fin-received')) return; // an 'end' handler reset the stream
+      this.#receive.to('ended');
       this.#closeIfDone();
     }
   }
 
   /** Returns consumed credit to the peer once half a window is unannounced (never while paused). */
   #announceCredit(): void {
-    if (this.#paused || this.#finished || this.#remoteEnded || !this.#window.updateDue) return;
+    if (this.#paused || !this.#receive.is('open') || this.closed || !this.#window.updateDue) return;
     const increment = this.#window.takeUpdate(this.#host.now(), this.#host.rttMs());
     if (increment > 0) {
       this.#host.control(FrameType.WINDOW, this.id, increment);
@@ -266,8 +324,9 @@ export class MuxStream extends EventEmitter {
     }
   }
 
+  /** Called right after a half reaches its clean end: the second one to get there closes the stream. */
   #closeIfDone(): void {
-    if (this.#finSent && this.#endEmitted && !this.#finished) {
+    if (this.#send.is('fin-sent') && this.#receive.is('ended')) {
       this.#teardown();
       this.emit('close');
     }
@@ -279,8 +338,10 @@ export class MuxStream extends EventEmitter {
     this.emit('close');
   }
 
+  /** Resets whichever halves had not finished cleanly (none when both had) and drops the buffers. */
   #teardown(): void {
-    this.#finished = true;
+    if (this.#send.can('reset')) this.#send.to('reset');
+    if (this.#receive.can('reset')) this.#receive.to('reset');
     this.#queue.clear();
     this.#held.clear();
     this.#window.release();

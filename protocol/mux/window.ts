@@ -12,10 +12,18 @@
 // rare. Auto-tuning follows quic-go's flowcontrol and Go's http2 BDP estimator: at each update,
 // if the reader consumed this epoch's bytes at a rate that would drain a whole window in less
 // than two round trips, the window is too small for the path's bandwidth-delay product, so it
-// doubles (up to the cap, and within the session's shared growth budget). A slow reader never
-// grows its window, so a stalled stream holds at most what it was granted.
+// doubles (up to the cap, and within the session's shared budget). A slow reader never grows its
+// window, so a stalled stream holds at most what it was granted.
+//
+// The session budget: every byte of window above our own initial window is taken from one
+// WindowBudget per session, whether it comes from auto-tuning or from a peer's OPEN asking for a
+// bigger window than ours (tryOpen), and is given back when the stream goes (release); libp2p's
+// go-yamux likewise reserves memory both on accepting a stream and on growing a window. Without the
+// OPEN part a peer could open streams at STREAM_MAX_WINDOW and make us hold 16 MiB on each (32
+// such streams against a target that never read grew an outlet by 405 MB). With it, what a
+// session can hold for its peer is at most maxStreams x initialWindow + budget.
 
-/** Shared by all streams of a session: bounds the sum of growth above the initial windows. */
+/** Shared by all streams of a session: bounds the sum of windows above our initial window. */
 export class WindowBudget {
   #left: number;
   constructor(bytes: number) {
@@ -41,8 +49,8 @@ export class ReceiveWindow {
   #window: number;
   #allowance: number;
   #unannounced = 0;
-  /** Bytes this window grew beyond its start, taken from the budget (given back on release()). */
-  #grown = 0;
+  /** Bytes of this window taken from the budget (given back on release()). */
+  #charged = 0;
   #epochStart: number;
   #epochConsumed = 0;
 
@@ -55,6 +63,19 @@ export class ReceiveWindow {
     this.#window = initial;
     this.#allowance = initial;
     this.#epochStart = now;
+  }
+
+  /**
+   * The receive window of a stream the peer opened with `size` (its OPEN value, already checked
+   * against maxWindow): whatever `size` exceeds our own initial window `free` is taken from the
+   * budget. Returns undefined, taking nothing, when that excess does not fit in what is left.
+   */
+  static tryOpen(size: number, free: number, maxWindow: number, budget: WindowBudget, now: number): ReceiveWindow | undefined {
+    const excess = Math.max(0, size - free);
+    if (!budget.tryTake(excess)) return undefined;
+    const window = new ReceiveWindow(size, maxWindow, budget, now);
+    window.#charged = excess;
+    return window;
   }
 
   /** Current window: the most the peer may have in flight plus what we hold. */
@@ -86,7 +107,8 @@ export class ReceiveWindow {
 
   /**
    * Raises the window to `target` at once (an acceptor whose own initial window is larger than
-   * the opener's). Returns the credit to announce.
+   * the opener's). Not charged to the budget: only ever called with our own initial window, which
+   * every stream may hold. Returns the credit to announce.
    */
   raiseTo(target: number): number {
     const delta = Math.min(target, this.maxWindow) - this.#window;
@@ -115,7 +137,7 @@ export class ReceiveWindow {
         const growth = Math.min(this.#window, this.maxWindow - this.#window);
         if (this.budget.tryTake(growth)) {
           this.#window += growth;
-          this.#grown += growth;
+          this.#charged += growth;
         }
       }
     }
@@ -127,9 +149,9 @@ export class ReceiveWindow {
     return increment;
   }
 
-  /** The stream is gone: give its growth back to the session budget. */
+  /** The stream is gone: give what it took back to the session budget. */
   release(): void {
-    this.budget.release(this.#grown);
-    this.#grown = 0;
+    this.budget.release(this.#charged);
+    this.#charged = 0;
   }
 }

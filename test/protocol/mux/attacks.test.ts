@@ -4,11 +4,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, WicketError, type ErrorCode } from '../../../protocol/errors.js';
-import { MUX_MAX_DATA_PAYLOAD, NOISE_MAX_PLAINTEXT, STREAM_INITIAL_WINDOW } from '../../../protocol/limits.js';
+import { MUX_MAX_DATA_PAYLOAD, NOISE_MAX_PLAINTEXT, STREAM_INITIAL_WINDOW, STREAM_MAX_WINDOW } from '../../../protocol/limits.js';
 import { FrameType, frameHeader } from '../../../protocol/mux/frames.js';
 import { MuxSession, type MuxSessionOptions } from '../../../protocol/mux/session.js';
 import type { MuxStream } from '../../../protocol/mux/stream.js';
-import { parseMessage, seededRandom, type ParsedFrame } from './sim.js';
+import { MuxPair, parseMessage, seededRandom, type ParsedFrame } from './sim.js';
 
 /** A responder session facing a hand-driven peer (the "initiator", whose streams are odd). */
 function victim(options: Partial<MuxSessionOptions> = {}) {
@@ -156,6 +156,112 @@ describe('mux attacks', () => {
     v.session.ping(); // any send marks the transport congested
     for (let i = 0; i < 4 + 4 + 1 && !v.session.closed; i++) v.feed(open(2 * i + 1));
     expectClosedWith(v, 'WICKET_ERR_MUX_TOO_MANY_STREAMS');
+  });
+
+  it('refuses OPEN windows beyond the session budget: 32 streams of 16 MiB against a reader that never reads hold at most the budget', () => {
+    const MiB = 1024 * 1024;
+    const budget = 32 * MiB; // room for two 16 MiB windows' excess over 256 KiB, not a third
+    const v = victim({ windowBudget: budget });
+    let pauseNew = true; // our target never reads: every stream it accepts stays paused
+    v.session.on('stream', (s: MuxStream) => {
+      if (pauseNew) s.pause();
+    });
+    const bound = 32 * STREAM_INITIAL_WINDOW + budget;
+    const held = () => v.streams.reduce((sum, s) => sum + s.heldBytes, 0);
+    const ids = Array.from({ length: 32 }, (_, i) => 2 * i + 1);
+    v.feed(...ids.map((id) => open(id, STREAM_MAX_WINDOW)));
+    // Then full windows of DATA on every stream, round robin, in full-size frames (one reused
+    // message per stream: the views we hold alias it, which is all a byte count needs).
+    const payload = Buffer.alloc(MUX_MAX_DATA_PAYLOAD, 0x41);
+    const full = new Map(ids.map((id) => [id, data(id, payload)]));
+    let maxHeld = 0;
+    for (let sent = 0; sent < STREAM_MAX_WINDOW; sent += MUX_MAX_DATA_PAYLOAD) {
+      const n = Math.min(MUX_MAX_DATA_PAYLOAD, STREAM_MAX_WINDOW - sent);
+      for (const id of ids) {
+        v.session.receive(n === MUX_MAX_DATA_PAYLOAD ? full.get(id)! : data(id, payload.subarray(0, n)));
+        maxHeld = Math.max(maxHeld, held());
+      }
+    }
+    expect(v.session.closed).toBe(false);
+    expect(maxHeld).toBeLessThanOrEqual(bound);
+    // Two streams took 16 MiB windows (and hold them, full); the other 30 were refused.
+    expect(v.streams.map((s) => [s.id, s.receiveWindow, s.heldBytes])).toEqual([
+      [1, STREAM_MAX_WINDOW, STREAM_MAX_WINDOW],
+      [3, STREAM_MAX_WINDOW, STREAM_MAX_WINDOW],
+    ]);
+    const resets = v.frames().filter((f) => f.type === FrameType.RESET);
+    expect(resets.map((f) => f.stream)).toEqual(ids.slice(2));
+    expect(resets.every((f) => f.value === ERROR_CODES.WICKET_ERR_MUX_WINDOW_BUDGET.num)).toBe(true);
+
+    // The session still works: a well-behaved stream (default window, charged nothing) delivers,
+    // both ways, with the budget spent.
+    pauseNew = false;
+    v.feed(open(65));
+    const good = v.streams.at(-1)!;
+    expect(good.id).toBe(65);
+    const got: Buffer[] = [];
+    good.on('data', (c: Buffer) => got.push(c));
+    v.feed(data(65, Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    expect(Buffer.concat(got).toString()).toBe('GET / HTTP/1.1\r\n\r\n');
+    good.write(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
+    expect(v.frames().some((f) => f.type === FrameType.DATA && f.stream === 65)).toBe(true);
+    // A third big window is still refused while the two are held...
+    v.feed(open(67, STREAM_MAX_WINDOW));
+    expect(v.frames().at(-1)).toEqual({ type: FrameType.RESET, stream: 67, value: ERROR_CODES.WICKET_ERR_MUX_WINDOW_BUDGET.num });
+    // ...and closing the held streams gives the budget back: big-window OPENs are accepted again.
+    v.streams[0]!.reset();
+    v.streams[1]!.reset();
+    v.feed(open(69, STREAM_MAX_WINDOW), open(71, STREAM_MAX_WINDOW));
+    expect(v.streams.slice(-2).map((s) => [s.id, s.receiveWindow])).toEqual([
+      [69, STREAM_MAX_WINDOW],
+      [71, STREAM_MAX_WINDOW],
+    ]);
+    expect(v.session.closed).toBe(false);
+  });
+
+  it('OpenWindowFlood: a peer that keeps opening over-budget streams while we are congested loses the session', () => {
+    const v = victim({ maxStreams: 4, windowBudget: 0 });
+    v.setCongested(true);
+    v.session.ping(); // any send marks the transport congested
+    for (let i = 0; i < 4 + 1 && !v.session.closed; i++) v.feed(open(2 * i + 1, STREAM_MAX_WINDOW));
+    expectClosedWith(v, 'WICKET_ERR_MUX_WINDOW_BUDGET');
+  });
+
+  it('never refuses a legitimate peer with the default windows: maxStreams streams open even after auto-tuning spent the budget', () => {
+    // A 40 ms, 100 MB/s path: a bulk stream's window doubles until the (small) budget is spent.
+    const growth = 768 * 1024; // 256 KiB -> 512 KiB -> 1 MiB
+    const pair = new MuxPair({ seed: 11, link: { delayMs: [20, 20], bytesPerMs: 100_000, congestAboveBytes: 1024 * 1024 }, b: { windowBudget: growth } });
+    const accepted: MuxStream[] = [];
+    const got = new Map<number, number>();
+    pair.b.on('stream', (s: MuxStream) => {
+      accepted.push(s);
+      s.on('data', (c: Buffer) => got.set(s.id, (got.get(s.id) ?? 0) + c.length));
+    });
+    const resets: string[] = [];
+    const bulk = pair.a.openStream();
+    bulk.on('reset', (e: WicketError) => resets.push(e.code));
+    const chunk = Buffer.alloc(64 * 1024);
+    let written = 0;
+    const fill = (): void => {
+      while (written < 16 * 1024 * 1024) {
+        written += chunk.length;
+        if (!bulk.write(chunk)) return;
+      }
+    };
+    bulk.on('drain', fill);
+    fill();
+    pair.runUntil(() => got.get(1) === 16 * 1024 * 1024);
+    expect(accepted[0]!.receiveWindow).toBe(STREAM_INITIAL_WINDOW + growth); // the budget is spent
+
+    const streams = Array.from({ length: 1023 }, () => pair.a.openStream()); // up to maxStreams (1,024)
+    for (const s of streams) {
+      s.on('reset', (e: WicketError) => resets.push(e.code));
+      s.write(Buffer.alloc(1000, 1));
+    }
+    pair.settle();
+    expect(resets).toEqual([]);
+    expect(accepted).toHaveLength(1024);
+    expect(streams.every((s) => got.get(s.id) === 1000)).toBe(true);
   });
 
   it('PingFlood: one pong per message at most, and none queued while the transport is congested', () => {

@@ -94,6 +94,38 @@ describe('ReceiveWindow', () => {
   });
 });
 
+describe('ReceiveWindow.tryOpen (a peer OPEN larger than our initial window)', () => {
+  it('charges only the excess over our initial window, refuses what does not fit without taking anything, and release gives it all back', () => {
+    const budget = new WindowBudget(1000);
+    expect(ReceiveWindow.tryOpen(100, 100, 10_000, budget, 0)!.size).toBe(100); // at our window: free
+    expect(ReceiveWindow.tryOpen(50, 100, 10_000, budget, 0)!.size).toBe(50); // below it: free
+    expect(budget.left).toBe(1000);
+    const big = ReceiveWindow.tryOpen(900, 100, 10_000, budget, 0)!;
+    expect(big.size).toBe(900);
+    expect(big.allowance).toBe(900);
+    expect(budget.left).toBe(200);
+    expect(ReceiveWindow.tryOpen(301, 100, 10_000, budget, 0)).toBeUndefined();
+    expect(budget.left).toBe(200);
+    const fits = ReceiveWindow.tryOpen(300, 100, 10_000, budget, 0)!;
+    expect(budget.left).toBe(0);
+    big.release();
+    fits.release();
+    expect(budget.left).toBe(1000);
+  });
+
+  it('growth after a charged open is charged too, and released with it', () => {
+    const budget = new WindowBudget(1000);
+    const w = ReceiveWindow.tryOpen(200, 100, 10_000, budget, 0)!; // 100 charged
+    w.receive(100);
+    w.consume(100);
+    expect(w.takeUpdate(0, 10)).toBe(100 + 200); // doubles: 200 more charged
+    expect(w.size).toBe(400);
+    expect(budget.left).toBe(700);
+    w.release();
+    expect(budget.left).toBe(1000);
+  });
+});
+
 describe('ReceiveBuffer', () => {
   it('returns held bytes in order, whatever mix of views and copies', () => {
     const rng = seededRandom(7);
