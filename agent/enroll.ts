@@ -18,7 +18,9 @@ import type { Vault } from './vault.js';
 //   5. save the enrollment: relay URL, pinned certificate, pinned authority, credential
 //
 // Enrolling again with a ticket of the same authority is allowed: the relay merges the new
-// ticket's attributes into the member (relay-semantics), and the new relay URL/pin are kept.
+// ticket's attributes into the member (protocol/README.md, "Relay behaviour"), and the new relay
+// URL/pin are kept. Running it again with the same ticket after a failure (the relay died before
+// its welcome arrived) is answered as the first redemption was, without spending another use.
 
 export interface EnrollOptions {
   ticket: Ticket;

@@ -1,11 +1,12 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { asWicketError, type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
-import { INLET_CHANNEL_RETRY_MS, INLET_CHANNEL_WAIT_MS } from '../protocol/limits.js';
+import { INLET_CHANNEL_RETRY_MS, INLET_CHANNEL_WAIT_MS, MAX_OPEN_AVOID } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
 import { formatHostPort, type HostPort, type InletSpec, inletSpecToJson } from './node-config.js';
-import { type ChannelContext, SecureSession } from './secure-session.js';
+import type { ChannelContext } from './channel-context.js';
+import { SecureSession } from './secure-session.js';
 import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
 
 // An inlet: listens on a local address; each accepted TCP connection becomes one stream on the
@@ -15,11 +16,17 @@ import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js
 // on it per connection. When there is none (first use, the outlet went away, the relay restarted)
 // the first connection starts one and later ones wait for the same attempt. While the path is not
 // there (relay away, name not registered yet) the attempt retries every INLET_CHANNEL_RETRY_MS; a
-// connection that cannot get a channel within INLET_CHANNEL_WAIT_MS is reset. Errors that retrying
-// cannot fix (a policy refusal, a bad credential) fail the waiting connections at once.
+// connection that cannot get a channel within INLET_CHANNEL_WAIT_MS is reset. When the outlet the
+// relay picked is one this inlet refuses (its policy, revoked, not the registered identity), the
+// attempt asks again at once, telling the relay to skip it: another outlet of the name may serve
+// (HA with one misconfigured member). When none is left, or for errors that retrying cannot fix
+// (a bad credential), the waiting connections fail at once.
 //
 // The listener stays up while the relay is away, so apps keep connecting to the same port and new
 // connections work as soon as the path is back.
+
+/** Refusals of one particular outlet: ask the relay for another one of the name. */
+const REFUSED_OUTLET: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['WICKET_ERR_POLICY_DENIED', 'WICKET_ERR_REVOKED', 'WICKET_ERR_PEER_MISMATCH']);
 
 /** Errors that mean "the path is not there yet": worth another attempt within the wait. */
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -162,45 +169,62 @@ export class Inlet {
 
   async #establish(): Promise<SecureSession> {
     const relay = this.#context.relay;
+    /** Outlets this attempt refused, and the refusal to report if no other outlet serves. */
+    const refused: string[] = [];
+    let refusal: WicketError | undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.#stopped) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `inlet ${this.spec.name} stopped`);
+      let outlet: string | undefined;
       try {
         if (!relay.connected) throw wicketError('WICKET_ERR_RELAY_UNREACHABLE', 'not connected to the relay');
-        const { circuit, peer } = await relay.openCircuit(this.spec.via);
-        if (this.#stopped) {
-          relay.closeCircuit(circuit, 'WICKET_ERR_CHANNEL_CLOSED');
-          throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `inlet ${this.spec.name} stopped`);
-        }
-        const session = new SecureSession({
-          role: 'initiator',
-          circuit,
-          port: this.#context.portFor(circuit),
-          channel: this.#context.channelOptions(this.spec.via),
-          policy: this.#policy,
-          logger: this.#log,
-          resource: this.spec.name,
-          peerHint: peer,
-        });
-        // Streams go from inlet to outlet only: an outlet opening one towards us is refused, so
-        // it cannot make the inlet hold windows of data nobody reads.
-        session.on('stream', (stream: MuxStream) => stream.reset('WICKET_ERR_MUX_PROTOCOL'));
-        this.#context.sessions.add(session);
-        session.start();
-        await session.established;
-        this.#session = session;
-        session.once('closed', () => {
-          if (this.#session === session) this.#session = undefined;
-        });
-        return session;
+        const { circuit, peer } = await relay.openCircuit(this.spec.via, refused);
+        outlet = peer;
+        return await this.#handshake(circuit, peer);
       } catch (err) {
         const error = asWicketError(err);
-        if (!RETRYABLE.has(error.code) || Date.now() + INLET_CHANNEL_RETRY_MS >= this.#attemptDeadline || this.#waiting.size === 0) {
-          throw error;
+        if (outlet !== undefined && REFUSED_OUTLET.has(error.code) && refused.length < MAX_OPEN_AVOID) {
+          refused.push(outlet);
+          refusal = error;
+          this.#log.info({ code: error.code, outlet, attempt }, 'outlet refused; asking the relay for another one');
+          continue;
+        }
+        // No outlet is left but ones we refused: say why we refused, not "unknown name".
+        const reported = refusal !== undefined && error.code === 'WICKET_ERR_RELAY_NAME_UNKNOWN' ? refusal : error;
+        if (!RETRYABLE.has(reported.code) || Date.now() + INLET_CHANNEL_RETRY_MS >= this.#attemptDeadline || this.#waiting.size === 0) {
+          throw reported;
         }
         this.#log.debug({ code: error.code, attempt }, 'channel attempt failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, INLET_CHANNEL_RETRY_MS));
       }
     }
+  }
+
+  /** Runs the initiator handshake on a fresh circuit, held to the outlet the relay named. */
+  async #handshake(circuit: number, outlet: string): Promise<SecureSession> {
+    if (this.#stopped) {
+      this.#context.relay.closeCircuit(circuit, 'WICKET_ERR_CHANNEL_CLOSED');
+      throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `inlet ${this.spec.name} stopped`);
+    }
+    const session = new SecureSession({
+      role: 'initiator',
+      circuit,
+      port: this.#context.portFor(circuit),
+      channel: this.#context.channelOptions(this.spec.via, outlet),
+      policy: this.#policy,
+      logger: this.#log,
+      resource: this.spec.name,
+    });
+    // Streams go from inlet to outlet only: an outlet opening one towards us is refused, so
+    // it cannot make the inlet hold windows of data nobody reads.
+    session.on('stream', (stream: MuxStream) => stream.reset('WICKET_ERR_MUX_PROTOCOL'));
+    this.#context.sessions.add(session);
+    session.start();
+    await session.established;
+    this.#session = session;
+    session.once('closed', () => {
+      if (this.#session === session) this.#session = undefined;
+    });
+    return session;
   }
 
   status(): InletStatus {

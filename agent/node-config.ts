@@ -2,7 +2,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
-import { MAX_NODE_RESOURCES, NODE_CONFIG_MAX_BYTES } from '../protocol/limits.js';
+import {
+  MAX_NODE_RESOURCES,
+  MAX_TARGET_CONNECTIONS_SETTING,
+  NODE_CONFIG_MAX_BYTES,
+  OUTLET_MAX_TARGET_CONNECTIONS,
+  OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER,
+} from '../protocol/limits.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { parsePolicy } from '../protocol/policy.js';
 
@@ -10,7 +16,8 @@ import { parsePolicy } from '../protocol/policy.js';
 // node.json (WICKET_ERR_CONFIG), the CLI's arguments and the control socket (WICKET_ERR_ARGUMENT),
 // so a resource that reaches the node has the same guarantees whichever way it came in.
 //
-//   node.json = { "outlets": [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow }],
+//   node.json = { "outlets": [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow,
+//                               maxConnections?, maxConnectionsPerPeer? }],
 //                 "inlets":  [{ name?, from, via, allow }] }
 //
 // Unknown fields are refused (a misspelt "tlsCA" must not silently turn certificate checks into
@@ -35,6 +42,10 @@ export interface OutletSpec {
   relay: string;
   /** Policy over the inlet's identity and attributes. */
   allow: string;
+  /** Target connections held at once, in all (default OUTLET_MAX_TARGET_CONNECTIONS). */
+  maxConnections: number;
+  /** Target connections one peer identity may hold at once (default OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER). */
+  maxConnectionsPerPeer: number;
 }
 
 export interface InletSpec {
@@ -123,7 +134,16 @@ function optionalString(record: Record<string, unknown>, key: string, field: str
   return value;
 }
 
-const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow'] as const;
+/** A connection limit: a whole number from 1 to MAX_TARGET_CONNECTIONS_SETTING. */
+function optionalCount(value: unknown, field: string, code: ErrorCode): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > MAX_TARGET_CONNECTIONS_SETTING) {
+    fail(code, field, `must be a whole number from 1 to ${MAX_TARGET_CONNECTIONS_SETTING}`);
+  }
+  return value as number;
+}
+
+const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow', 'maxConnections', 'maxConnectionsPerPeer'] as const;
 const INLET_FIELDS = ['name', 'from', 'via', 'allow'] as const;
 
 /** Validates an outlet description from JSON (node.json or the control socket). */
@@ -141,7 +161,11 @@ export function validateOutletSpec(value: unknown, field: string, code: ErrorCod
     fail(code, `${field}.tls`, 'tlsCa and tlsServername need tls: true');
   }
   const allow = checkPolicy(r.allow, `${field}.allow`, code);
-  const spec: OutletSpec = { name, to, tls, relay, allow };
+  const maxConnections = optionalCount(r.maxConnections, `${field}.maxConnections`, code) ?? OUTLET_MAX_TARGET_CONNECTIONS;
+  const maxConnectionsPerPeer =
+    optionalCount(r.maxConnectionsPerPeer, `${field}.maxConnectionsPerPeer`, code) ?? Math.min(OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER, maxConnections);
+  if (maxConnectionsPerPeer > maxConnections) fail(code, `${field}.maxConnectionsPerPeer`, `${maxConnectionsPerPeer} is more than maxConnections (${maxConnections})`);
+  const spec: OutletSpec = { name, to, tls, relay, allow, maxConnections, maxConnectionsPerPeer };
   if (tlsCa !== undefined) spec.tlsCa = tlsCa;
   if (tlsServername !== undefined) spec.tlsServername = tlsServername;
   return spec;

@@ -14,8 +14,10 @@ import {
   validateOutletSpec,
 } from './node-config.js';
 import { Outlet, type OutletStatus } from './outlet.js';
-import { type IncomingCircuit, RelayClient } from './relay-client.js';
-import { type ChannelContext, type CircuitPort, SessionTable, type SessionStatus } from './secure-session.js';
+import type { ChannelContext } from './channel-context.js';
+import { type IncomingCircuit, RelayClient, type RelayClientState } from './relay-client.js';
+import type { CircuitPort, SessionStatus } from './secure-session.js';
+import { SessionTable } from './session-table.js';
 import type { BridgeStatus } from './stream-bridge.js';
 import type { Vault } from './vault.js';
 
@@ -24,7 +26,9 @@ import type { Vault } from './vault.js';
 //
 // Wiring: the relay client's circuit events go to the SessionTable (by circuit), its 'incoming'
 // to the outlet serving that relay name, its 'revoked' to every channel with that peer (so a
-// revocation bites here too, not only at the relay), its 'drain' to every channel's mux.
+// revocation bites here too, not only at the relay), its 'drain' to every channel's mux. Every
+// handshake consults the relay client's revoked set and is held to the identity the relay joined
+// the circuit to.
 //
 // Events: 'ready' (first time connected with every configured outlet registered), 'fatal' (err).
 
@@ -40,7 +44,7 @@ export interface AgentNodeOptions {
 
 export interface NodeStatus {
   identifier: string;
-  relay: { url: string; connected: boolean; lastError?: { code: string; message: string } };
+  relay: { url: string; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: { code: string; message: string } };
   inlets: InletStatus[];
   outlets: OutletStatus[];
   channels: SessionStatus[];
@@ -50,7 +54,6 @@ export interface NodeStatus {
 export class AgentNode extends EventEmitter {
   readonly relay: RelayClient;
   readonly identifier: string;
-  readonly #vault: Vault;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #sessions = new SessionTable();
@@ -65,7 +68,6 @@ export class AgentNode extends EventEmitter {
 
   private constructor(o: AgentNodeOptions) {
     super();
-    this.#vault = o.vault;
     this.#log = o.logger;
     this.#now = o.now ?? Date.now;
     this.relay = new RelayClient({ vault: o.vault, logger: o.logger, insecure: o.insecure ?? false, now: this.#now });
@@ -81,7 +83,7 @@ export class AgentNode extends EventEmitter {
         send: (frame) => relay.sendData(circuit, frame),
         close: (code) => relay.closeCircuit(circuit, code),
       }),
-      channelOptions: (relayName: string): SecureChannelOptions => ({
+      channelOptions: (relayName: string, expectedPeer: string): SecureChannelOptions => ({
         identity,
         credential: relay.credential(),
         authorityPublicKey: enrollment.authorityPublicKey,
@@ -89,6 +91,8 @@ export class AgentNode extends EventEmitter {
         // Both ends bind the relay name into the handshake: a relay that routes a circuit for
         // one name to the outlet of another makes the handshake fail instead of succeed.
         prologue: Buffer.from(relayName, 'utf8'),
+        expectedPeer,
+        isRevoked: (identifier) => relay.revoked.isRevoked(identifier),
       }),
     };
     relay.on('data', (circuit: number, payload: Buffer) => this.#sessions.data(circuit, payload));
@@ -200,7 +204,12 @@ export class AgentNode extends EventEmitter {
 
   status(): NodeStatus {
     const lastError = this.relay.lastError;
-    const relay: NodeStatus['relay'] = { url: this.relay.relayUrl, connected: this.relay.connected };
+    const relay: NodeStatus['relay'] = {
+      url: this.relay.relayUrl,
+      state: this.relay.state,
+      connected: this.relay.connected,
+      revokedPeers: this.relay.revoked.size,
+    };
     if (!this.relay.connected && lastError !== undefined) relay.lastError = { code: lastError.code, message: lastError.message };
     return {
       identifier: this.identifier,

@@ -3,20 +3,24 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
+import type { Identifier } from '../protocol/identity.js';
 import { TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
 import { formatHostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
-import { type ChannelContext, SecureSession } from './secure-session.js';
+import type { ChannelContext } from './channel-context.js';
+import { ConnectionShares, type ShareRefusal } from './connection-shares.js';
+import { SecureSession } from './secure-session.js';
 import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
 
 // An outlet: serves one relay name, accepts channels from peers its `--allow` policy admits, and
 // joins each stream to a new connection to ONE fixed target (DESIGN.md property 7: the inlet
 // cannot choose a destination — nothing the peer sends names a host or port).
 //
-// Per stream: pause the stream, connect (TCP, then TLS when --tls, verifying the target's
-// certificate against --tls-ca or the system roots, for --tls-servername or the target host),
-// then bridge. A target that cannot be reached resets the stream with
+// Per stream: take a slot of the outlet's connection limits (in all, and per peer identity across
+// its channels: a stream over either is reset with WICKET_ERR_TARGET_BUSY before any descriptor is
+// used), pause the stream, connect (TCP, then TLS when --tls, verifying the target's certificate
+// against --tls-ca or the system roots, for --tls-servername or the target host), then bridge. A target that cannot be reached resets the stream with
 // WICKET_ERR_TARGET_UNREACHABLE, a TLS failure with WICKET_ERR_TLS_TARGET, so the app behind the
 // inlet gets a TCP RST rather than an empty clean response.
 
@@ -28,6 +32,10 @@ export interface OutletStatus {
   allow: string;
   channels: number;
   streams: number;
+  /** Target connections held (connecting or bridged), against maxConnections. */
+  targetConnections: number;
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
 }
 
 interface TargetConnection {
@@ -45,6 +53,9 @@ export class Outlet {
   readonly #sessions = new Set<SecureSession>();
   readonly #bridges = new Set<StreamBridge>();
   readonly #connecting = new Set<Socket>();
+  readonly #shares: ConnectionShares;
+  /** Streams refused at a limit since a slot was last freed: one warning per episode, not per stream. */
+  #busyRefusals = 0;
   #stopped = false;
 
   constructor(spec: OutletSpec, context: ChannelContext) {
@@ -52,6 +63,7 @@ export class Outlet {
     this.#policy = parsePolicy(spec.allow);
     this.#context = context;
     this.#log = context.logger.child({ outlet: spec.name, relayName: spec.relay });
+    this.#shares = new ConnectionShares(spec.maxConnections, spec.maxConnectionsPerPeer);
     if (spec.tlsCa !== undefined) {
       try {
         this.#ca = readFileSync(spec.tlsCa);
@@ -61,8 +73,11 @@ export class Outlet {
     }
   }
 
-  /** A circuit from the relay for this outlet's name: run the responder side of the handshake. */
-  accept(circuit: number, peerHint: string): void {
+  /**
+   * A circuit from the relay for this outlet's name, opened by `opener`: run the responder side of
+   * the handshake, held to that identity (an accomplice's circuit cannot carry a revoked member).
+   */
+  accept(circuit: number, opener: Identifier): void {
     if (this.#stopped) {
       this.#context.relay.closeCircuit(circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
       return;
@@ -71,11 +86,10 @@ export class Outlet {
       role: 'responder',
       circuit,
       port: this.#context.portFor(circuit),
-      channel: this.#context.channelOptions(this.spec.relay),
+      channel: this.#context.channelOptions(this.spec.relay, opener),
       policy: this.#policy,
       logger: this.#log,
       resource: this.spec.name,
-      peerHint,
     });
     this.#sessions.add(session);
     session.once('closed', () => this.#sessions.delete(session));
@@ -85,11 +99,24 @@ export class Outlet {
   }
 
   #serve(stream: MuxStream, session: SecureSession): void {
-    const peer = session.peer?.identifier ?? 'unknown';
-    if (this.#stopped) {
+    const peer = session.peer?.identifier;
+    if (this.#stopped || peer === undefined) {
       stream.reset('WICKET_ERR_CHANNEL_CLOSED');
       return;
     }
+    const refusal = this.#shares.take(peer);
+    if (refusal !== undefined) {
+      this.#refusedBusy(peer, refusal);
+      stream.reset('WICKET_ERR_TARGET_BUSY');
+      return;
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#shares.release(peer);
+      this.#busyRefusals = 0;
+    };
     // Hold the peer's bytes in the mux (its credit window bounds them) until the target answers.
     stream.pause();
     let gone = false;
@@ -105,11 +132,13 @@ export class Outlet {
         stream.off('close', abandon);
         this.#connecting.delete(connected.socket);
         if (gone || this.#stopped || session.state === 'closed') {
+          release();
           connected.reset();
           return;
         }
         if (connected.socket.destroyed) {
           // The target hung up between connecting and now: the stream never gets a clean end.
+          release();
           stream.reset('WICKET_ERR_TARGET_UNREACHABLE');
           return;
         }
@@ -118,7 +147,10 @@ export class Outlet {
           resource: this.spec.name,
           peer,
           resetSocket: connected.reset,
-          onClose: () => this.#bridges.delete(bridge),
+          onClose: () => {
+            this.#bridges.delete(bridge);
+            release();
+          },
         });
         this.#bridges.add(bridge);
         stream.resume();
@@ -126,6 +158,7 @@ export class Outlet {
       (err: unknown) => {
         stream.off('reset', abandon);
         stream.off('close', abandon);
+        release();
         if (gone) return;
         const code: ErrorCode = isWicketError(err) ? err.code : 'WICKET_ERR_TARGET_UNREACHABLE';
         this.#log.warn({ code, peer, stream: stream.id, target: formatHostPort(this.spec.to), reason: err instanceof Error ? err.message : String(err) }, 'target connection failed');
@@ -136,6 +169,13 @@ export class Outlet {
         }
       },
     );
+  }
+
+  #refusedBusy(peer: string, refusal: ShareRefusal): void {
+    const limit = refusal === 'peer-full' ? `${this.#shares.maxPerPeer} for this peer` : `${this.#shares.max} in all`;
+    const fields = { code: 'WICKET_ERR_TARGET_BUSY', peer, held: this.#shares.of(peer), total: this.#shares.total };
+    if (this.#busyRefusals++ === 0) this.#log.warn(fields, `target connection refused: the outlet holds its limit (${limit})`);
+    else this.#log.debug(fields, 'target connection refused at the limit');
   }
 
   /** TCP (then TLS) to the fixed target, within TARGET_CONNECT_TIMEOUT_MS. */
@@ -203,6 +243,9 @@ export class Outlet {
       allow: this.spec.allow,
       channels: [...this.#sessions].filter((s) => s.isOpen).length,
       streams: this.#bridges.size,
+      targetConnections: this.#shares.total,
+      maxConnections: this.#shares.max,
+      maxConnectionsPerPeer: this.#shares.maxPerPeer,
     };
   }
 

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { wicketError, type WicketError } from '../protocol/errors.js';
 import { RELAY_MAX_FRAME } from '../protocol/limits.js';
+import { certificateFingerprint, shortFingerprint } from '../protocol/relay-certificate.js';
 import { RelayLink } from './relay-link.js';
 
-// Opening the agent's one WebSocket to the relay (relay-semantics: "Connection").
+// Opening the agent's one WebSocket to the relay (protocol/README.md, "Relay frames").
 //
 // TLS with a pinned certificate: we dial TLS ourselves, check SHA-256(DER certificate) against
 // the pin on 'secureConnect', and only then hand the socket to `ws` (its `createConnection`
@@ -50,10 +50,6 @@ export function checkRelayUrl(url: string, insecure: boolean): URL {
     throw wicketError('WICKET_ERR_INSECURE_RELAY', `refusing plain ws:// to ${parsed.host}: use wss://, or pass --insecure if you really mean it`);
   }
   return parsed;
-}
-
-export function certificateFingerprint(der: Buffer): Buffer {
-  return createHash('sha256').update(der).digest();
 }
 
 /** Dials the relay and completes the WebSocket upgrade. Rejects with a WicketError only. */
@@ -130,11 +126,12 @@ export async function dialRelay(o: DialOptions): Promise<RelayLink> {
           if (pinned !== undefined) {
             const cert = tls.getPeerCertificate(false);
             const der = cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
-            if (der === undefined || !certificateFingerprint(der).equals(pinned)) {
+            const presented = der === undefined ? undefined : certificateFingerprint(der);
+            if (presented === undefined || !presented.equals(pinned)) {
               return fail(
                 wicketError(
                   'WICKET_ERR_RELAY_TLS_PIN',
-                  `the certificate of ${where} (sha256 ${der === undefined ? 'none' : certificateFingerprint(der).toString('hex').slice(0, 16) + '…'}) is not the pinned one (sha256 ${pinned.toString('hex').slice(0, 16)}…); nothing was sent`,
+                  `the certificate of ${where} (sha256 ${presented === undefined ? 'none' : shortFingerprint(presented)}) is not the pinned one (sha256 ${shortFingerprint(pinned)}); nothing was sent`,
                 ),
               );
             }

@@ -8,15 +8,15 @@ import {
   RELAY_PROTOCOL_VERSION,
   base64url,
   fromBase64url,
-  type ControlMessage,
 } from '../protocol/relay-frames.js';
+import type { RelayToAgent } from '../protocol/relay-messages.js';
 import type { Secret } from '../protocol/secret.js';
 import { relayError, type RelayLink } from './relay-link.js';
 
-// The agent's side of the relay handshake (relay-semantics: "Connection and authentication"):
+// The agent's side of the relay handshake (protocol/README.md, "Relay frames"):
 //
 //   relay -> agent   hello   {version, challenge (32 bytes), authority identifier}
-//   agent -> relay   auth    {publicKey, Ed25519(RELAY_AUTH_DOMAIN ‖ challenge), credential}
+//   agent -> relay   auth    {publicKey, Ed25519(RELAY_AUTH_DOMAIN ‖ challenge), credential, revocationsAfter}
 //                 or enroll  {ticketId, secret, publicKey, Ed25519(RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId)}
 //   relay -> agent   welcome {identifier, credential}   or   error {code, message}
 //
@@ -26,7 +26,8 @@ import { relayError, type RelayLink } from './relay-link.js';
 // its authority in hello still cannot get past this point.
 
 export type HandshakeMode =
-  | { kind: 'auth'; identity: Identity; credential: Buffer }
+  /** `revocationsAfter`: the last revocation event seq this agent saw; the relay re-syncs from it. */
+  | { kind: 'auth'; identity: Identity; credential: Buffer; revocationsAfter: number }
   | { kind: 'enroll'; identity: Identity; ticketId: Buffer; secret: Secret<Buffer> };
 
 export interface HandshakeOptions {
@@ -42,7 +43,7 @@ function protocolError(link: RelayLink, detail: string): WicketError {
   return err;
 }
 
-async function nextControl(link: RelayLink, timeoutMs: number, what: string): Promise<ControlMessage> {
+async function nextControl(link: RelayLink, timeoutMs: number, what: string): Promise<RelayToAgent> {
   const frame = await link.receive(timeoutMs, what);
   if (frame.kind !== 'control') throw protocolError(link, `the relay sent a data frame before authentication finished`);
   return frame.message;
@@ -86,6 +87,7 @@ export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: Ha
       publicKey: base64url(identity.publicKey),
       signature: base64url(identity.sign(Buffer.concat([RELAY_AUTH_DOMAIN, challenge]))),
       credential: base64url(mode.credential),
+      revocationsAfter: mode.revocationsAfter,
     });
   } else {
     const secret = mode.secret.reveal();

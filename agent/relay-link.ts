@@ -1,14 +1,10 @@
 import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
-import { ERROR_CODES, asWicketError, isWicketError, wicketError, type ErrorCode, type WicketError } from '../protocol/errors.js';
-import {
-  KEEPALIVE_DEAD_AFTER_MS,
-  KEEPALIVE_INTERVAL_MS,
-  KEEPALIVE_SWEEP_MS,
-  RELAY_CLIENT_MAX_QUEUED_FRAMES,
-  RELAY_CLOSE_GRACE_MS,
-} from '../protocol/limits.js';
-import { decodeRelayFrame, encodeControl, type ControlMessage, type RelayFrame } from '../protocol/relay-frames.js';
+import { asWicketError, errorCodeFromWire, isWicketError, wicketError, type WicketError } from '../protocol/errors.js';
+import { KEEPALIVE_SWEEP_MS, RELAY_CLIENT_MAX_QUEUED_FRAMES, RELAY_CLOSE_GRACE_MS } from '../protocol/limits.js';
+import { Liveness } from '../protocol/liveness.js';
+import { decodeFrameFromRelay, encodeControl, type FrameFromRelay } from '../protocol/relay-frames.js';
+import type { AgentToRelay } from '../protocol/relay-messages.js';
 
 // One open WebSocket to the relay, below authentication: decodes every incoming message into a
 // RelayFrame (hostile input closes the link with a WICKET_ERR_* reason, never a throw), keeps it
@@ -18,26 +14,21 @@ import { decodeRelayFrame, encodeControl, type ControlMessage, type RelayFrame }
 // lost between the handshake (which reads frames one by one with `receive`) and the client that
 // takes over with `deliverTo` — `ws` may emit several messages from one TCP chunk in one tick.
 
-/** The relay sends codes as strings; anything not in our registry becomes WICKET_ERR_INTERNAL. */
-export function toErrorCode(text: string): ErrorCode {
-  return Object.hasOwn(ERROR_CODES, text) ? (text as ErrorCode) : 'WICKET_ERR_INTERNAL';
-}
-
 /** A relay `error`/`response.error` as a WicketError (the relay's message may already carry the code). */
 export function relayError(code: string, message: string): WicketError {
-  const known = toErrorCode(code);
+  const known = errorCodeFromWire(code, 'WICKET_ERR_INTERNAL');
   const prefix = `${code}: `;
   const detail = message.startsWith(prefix) ? message.slice(prefix.length) : message;
   return wicketError(known, detail.slice(0, 500) || undefined);
 }
 
-// Liveness is checked every KEEPALIVE_SWEEP_MS, so a silent relay is dropped within
-// KEEPALIVE_DEAD_AFTER_MS + KEEPALIVE_SWEEP_MS (<= 10 s); pings go out every KEEPALIVE_INTERVAL_MS.
+// Liveness (protocol/liveness.ts, the same rule the relay applies) is checked every
+// KEEPALIVE_SWEEP_MS, so a silent relay is dropped within KEEPALIVE_DEAD_AFTER_MS + one sweep (<= 10 s).
 
 /** ws send options for every frame (one object, not one per frame). */
 const BINARY = { binary: true } as const;
 
-type Waiter = { resolve: (f: RelayFrame) => void; reject: (e: WicketError) => void; timer: NodeJS.Timeout };
+type Waiter = { resolve: (f: FrameFromRelay) => void; reject: (e: WicketError) => void; timer: NodeJS.Timeout };
 
 export class RelayLink {
   readonly ws: WebSocket;
@@ -45,14 +36,13 @@ export class RelayLink {
   readonly socket: Socket;
   /** host:port, for log lines and messages. */
   readonly where: string;
-  #inbox: RelayFrame[] = [];
+  #inbox: FrameFromRelay[] = [];
   #waiter: Waiter | undefined;
-  #handler: ((frame: RelayFrame) => void) | undefined;
+  #handler: ((frame: FrameFromRelay) => void) | undefined;
   #closed = false;
   #reason: WicketError | undefined;
   #closeListeners: ((reason: WicketError) => void)[] = [];
-  #lastHeard = performance.now();
-  #lastPing = performance.now();
+  readonly #liveness = new Liveness(performance.now());
   #keepalive: NodeJS.Timeout;
 
   constructor(ws: WebSocket, socket: Socket, where: string) {
@@ -80,11 +70,11 @@ export class RelayLink {
   }
 
   /** The next frame, for the handshake. Rejects on close or after timeoutMs (WICKET_ERR_RELAY_TIMEOUT). */
-  receive(timeoutMs: number, what: string): Promise<RelayFrame> {
+  receive(timeoutMs: number, what: string): Promise<FrameFromRelay> {
     const queued = this.#inbox.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.#closed) return Promise.reject(this.#closeReason());
-    return new Promise<RelayFrame>((resolve, reject) => {
+    return new Promise<FrameFromRelay>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiter = undefined;
         const err = wicketError('WICKET_ERR_RELAY_TIMEOUT', `the relay at ${this.where} sent no ${what} within ${timeoutMs} ms`);
@@ -96,13 +86,13 @@ export class RelayLink {
   }
 
   /** Hands every queued and future frame to `handler`, synchronously and in order. */
-  deliverTo(handler: (frame: RelayFrame) => void): void {
+  deliverTo(handler: (frame: FrameFromRelay) => void): void {
     this.#handler = handler;
     while (this.#inbox.length > 0 && !this.#closed) handler(this.#inbox.shift()!);
     this.#inbox = [];
   }
 
-  sendControl(message: ControlMessage): void {
+  sendControl(message: AgentToRelay): void {
     this.send(encodeControl(message));
   }
 
@@ -154,17 +144,15 @@ export class RelayLink {
   }
 
   #heard(): void {
-    this.#lastHeard = performance.now();
+    this.#liveness.heard(performance.now());
   }
 
   #tick(): void {
     const now = performance.now();
-    if (now - this.#lastHeard > KEEPALIVE_DEAD_AFTER_MS) {
-      this.fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} was silent for ${KEEPALIVE_DEAD_AFTER_MS} ms`));
-      return;
-    }
-    if (now - this.#lastPing >= KEEPALIVE_INTERVAL_MS) {
-      this.#lastPing = now;
+    const verdict = this.#liveness.check(now);
+    if (verdict === 'dead') {
+      this.fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} was silent for ${Math.round(this.#liveness.silentFor(now))} ms`));
+    } else if (verdict === 'ping') {
       try {
         this.ws.ping();
       } catch {
@@ -181,9 +169,9 @@ export class RelayLink {
       return;
     }
     const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-    let frame: RelayFrame;
+    let frame: FrameFromRelay;
     try {
-      frame = decodeRelayFrame(bytes);
+      frame = decodeFrameFromRelay(bytes);
     } catch (err) {
       this.fail(isWicketError(err) ? err : asWicketError(err));
       return;

@@ -1,6 +1,6 @@
 import { wicketError, type WicketError } from '../protocol/errors.js';
 import { RELAY_REQUEST_TIMEOUT_MS } from '../protocol/limits.js';
-import type { AdminOp, ControlMessage } from '../protocol/relay-frames.js';
+import type { AdminOp, AgentToRelay, RelayToAgent } from '../protocol/relay-messages.js';
 import { relayError } from './relay-link.js';
 
 // Requests the agent sends to the relay with an id, and the replies that settle them:
@@ -12,15 +12,15 @@ import { relayError } from './relay-link.js';
 export type OutgoingRequest =
   | { t: 'register'; name: string }
   | { t: 'unregister'; name: string }
-  | { t: 'open'; name: string }
+  | { t: 'open'; name: string; avoid?: string }
   | { t: 'request'; op: AdminOp; args: Record<string, unknown> };
 
 export type ReplyType = 'registered' | 'unregistered' | 'opened' | 'response';
-export type Reply<T extends ReplyType> = Extract<ControlMessage, { t: T }>;
+export type Reply<T extends ReplyType> = Extract<RelayToAgent, { t: T }>;
 
 interface Pending {
   expects: ReplyType;
-  resolve: (m: ControlMessage) => void;
+  resolve: (m: RelayToAgent) => void;
   reject: (e: WicketError) => void;
   timer: NodeJS.Timeout;
 }
@@ -37,7 +37,7 @@ export class PendingRequests {
   #nextId = 1;
 
   /** Sends `message` with a fresh id through `send` and waits for its reply (or RELAY_TIMEOUT). */
-  call<T extends ReplyType>(message: OutgoingRequest, expects: T, send: (m: ControlMessage) => void): Promise<Reply<T>> {
+  call<T extends ReplyType>(message: OutgoingRequest, expects: T, send: (m: AgentToRelay) => void): Promise<Reply<T>> {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<Reply<T>>((resolve, reject) => {
@@ -45,13 +45,13 @@ export class PendingRequests {
         this.#pending.delete(id);
         reject(wicketError('WICKET_ERR_RELAY_TIMEOUT', `the relay did not answer '${message.t}' within ${RELAY_REQUEST_TIMEOUT_MS} ms`));
       }, RELAY_REQUEST_TIMEOUT_MS);
-      this.#pending.set(id, { expects, resolve: resolve as (m: ControlMessage) => void, reject, timer });
-      send({ ...message, id } as ControlMessage);
+      this.#pending.set(id, { expects, resolve: resolve as (m: RelayToAgent) => void, reject, timer });
+      send({ ...message, id } as AgentToRelay);
     });
   }
 
   /** Settles request `id` with a reply or an `error {id}`. */
-  settle(id: number, message: ControlMessage): SettleOutcome {
+  settle(id: number, message: RelayToAgent): SettleOutcome {
     const p = this.#pending.get(id);
     if (p === undefined) return { kind: 'unknown' };
     if (message.t !== 'error' && message.t !== p.expects) {

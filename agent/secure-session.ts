@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { asWicketError, type ErrorCode, isWicketError, type WicketError, wicketError } from '../protocol/errors.js';
+import { Lifecycle, type Transitions } from '../protocol/lifecycle.js';
 import { CHANNEL_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from '../protocol/limits.js';
 import { MuxSession, type MuxStream } from '../protocol/mux/index.js';
 import type { Policy } from '../protocol/policy.js';
@@ -12,7 +13,6 @@ import {
   type SecureChannelOptions,
   type SecureTransport,
 } from '../protocol/secure-channel/index.js';
-import type { RelayClient } from './relay-client.js';
 
 // One end-to-end secure channel over one relay circuit (DESIGN.md properties 1-3):
 //
@@ -20,8 +20,10 @@ import type { RelayClient } from './relay-client.js';
 //   ---------------------------------------------------------------------------------------------
 //   msg1 = writeMessage1()           ──DATA──▶     readMessage1(msg1)
 //   peer = readMessage2(msg2)        ◀──DATA──     msg2 = writeMessage2()
+//   revoked, or not the outlet the relay named → close circuit (REVOKED / PEER_MISMATCH)
 //   inlet policy on peer: refuse → close circuit WICKET_ERR_POLICY_DENIED, msg3 is never sent
 //   msg3 = writeMessage3()           ──DATA──▶     peer = readMessage3(msg3)
+//                                                  revoked, or not the circuit's opener → close
 //                                                  outlet policy on peer: refuse → close circuit
 //   MuxSession over seal/open        ◀══════▶      MuxSession over seal/open
 //
@@ -31,19 +33,14 @@ import type { RelayClient } from './relay-client.js';
 // mux protocol error closes the whole channel: its streams reset (never a clean end), and the
 // circuit is closed towards the peer with the error's code.
 
-/** What inlets and outlets need to run channels over the node's relay connection. */
-export interface ChannelContext {
-  relay: RelayClient;
-  sessions: SessionTable;
-  logger: Logger;
-  /** The circuit seen as a port: DATA frames out through the relay client, close with a code. */
-  portFor(circuit: number): CircuitPort;
-  /** Handshake options with the current credential; `relayName` is bound into the prologue. */
-  channelOptions(relayName: string): SecureChannelOptions;
-}
-
 export type SessionRole = 'initiator' | 'responder';
 export type SessionState = 'handshake' | 'open' | 'closed';
+
+export const SESSION_TRANSITIONS: Transitions<SessionState> = {
+  handshake: ['open', 'closed'],
+  open: ['closed'],
+  closed: [],
+};
 
 /** The circuit under a session: the relay client in production, a direct wire in unit tests. */
 export interface CircuitPort {
@@ -63,8 +60,6 @@ export interface SecureSessionOptions {
   logger: Logger;
   /** Resource name (inlet or outlet), for logs. */
   resource: string;
-  /** The peer identifier the relay announced; a hint for logs and revocation only, never trusted. */
-  peerHint?: string;
   handshakeTimeoutMs?: number;
   pingIntervalMs?: number;
 }
@@ -74,6 +69,8 @@ export interface SessionStatus {
   role: SessionRole;
   circuit: number;
   state: SessionState;
+  /** While in handshake: the Noise step it waits for (e.g. readMessage2). */
+  handshake?: string;
   peer?: string;
   rttMs?: number;
 }
@@ -94,16 +91,15 @@ export class SecureSession extends EventEmitter {
   readonly circuit: number;
   readonly resource: string;
   readonly established: Promise<ChannelPeer>;
-  state: SessionState = 'handshake';
   peer: ChannelPeer | undefined;
   closeError: WicketError | undefined;
   readonly #options: SecureSessionOptions;
   readonly #log: Logger;
-  #initiator: InitiatorHandshake | undefined;
-  #responder: ResponderHandshake | undefined;
-  #step = 0; // handshake messages processed so far on this side
-  #transport: SecureTransport | undefined;
-  #mux: MuxSession | undefined;
+  readonly #lifecycle: Lifecycle<SessionState>;
+  /** The Noise handshake while in 'handshake' (its named state says which message comes next). */
+  #handshake: InitiatorHandshake | ResponderHandshake | undefined;
+  /** Set when the handshake finishes (in 'open'; kept in 'closed' only to close the mux once). */
+  #channel: { readonly transport: SecureTransport; readonly mux: MuxSession } | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #resolve!: (peer: ChannelPeer) => void;
@@ -116,6 +112,7 @@ export class SecureSession extends EventEmitter {
     this.circuit = options.circuit;
     this.resource = options.resource;
     this.#log = options.logger.child({ resource: options.resource, circuit: options.circuit, role: options.role });
+    this.#lifecycle = new Lifecycle(`secure session on circuit ${options.circuit}`, SESSION_TRANSITIONS, 'handshake');
     this.established = new Promise<ChannelPeer>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -129,37 +126,44 @@ export class SecureSession extends EventEmitter {
     this.#handshakeTimer.unref();
   }
 
-  /** The identifier this channel is with: the authenticated one once known, else the relay's hint. */
+  get state(): SessionState {
+    return this.#lifecycle.state;
+  }
+
+  /**
+   * The identifier this channel is with: the authenticated one once known, else the one the relay
+   * joined the circuit to (which the handshake then holds the peer to).
+   */
   get peerIdentifier(): string | undefined {
-    return this.peer?.identifier ?? this.#options.peerHint;
+    return this.peer?.identifier ?? this.#options.channel.expectedPeer;
   }
 
   get isOpen(): boolean {
-    return this.state === 'open';
+    return this.#lifecycle.is('open');
   }
 
   /** Starts the handshake. The initiator sends message 1; the responder waits for it. */
   start(): void {
-    if (this.state !== 'handshake') return; // closed before it started (circuit already gone)
-    if (this.role === 'responder') {
-      this.#guard(() => {
-        this.#responder = new ResponderHandshake(this.#options.channel);
-      });
-      return;
-    }
+    if (!this.#lifecycle.is('handshake') || this.#handshake !== undefined) return; // closed before it started
     this.#guard(() => {
-      this.#initiator = new InitiatorHandshake(this.#options.channel);
-      this.#sendHandshake(this.#initiator.writeMessage1());
+      if (this.role === 'responder') {
+        this.#handshake = new ResponderHandshake(this.#options.channel);
+        return;
+      }
+      const initiator = new InitiatorHandshake(this.#options.channel);
+      this.#handshake = initiator;
+      this.#sendHandshake(initiator.writeMessage1());
     });
   }
 
   /** One DATA payload from the circuit (one Noise message). */
   receive(payload: Buffer): void {
-    if (this.state === 'closed') return;
-    if (this.state === 'open') {
+    if (this.#lifecycle.is('closed')) return;
+    const channel = this.#channel;
+    if (channel !== undefined) {
       // The hot path: decrypt then demultiplex; either failing closes the channel.
       try {
-        this.#mux!.receive(this.#transport!.open(payload));
+        channel.mux.receive(channel.transport.open(payload));
       } catch (err) {
         this.#fail(err);
       }
@@ -175,20 +179,23 @@ export class SecureSession extends EventEmitter {
 
   /** The relay connection can take more data: let the mux flush what it held back. */
   transportDrained(): void {
-    if (this.state === 'open') this.#guard(() => this.#mux!.transportDrained());
+    const mux = this.#channel?.mux;
+    if (mux !== undefined && this.isOpen) this.#guard(() => mux.transportDrained());
   }
 
   /** A new stream to the peer (inlet side). */
   openStream(): MuxStream {
-    if (this.state !== 'open') throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `channel on circuit ${this.circuit} is ${this.state}`);
-    return this.#mux!.openStream();
+    const mux = this.#channel?.mux;
+    if (mux === undefined || !this.isOpen) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', `channel on circuit ${this.circuit} is ${this.state}`);
+    return mux.openStream();
   }
 
   status(): SessionStatus {
     const status: SessionStatus = { resource: this.resource, role: this.role, circuit: this.circuit, state: this.state };
+    if (this.#handshake !== undefined) status.handshake = this.#handshake.state;
     const peer = this.peerIdentifier;
     if (peer !== undefined) status.peer = peer;
-    const rtt = this.#mux?.rttMs;
+    const rtt = this.#channel?.mux.rttMs;
     if (typeof rtt === 'number' && Number.isFinite(rtt)) status.rttMs = Math.round(rtt * 100) / 100;
     return status;
   }
@@ -198,40 +205,37 @@ export class SecureSession extends EventEmitter {
     this.#close(wicketError(code, reason), true);
   }
 
+  /**
+   * One handshake message, dispatched on the Noise handshake's own named state (which also refuses
+   * a message out of order, with WICKET_ERR_HANDSHAKE_STATE).
+   */
   #handshakeStep(message: Buffer): void {
-    if (this.role === 'initiator') {
-      if (this.#step !== 0 || this.#initiator === undefined) throw wicketError('WICKET_ERR_HANDSHAKE_STATE', 'unexpected handshake message');
-      this.#step = 1;
-      const peer = this.#initiator.readMessage2(message);
+    const handshake = this.#handshake;
+    if (handshake === undefined) throw wicketError('WICKET_ERR_HANDSHAKE_STATE', 'handshake message before start()');
+    if (handshake instanceof InitiatorHandshake) {
+      const peer = handshake.readMessage2(message);
       // The inlet decides who may serve it, and decides BEFORE message 3: a refused outlet never
       // learns our identity payload.
       if (!this.#allowed(peer)) return;
-      this.#sendHandshake(this.#initiator.writeMessage3());
-      this.#open(peer, this.#initiator.finish());
-      this.#initiator = undefined;
+      this.#sendHandshake(handshake.writeMessage3());
+      this.#open(peer, handshake.finish());
       return;
     }
-    const responder = this.#responder;
-    if (responder === undefined) throw wicketError('WICKET_ERR_HANDSHAKE_STATE', 'handshake message before start()');
-    if (this.#step === 0) {
-      this.#step = 1;
-      responder.readMessage1(message);
-      this.#sendHandshake(responder.writeMessage2());
+    if (handshake.state === 'readMessage1') {
+      handshake.readMessage1(message);
+      this.#sendHandshake(handshake.writeMessage2());
       return;
     }
-    if (this.#step !== 1) throw wicketError('WICKET_ERR_HANDSHAKE_STATE', 'unexpected handshake message');
-    this.#step = 2;
-    const peer = responder.readMessage3(message);
+    const peer = handshake.readMessage3(message);
     if (!this.#allowed(peer)) return;
-    this.#open(peer, responder.finish());
-    this.#responder = undefined;
+    this.#open(peer, handshake.finish());
   }
 
   #allowed(peer: ChannelPeer): boolean {
     this.peer = peer;
     if (this.#options.policy.allows({ identifier: peer.identifier, attributes: peer.attributes })) return true;
     this.#log.warn(
-      { code: 'WICKET_ERR_POLICY_DENIED', peer: peer.identifier, policy: this.#options.policy.source },
+      { code: 'WICKET_ERR_POLICY_DENIED', peer: peer.identifier, attributes: peer.attributes, policy: this.#options.policy.source },
       'peer refused by policy',
     );
     this.close('WICKET_ERR_POLICY_DENIED', `peer ${peer.identifier} does not satisfy ${JSON.stringify(this.#options.policy.source)}`);
@@ -239,14 +243,14 @@ export class SecureSession extends EventEmitter {
   }
 
   #open(peer: ChannelPeer, transport: SecureTransport): void {
-    this.#transport = transport;
     const mux = new MuxSession({ role: this.role, send: (parts) => this.#sendSealed(parts) });
-    this.#mux = mux;
+    this.#channel = { transport, mux };
     mux.on('stream', (stream: MuxStream) => this.emit('stream', stream));
     mux.on('close', (err?: unknown) => {
-      if (this.state !== 'closed') this.#close(err === undefined ? wicketError('WICKET_ERR_CHANNEL_CLOSED', 'mux session closed') : asWicketError(err), true);
+      if (!this.#lifecycle.is('closed')) this.#close(err === undefined ? wicketError('WICKET_ERR_CHANNEL_CLOSED', 'mux session closed') : asWicketError(err), true);
     });
-    this.state = 'open';
+    this.#handshake = undefined;
+    this.#lifecycle.to('open');
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     const interval = this.#options.pingIntervalMs ?? CHANNEL_PING_INTERVAL_MS;
@@ -258,8 +262,7 @@ export class SecureSession extends EventEmitter {
   }
 
   #ping(): void {
-    if (this.state !== 'open') return;
-    this.#mux!.ping();
+    if (this.isOpen) this.#channel?.mux.ping();
   }
 
   #sendHandshake(message: Buffer): void {
@@ -267,8 +270,9 @@ export class SecureSession extends EventEmitter {
   }
 
   #sendSealed(parts: Buffer[]): boolean {
-    if (this.state !== 'open') return false;
-    return this.#options.port.send(this.#transport!.seal(parts, DATA_HEADER_LEN));
+    const transport = this.#channel?.transport;
+    if (transport === undefined || !this.isOpen) return false;
+    return this.#options.port.send(transport.seal(parts, DATA_HEADER_LEN));
   }
 
   /** Runs one step; any throw closes the channel with the error's code (never escapes). */
@@ -286,14 +290,13 @@ export class SecureSession extends EventEmitter {
   }
 
   #close(error: WicketError, notifyPeer: boolean): void {
-    if (this.state === 'closed') return;
-    const wasOpen = this.state === 'open';
-    this.state = 'closed';
+    if (this.#lifecycle.is('closed')) return;
+    const wasOpen = this.isOpen;
+    this.#lifecycle.to('closed');
     this.closeError = error;
     clearTimeout(this.#handshakeTimer);
     clearInterval(this.#pingTimer);
-    this.#initiator = undefined;
-    this.#responder = undefined;
+    this.#handshake = undefined;
     if (notifyPeer) {
       try {
         this.#options.port.close(error.code);
@@ -303,7 +306,7 @@ export class SecureSession extends EventEmitter {
     }
     // Resets every stream: their app sockets get a TCP RST, never a FIN.
     try {
-      this.#mux?.close(error);
+      this.#channel?.mux.close(error);
     } catch {
       // closing twice is harmless
     }
@@ -311,77 +314,5 @@ export class SecureSession extends EventEmitter {
     this.#log[level]({ code: error.code, peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message}`);
     this.#reject(error);
     this.emit('closed', error);
-  }
-}
-
-/**
- * The sessions riding one relay connection, by circuit: dispatches the relay client's circuit
- * events to them, and applies connection-wide events (drain, disconnect, revocation) to all.
- */
-export class SessionTable {
-  readonly #sessions = new Map<number, SecureSession>();
-  /** Circuits the relay closed before a session was attached (an `opened`/`close` race). */
-  readonly #closedEarly = new Map<number, ErrorCode>();
-
-  add(session: SecureSession): void {
-    const early = this.#closedEarly.get(session.circuit);
-    this.#sessions.set(session.circuit, session);
-    session.once('closed', () => {
-      if (this.#sessions.get(session.circuit) === session) this.#sessions.delete(session.circuit);
-    });
-    if (early !== undefined) {
-      this.#closedEarly.delete(session.circuit);
-      session.circuitClosed(early);
-    }
-  }
-
-  get size(): number {
-    return this.#sessions.size;
-  }
-
-  all(): SecureSession[] {
-    return [...this.#sessions.values()];
-  }
-
-  data(circuit: number, payload: Buffer): void {
-    // Unknown circuit: a race with a close; dropped like the relay does.
-    this.#sessions.get(circuit)?.receive(payload);
-  }
-
-  circuitClosed(circuit: number, code: ErrorCode): void {
-    const session = this.#sessions.get(circuit);
-    if (session !== undefined) {
-      session.circuitClosed(code);
-      return;
-    }
-    this.#closedEarly.set(circuit, code);
-    // Bounded: only the newest few matter (a session attaches within one turn of the event loop).
-    if (this.#closedEarly.size > 256) this.#closedEarly.delete(this.#closedEarly.keys().next().value!);
-  }
-
-  drained(): void {
-    for (const session of this.#sessions.values()) session.transportDrained();
-  }
-
-  /** The relay connection is gone: every circuit on it is gone too. */
-  disconnected(): void {
-    for (const session of [...this.#sessions.values()]) session.circuitClosed('WICKET_ERR_CIRCUIT_CLOSED');
-    this.#closedEarly.clear();
-  }
-
-  /** An identity was revoked: close every channel with it now (DESIGN.md property 5). */
-  revoked(identifier: string): number {
-    let closed = 0;
-    for (const session of [...this.#sessions.values()]) {
-      if (session.peerIdentifier === identifier) {
-        session.close('WICKET_ERR_REVOKED', `peer ${identifier} was revoked`);
-        closed++;
-      }
-    }
-    return closed;
-  }
-
-  closeAll(code: ErrorCode, reason: string): void {
-    for (const session of [...this.#sessions.values()]) session.close(code, reason);
   }
 }

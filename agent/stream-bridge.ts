@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ErrorCode, WicketError } from '../protocol/errors.js';
 import { MUX_MAX_DATA_PAYLOAD, TCP_READ_SIZE, TLS_MAX_RECORD_PLAINTEXT } from '../protocol/limits.js';
-import type { MuxStream } from '../protocol/mux/index.js';
+import type { MuxStream, ReceiveState, SendState } from '../protocol/mux/index.js';
 
 // One TCP connection joined to one mux stream, in both directions, with backpressure both ways:
 //
@@ -38,6 +38,9 @@ export interface BridgeStatus {
   resource: string;
   stream: number;
   peer: string;
+  /** The mux stream's named half-states (our direction, the peer's). */
+  sendState: SendState;
+  receiveState: ReceiveState;
   /** Bytes read from the local socket and sent into the stream. */
   bytesSent: number;
   /** Bytes received from the stream and written to the local socket. */
@@ -134,6 +137,8 @@ export class StreamBridge {
       resource: this.#options.resource,
       stream: this.#stream.id,
       peer: this.#options.peer,
+      sendState: this.#stream.sendState,
+      receiveState: this.#stream.receiveState,
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       openedAt: new Date(this.openedAt).toISOString(),

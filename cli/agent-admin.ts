@@ -13,13 +13,13 @@ import {
   TICKET_MAX_TTL_MS,
   TICKET_MAX_USAGE_COUNT,
 } from '../protocol/limits.js';
-import type { AdminOp } from '../protocol/relay-frames.js';
+import type { AdminOp } from '../protocol/relay-messages.js';
 import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../protocol/relay-names.js';
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { formatDuration, parseDuration } from './duration.js';
 
-// Admin commands: `agent ticket create`, `agent member list`, `agent member revoke`. Each one
+// Admin commands: `agent ticket create`, `agent member list | revoke | reinstate`. Each one
 // opens a one-shot authenticated connection to the relay with this home's identity (which needs
 // the `admin` attribute), sends one admin request, prints the answer and closes.
 // Arguments are checked here first, so a typo fails fast with WICKET_ERR_ARGUMENT before any
@@ -192,5 +192,18 @@ Examples:
       }
       const closed = typeof result.closedConnections === 'number' ? result.closedConnections : 0;
       process.stdout.write(`revoked ${identifier} at ${String(result.revokedAt)}; closed ${closed} live connection${closed === 1 ? '' : 's'}\n`);
+    });
+
+  member
+    .command('reinstate')
+    .description('Undo a revocation: the only way back for a revoked key (a new ticket does not do it)')
+    .argument('<identifier>', `the revoked member's identifier (${IDENTIFIER_PREFIX}…, from \`agent member list\`)`)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ agent member reinstate I3f5c…(64 hex digits)')
+    .action(async (identifierText: string, flags: { json?: boolean }, command: Command) => {
+      const identifier = identifierArgument(identifierText);
+      const result = asRecord(await adminRequest(command, 'member.reinstate', { identifier }), 'member.reinstate');
+      if (flags.json === true) printJson(result);
+      else process.stdout.write(`reinstated ${identifier} at ${String(result.reinstatedAt)}\n`);
     });
 }

@@ -5,6 +5,7 @@ import type { ControlOp } from '../agent/control-server.js';
 import { AgentNode, type NodeStatus } from '../agent/node.js';
 import { checkPolicy, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
 import type { WicketError } from '../protocol/errors.js';
+import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { createLogger } from './logger.js';
@@ -103,6 +104,16 @@ interface OutletFlags extends JsonFlag {
   relay: string;
   allow: string;
   name?: string;
+  maxConnections?: string;
+  maxConnectionsPerPeer?: string;
+}
+
+/** A connection limit typed by a person: a whole number from 1 to MAX_TARGET_CONNECTIONS_SETTING. */
+function connectionLimit(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_TARGET_CONNECTIONS_SETTING) throw usageError(`${flag} must be a whole number from 1 to ${MAX_TARGET_CONNECTIONS_SETTING}`);
+  return n;
 }
 
 export function outletArgs(flags: OutletFlags): Record<string, unknown> {
@@ -118,6 +129,10 @@ export function outletArgs(flags: OutletFlags): Record<string, unknown> {
   // The node may run in another folder: send it an absolute path.
   if (flags.tlsCa !== undefined) args.tlsCa = resolve(flags.tlsCa);
   if (flags.tlsServername !== undefined) args.tlsServername = flags.tlsServername;
+  const maxConnections = connectionLimit(flags.maxConnections, '--max-connections');
+  const maxConnectionsPerPeer = connectionLimit(flags.maxConnectionsPerPeer, '--max-connections-per-peer');
+  if (maxConnections !== undefined) args.maxConnections = maxConnections;
+  if (maxConnectionsPerPeer !== undefined) args.maxConnectionsPerPeer = maxConnectionsPerPeer;
   return args;
 }
 
@@ -140,8 +155,8 @@ export function inletArgs(flags: InletFlags): Record<string, unknown> {
 function printStatus(status: NodeStatus): void {
   const out: string[] = [];
   out.push(`identity    ${status.identifier}`);
-  const relayState = status.relay.connected ? 'connected' : `disconnected${status.relay.lastError ? ` (${status.relay.lastError.code})` : ''}`;
-  out.push(`relay       ${status.relay.url} ${relayState}`);
+  const lastError = status.relay.lastError === undefined ? '' : ` (${status.relay.lastError.code})`;
+  out.push(`relay       ${status.relay.url} ${status.relay.state}${lastError}  revoked peers ${status.relay.revokedPeers}`);
   out.push('');
   out.push(`inlets (${status.inlets.length})`);
   for (const i of status.inlets) {
@@ -149,15 +164,19 @@ function printStatus(status: NodeStatus): void {
   }
   out.push(`outlets (${status.outlets.length})`);
   for (const o of status.outlets) {
-    out.push(`  ${o.name}  relay ${o.relay} to ${o.to}${o.tls ? ' (tls)' : ''}  allow ${JSON.stringify(o.allow)}  channels ${o.channels}  streams ${o.streams}`);
+    out.push(
+      `  ${o.name}  relay ${o.relay} to ${o.to}${o.tls ? ' (tls)' : ''}  allow ${JSON.stringify(o.allow)}  channels ${o.channels}  streams ${o.streams}` +
+        `  target connections ${o.targetConnections}/${o.maxConnections} (per peer ${o.maxConnectionsPerPeer})`,
+    );
   }
   out.push(`channels (${status.channels.length})`);
   for (const c of status.channels) {
-    out.push(`  ${c.resource}  circuit ${c.circuit}  ${c.role} ${c.state}${c.peer ? `  peer ${c.peer}` : ''}${c.rttMs !== undefined ? `  rtt ${c.rttMs} ms` : ''}`);
+    const state = c.handshake === undefined ? c.state : `${c.state} (${c.handshake})`;
+    out.push(`  ${c.resource}  circuit ${c.circuit}  ${c.role} ${state}${c.peer ? `  peer ${c.peer}` : ''}${c.rttMs !== undefined ? `  rtt ${c.rttMs} ms` : ''}`);
   }
   out.push(`streams (${status.streams.length})`);
   for (const s of status.streams) {
-    out.push(`  ${s.resource}  stream ${s.stream}  peer ${s.peer}  sent ${s.bytesSent} B  received ${s.bytesReceived} B  since ${s.openedAt}`);
+    out.push(`  ${s.resource}  stream ${s.stream}  peer ${s.peer}  send ${s.sendState}  receive ${s.receiveState}  sent ${s.bytesSent} B  received ${s.bytesReceived} B  since ${s.openedAt}`);
   }
   process.stdout.write(out.join('\n') + '\n');
 }
@@ -193,6 +212,8 @@ Examples:
     .requiredOption('--relay <name>', 'relay name to register (your ticket must allow it)')
     .requiredOption('--allow <expr>', 'policy over the inlet: attr, attr=value, identifier=I…, and, or, not, ( )')
     .option('--name <name>', 'resource name (default: the relay name)')
+    .option('--max-connections <n>', `target connections held at once, in all (default ${OUTLET_MAX_TARGET_CONNECTIONS})`)
+    .option('--max-connections-per-peer <n>', `target connections one peer identity may hold (default ${OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER})`)
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',

@@ -93,6 +93,11 @@ export function configureErrors(command: Command): void {
 
 /** Parses argv and runs the command; on failure prints one line and exits 1 or 2. */
 export async function runCli(program: Command, argv: readonly string[]): Promise<void> {
+  // Everything either program writes (keys, the authority store and its SQLite side files, the
+  // control socket, certificates) is for its own user only: files 0600, folders 0700, even where
+  // a file is created by a library that does not take a mode. The files that set modes
+  // explicitly keep doing so; this catches the rest.
+  process.umask(0o077);
   registerSecretArgs(argv.slice(2));
   configureErrors(program);
   try {

@@ -1,16 +1,17 @@
 import type { Command } from 'commander';
-import { parseIdentifier } from '../protocol/identity.js';
+import { parseIdentifier, type Identifier } from '../protocol/identity.js';
 import { usageError } from './cli-errors.js';
 import { DATA_OPTION, dataDirOf } from './relay-args.js';
 import { openOfflineAuthority } from './relay-offline.js';
 
-// `relay member list | revoke` from the data folder. A revocation written here is picked up by the
-// running relay's revocation poll (REVOCATION_POLL_INTERVAL_MS), which cuts the member's live
-// connections and tells the other agents, well within a second.
+// `relay member list | revoke | reinstate` from the data folder. A revocation (or reinstatement)
+// written here is picked up by the running relay's revocation poll (REVOCATION_POLL_INTERVAL_MS),
+// which cuts the member's live connections and tells the other agents, well within a second.
 //
 // list stdout: one line per member `I…  enrolled <ISO>  [revoked <ISO>]  k=v,k=v`;
 //   --json: {"members":[{identifier, attributes, enrolledAt, revokedAt?}]}
 // revoke stdout: `revoked I… at <ISO>`; --json: {"identifier","revokedAt"}
+// reinstate stdout: `reinstated I… at <ISO>`; --json: {"identifier","reinstatedAt"}
 
 export function registerMemberCommands(program: Command): void {
   const member = program.command('member').description('Project members, from the relay data folder');
@@ -51,19 +52,39 @@ export function registerMemberCommands(program: Command): void {
     .option('--json', 'print {identifier, revokedAt} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay member revoke I3f5c…(64 hex digits) --data /var/lib/wicket-relay')
     .action(async (identifierText: string, flags: { data?: string; json?: boolean }) => {
-      let identifier;
-      try {
-        identifier = parseIdentifier(identifierText);
-      } catch (err) {
-        throw usageError((err as Error).message.replace(/^WICKET_ERR_IDENTIFIER_INVALID: /, ''));
-      }
+      const identifier = identifierOperand(identifierText);
       const offline = openOfflineAuthority(dataDirOf(flags.data));
       try {
-        const revocation = await offline.authority.revoke(identifier, 'cli');
-        const revokedAt = new Date(revocation.revokedAt).toISOString();
+        const revokedAt = new Date((await offline.authority.revoke(identifier, 'cli')).at).toISOString();
         process.stdout.write(flags.json === true ? JSON.stringify({ identifier, revokedAt }) + '\n' : `revoked ${identifier} at ${revokedAt}\n`);
       } finally {
         await offline.close();
       }
     });
+
+  member
+    .command('reinstate')
+    .description('Undo a revocation: the only way back for a revoked key (a new ticket does not do it)')
+    .argument('<identifier>', 'the revoked member identifier (I followed by 64 hex digits)')
+    .option(...DATA_OPTION)
+    .option('--json', 'print {identifier, reinstatedAt} as JSON')
+    .addHelpText('after', '\nExample:\n  $ relay member reinstate I3f5c…(64 hex digits) --data /var/lib/wicket-relay')
+    .action(async (identifierText: string, flags: { data?: string; json?: boolean }) => {
+      const identifier = identifierOperand(identifierText);
+      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      try {
+        const reinstatedAt = new Date((await offline.authority.reinstate(identifier, 'cli')).at).toISOString();
+        process.stdout.write(flags.json === true ? JSON.stringify({ identifier, reinstatedAt }) + '\n' : `reinstated ${identifier} at ${reinstatedAt}\n`);
+      } finally {
+        await offline.close();
+      }
+    });
+}
+
+function identifierOperand(text: string): Identifier {
+  try {
+    return parseIdentifier(text);
+  } catch (err) {
+    throw usageError((err as Error).message.replace(/^WICKET_ERR_IDENTIFIER_INVALID: /, ''));
+  }
 }

@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   WICKET_ERR_MESSAGE_TOO_LARGE: { num: 510, meaning: 'A Noise message exceeds 65,535 bytes.', fix: 'The peer broke the Noise size limit; the channel was closed.' },
   WICKET_ERR_DECRYPT: { num: 511, meaning: 'A transport message failed authentication (tampered, replayed, reordered or dropped before it).', fix: 'Something between the agents altered the stream; the channel was closed and streams reset.' },
   WICKET_ERR_NONCE_EXHAUSTED: { num: 512, meaning: 'A cipher ran out of nonces.', fix: 'Cannot happen with periodic rekey; report it.' },
+  WICKET_ERR_PEER_MISMATCH: { num: 506, meaning: 'The identity that finished the handshake is not the one the relay joined the circuit to (opener or registered outlet).', fix: 'Another member tried to run a handshake through someone else\'s circuit; the channel was refused. Check the audit log for the two identities.' },
   WICKET_ERR_CHANNEL_CLOSED: { num: 513, meaning: 'The secure channel is closed.', fix: 'The peer went away or the path broke; new connections open a new channel.' },
 
   // --- policy (6xx) ---
@@ -66,6 +67,7 @@ export const ERROR_CODES = {
   WICKET_ERR_MUX_UNKNOWN_STREAM: { num: 701, meaning: 'A frame names a stream that does not exist.', fix: 'The peer broke the protocol; the channel was closed.' },
   WICKET_ERR_MUX_WINDOW_EXCEEDED: { num: 702, meaning: 'A peer sent more stream data than the granted credit window.', fix: 'The peer ignored flow control; the channel was closed.' },
   WICKET_ERR_MUX_TOO_MANY_STREAMS: { num: 703, meaning: 'Too many concurrent streams on one channel.', fix: 'Raise the stream limit or spread clients; the new stream was refused.' },
+  WICKET_ERR_MUX_WINDOW_BUDGET: { num: 705, meaning: 'A new stream\'s receive window does not fit in what is left of the channel\'s window budget.', fix: 'The peer asked for more buffering than the channel allows (see MUX_SESSION_WINDOW_BUDGET); the new stream was refused, the others go on.' },
   WICKET_ERR_STREAM_RESET: { num: 704, meaning: 'A stream was reset by the other side.', fix: 'The far end failed mid-stream; the app connection was reset, not cleanly closed.' },
 
   // --- relay and routing (8xx) ---
@@ -92,6 +94,8 @@ export const ERROR_CODES = {
   WICKET_ERR_ADDRESS_IN_USE: { num: 904, meaning: 'The inlet or relay cannot listen on the requested address.', fix: 'Pick a free port or stop what uses it.' },
   WICKET_ERR_RESOURCE_EXISTS: { num: 905, meaning: 'An inlet or outlet with that name already exists.', fix: 'Delete it first or pick another name.' },
   WICKET_ERR_RESOURCE_UNKNOWN: { num: 906, meaning: 'No inlet or outlet has that name.', fix: 'List resources with `agent inlet list` / `agent outlet list`.' },
+  WICKET_ERR_TARGET_BUSY: { num: 909, meaning: 'The outlet already holds as many target connections as its limits allow (for this peer, or in all).', fix: 'Close idle connections or raise the outlet\'s --max-connections / --max-connections-per-peer; the new connection was reset, the others go on.' },
+  WICKET_ERR_MEMBER_NOT_REVOKED: { num: 910, meaning: 'Reinstate was asked for a member that is not revoked.', fix: 'Only a revoked member can be reinstated; `agent member list` shows who is revoked.' },
   WICKET_ERR_TLS_TARGET: { num: 907, meaning: 'TLS to the outlet\'s target failed (certificate or name mismatch).', fix: 'Pass --tls-ca and --tls-servername matching the target\'s certificate.' },
   WICKET_ERR_CONTROL_REQUEST: { num: 920, meaning: 'A control-socket request is malformed, too long or names an unknown operation.', fix: 'Use the `agent` CLI to talk to the node; the request was refused and the node kept running.' },
   WICKET_ERR_STORE: { num: 908, meaning: 'The authority store failed.', fix: 'Check the relay data folder is writable and not corrupt.' },
@@ -126,6 +130,15 @@ export class WicketError extends Error {
 /** The one error factory: `throw wicketError('WICKET_ERR_FRAME_TRUNCATED', 'credential: 3 of 32 bytes')`. */
 export function wicketError(code: ErrorCode, detail?: string, cause?: unknown): WicketError {
   return new WicketError(code, detail, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * The one rule for a code that arrives as text (relay `close`, `error`, `response.error`): a
+ * registered code is kept, anything else becomes `fallback`. Codes are shown to users and drive
+ * decisions (retry or not), so an unknown string never passes through as if it were a code.
+ */
+export function errorCodeFromWire(text: string, fallback: ErrorCode): ErrorCode {
+  return Object.hasOwn(ERROR_CODES, text) ? (text as ErrorCode) : fallback;
 }
 
 /** Maps a wire number back to its code; unknown numbers become WICKET_ERR_INTERNAL. */

@@ -25,9 +25,14 @@ export function identifierOf(publicKey: Uint8Array): Identifier {
   return (IDENTIFIER_PREFIX + createHash('sha256').update(publicKey).digest('hex')) as Identifier;
 }
 
+/** True when `text` is a well-formed identifier (wire fields checked without throwing). */
+export function isIdentifier(text: unknown): text is Identifier {
+  return typeof text === 'string' && IDENTIFIER_PATTERN.test(text);
+}
+
 /** Parses user or wire input into an Identifier, or throws WICKET_ERR_IDENTIFIER_INVALID. */
 export function parseIdentifier(text: string): Identifier {
-  if (typeof text !== 'string' || !IDENTIFIER_PATTERN.test(text)) {
+  if (!isIdentifier(text)) {
     const shown = typeof text === 'string' ? JSON.stringify(text.slice(0, 80)) : typeof text;
     throw wicketError(
       'WICKET_ERR_IDENTIFIER_INVALID',

@@ -20,3 +20,14 @@ export function isRelayName(name: unknown): name is string {
 }
 
 export const RELAY_NAME_RULE = `1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-', starting with a letter or digit`;
+
+/** The relay names an attribute set allows (the `wicket:relays` attribute, comma-separated). */
+export function relayNamesOf(attributes: Readonly<Record<string, string>>): string[] {
+  const value = attributes[RELAYS_ATTRIBUTE];
+  if (value === undefined || value === '') return [];
+  return value.split(',').filter((name) => name.length > 0);
+}
+
+export function isAdmin(attributes: Readonly<Record<string, string>>): boolean {
+  return attributes[ADMIN_ATTRIBUTE] === 'true';
+}

@@ -2,20 +2,20 @@ import type { Logger } from 'pino';
 import { asWicketError, wicketError } from '../protocol/errors.js';
 import { parseIdentifier } from '../protocol/identity.js';
 import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX } from '../protocol/limits.js';
-import type { ControlMessage } from '../protocol/relay-frames.js';
+import type { AgentToRelay } from '../protocol/relay-messages.js';
+import { isAdmin } from '../protocol/relay-names.js';
 import type { Authority } from './authority/authority.js';
-import { isAdmin, type Attributes } from './authority/store.js';
-import type { RelayConnection } from './connection.js';
+import type { Attributes } from './authority/store.js';
 import type { LiveConnections } from './live-connections.js';
+import type { PeerIdentity, RelayPeer } from './peer.js';
 import type { Revocation } from './revocation.js';
 
-// Admin requests (relay-semantics.md, "Admin requests"): `request {id, op, args}` answered by
-// `response {id, result}` or `response {id, error: {code, message}}`. Only connections whose
-// credential carries admin=true may use them; a refused or failed request never closes the
-// connection.
+// Admin requests (protocol/README.md, "Relay behaviour"): `request {id, op, args}` answered by
+// `response {id, result}` or `response {id, error: {code, message}}`. Only peers whose credential
+// carries admin=true may use them; a refused or failed request never closes the connection.
 
-type RequestMessage = Extract<ControlMessage, { t: 'request' }>;
-type Handler = (connection: RelayConnection, args: Record<string, unknown>) => Promise<unknown>;
+type RequestMessage = Extract<AgentToRelay, { t: 'request' }>;
+type Handler = (admin: PeerIdentity, args: Record<string, unknown>) => Promise<unknown>;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -54,33 +54,35 @@ export class AdminOps {
     private readonly logger: Logger,
   ) {
     this.#handlers = {
-      'ticket.create': (connection, args) => this.#ticketCreate(connection, args),
+      'ticket.create': (admin, args) => this.#ticketCreate(admin, args),
       'member.list': () => this.#memberList(),
-      'member.revoke': (connection, args) => this.#memberRevoke(connection, args),
-      'audit.list': (_connection, args) => this.#auditList(args),
+      'member.revoke': (admin, args) => this.#memberRevoke(admin, args),
+      'member.reinstate': (admin, args) => this.#memberReinstate(admin, args),
+      'audit.list': (_admin, args) => this.#auditList(args),
     };
   }
 
-  async handle(connection: RelayConnection, request: RequestMessage): Promise<void> {
+  async handle(peer: RelayPeer, request: RequestMessage): Promise<void> {
+    const identity = peer.identity;
     try {
-      if (!isAdmin(connection.credential?.attributes ?? {})) {
-        throw wicketError('WICKET_ERR_NOT_ADMIN', `${connection.identifier} does not have admin=true`);
+      if (identity === undefined || !isAdmin(identity.attributes)) {
+        throw wicketError('WICKET_ERR_NOT_ADMIN', `${identity?.identifier ?? 'this connection'} does not have admin=true`);
       }
       const handler = Object.hasOwn(this.#handlers, request.op) ? this.#handlers[request.op] : undefined;
       if (handler === undefined) throw wicketError('WICKET_ERR_ARGUMENT', `unknown admin operation ${JSON.stringify(String(request.op).slice(0, 40))}`);
-      const result = await handler(connection, request.args);
-      this.logger.info({ conn: connection.id, identifier: connection.identifier, op: request.op }, 'admin request done');
-      connection.send({ t: 'response', id: request.id, result });
+      const result = await handler(identity, request.args);
+      this.logger.info({ conn: peer.id, identifier: identity.identifier, op: request.op }, 'admin request done');
+      peer.send({ t: 'response', id: request.id, result });
     } catch (err) {
       const error = asWicketError(err);
       if (error.code === 'WICKET_ERR_INTERNAL') this.logger.error({ err, op: request.op }, 'admin request failed');
-      else this.logger.info({ conn: connection.id, identifier: connection.identifier, op: request.op, code: error.code }, 'admin request refused');
+      else this.logger.info({ conn: peer.id, identifier: identity?.identifier, op: request.op, code: error.code }, 'admin request refused');
       const message = error.code === 'WICKET_ERR_INTERNAL' ? 'internal relay error' : error.message;
-      connection.send({ t: 'response', id: request.id, error: { code: error.code, message } });
+      peer.send({ t: 'response', id: request.id, error: { code: error.code, message } });
     }
   }
 
-  async #ticketCreate(connection: RelayConnection, args: Record<string, unknown>): Promise<unknown> {
+  async #ticketCreate(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
     const usageCount = optionalInteger(args.usageCount, 'usageCount');
     const expiresInMs = optionalInteger(args.expiresInMs, 'expiresInMs');
     const created = await this.authority.createTicket({
@@ -88,7 +90,7 @@ export class AdminOps {
       relayNames: stringArray(args.relayNames, 'relayNames'),
       ...(usageCount === undefined ? {} : { usageCount }),
       ...(expiresInMs === undefined ? {} : { expiresInMs }),
-      createdBy: connection.identifier!,
+      createdBy: admin.identifier,
     });
     return { ticket: created.text.reveal(), ticketId: created.ticketId, expiresAt: iso(created.expiresAt) };
   }
@@ -106,10 +108,16 @@ export class AdminOps {
     };
   }
 
-  async #memberRevoke(connection: RelayConnection, args: Record<string, unknown>): Promise<unknown> {
+  async #memberRevoke(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
     const identifier = parseIdentifier(args.identifier as string);
-    const result = await this.revocation.revoke(identifier, connection.identifier!);
-    return { identifier, revokedAt: iso(result.revokedAt), closedConnections: result.closedConnections };
+    const result = await this.revocation.revoke(identifier, admin.identifier);
+    return { identifier, revokedAt: iso(result.at), closedConnections: result.closedConnections };
+  }
+
+  async #memberReinstate(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
+    const identifier = parseIdentifier(args.identifier as string);
+    const result = await this.revocation.reinstate(identifier, admin.identifier);
+    return { identifier, reinstatedAt: iso(result.at) };
   }
 
   async #auditList(args: Record<string, unknown>): Promise<unknown> {

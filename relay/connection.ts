@@ -4,32 +4,27 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Credential } from '../protocol/credential.js';
-import { asWicketError, wicketError, type ErrorCode, type WicketError } from '../protocol/errors.js';
-import { identifierOf, verifySignature, type Identifier } from '../protocol/identity.js';
-import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, CREDENTIAL_REFRESH_FRACTION, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../protocol/limits.js';
-import {
-  base64url,
-  DATA_HEADER_LEN,
-  decodeRelayFrame,
-  encodeControl,
-  FRAME_DATA,
-  fromBase64url,
-  RELAY_AUTH_DOMAIN,
-  RELAY_ENROLL_DOMAIN,
-  RELAY_PROTOCOL_VERSION,
-  type ControlMessage,
-} from '../protocol/relay-frames.js';
-import { Secret } from '../protocol/secret.js';
+import { asWicketError, wicketError, type ErrorCode } from '../protocol/errors.js';
+import { identifierOf, type Identifier } from '../protocol/identity.js';
+import { checkTransition, type Transitions } from '../protocol/lifecycle.js';
+import { CREDENTIAL_REFRESH_FRACTION, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH } from '../protocol/limits.js';
+import { base64url, DATA_HEADER_LEN, decodeFrameFromAgent, encodeControl, FRAME_DATA, RELAY_PROTOCOL_VERSION } from '../protocol/relay-frames.js';
+import { parseAvoidList, type AgentToRelay, type RelayToAgent } from '../protocol/relay-messages.js';
 import type { AdminOps } from './admin.js';
 import type { Authority } from './authority/authority.js';
 import type { MemberRecord } from './authority/store.js';
+import { proveAuth, proveEnroll, type ProvenEnroll } from './connection-auth.js';
 import type { FlowControl } from './flow-control.js';
+import type { Keepalive } from './keepalive.js';
 import type { LiveConnections } from './live-connections.js';
+import type { FailOptions, PeerIdentity, RelayPeer } from './peer.js';
+import type { RefusalLog } from './refusal-log.js';
+import type { Revocation } from './revocation.js';
 import type { Router } from './router.js';
 import type { RelaySettings } from './settings.js';
 import type { FrameTap } from './tap.js';
 
-// One agent's WebSocket, as an explicit state machine (relay-semantics.md):
+// One agent's WebSocket, as an explicit state machine (protocol/README.md, "Relay behaviour"):
 //
 //   awaiting-auth ──auth/enroll──▶ authenticating ──store says yes──▶ authenticated ──▶ closed
 //         │                              │                                               ▲
@@ -40,15 +35,36 @@ import type { FrameTap } from './tap.js';
 // register/unregister/open/close/request and DATA. Any protocol violation sends `error {code}`
 // and closes this one connection (ws code 1008, the code as close reason); the relay keeps running
 // and the router forgets the connection's circuits and names at once.
+//
+// The connection owns its socket, its auth state (a union carrying what each state knows) and its
+// credential; the router, flow control, keepalive and revocation see it only as a RelayPeer and
+// keep their own per-peer state.
 
-export type ConnectionState = 'awaiting-auth' | 'authenticating' | 'authenticated' | 'closed';
+type AuthState =
+  | { readonly state: 'awaiting-auth' }
+  | { readonly state: 'authenticating'; readonly identifier: Identifier; pending: Buffer[] }
+  | { readonly state: 'authenticated'; readonly member: MemberRecord; readonly credential: Credential; readonly identity: PeerIdentity }
+  | { readonly state: 'closed'; readonly identifier: Identifier | undefined; readonly wasAuthenticated: boolean };
+
+export type ConnectionState = AuthState['state'];
+
+/** A refreshed credential moves authenticated to authenticated (a new state object). */
+export const CONNECTION_TRANSITIONS: Transitions<ConnectionState> = {
+  'awaiting-auth': ['authenticating', 'closed'],
+  authenticating: ['authenticated', 'closed'],
+  authenticated: ['authenticated', 'closed'],
+  closed: [],
+};
 
 export interface ConnectionServices {
   readonly authority: Authority;
   readonly router: Router;
   readonly flow: FlowControl;
+  readonly keepalive: Keepalive;
+  readonly revocation: Revocation;
   readonly admin: AdminOps;
   readonly connections: LiveConnections;
+  readonly refusals: RefusalLog;
   readonly settings: RelaySettings;
   readonly logger: Logger;
   readonly tap?: FrameTap;
@@ -57,54 +73,39 @@ export interface ConnectionServices {
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 const CLOSE_POLICY = 1008;
 const CLOSE_GOING_AWAY = 1001;
+const BINARY = { binary: true } as const;
 
 let nextConnectionId = 1;
 
-export class RelayConnection {
+export class RelayConnection implements RelayPeer {
   readonly id = nextConnectionId++;
-  state: ConnectionState = 'awaiting-auth';
-  identifier: Identifier | undefined;
-  member: MemberRecord | undefined;
-  credential: Credential | undefined;
-  /** Circuit ids this connection is an end of, and relay names it serves (owned by the router). */
-  readonly circuits = new Set<number>();
-  readonly names = new Set<string>();
-  /** Backpressure (owned by FlowControl): sources this connection paused, destinations pausing it. */
-  readonly pausedSources = new Set<RelayConnection>();
-  readonly pausedBy = new Set<RelayConnection>();
-  /** Keepalive bookkeeping (performance.now() ms). */
-  lastHeardAt = performance.now();
-  lastPingAt = performance.now();
-  bytesIn = 0;
-  bytesOut = 0;
-  /** The send callback FlowControl attaches while this connection's queue is above low water. */
-  readonly onFrameWritten: () => void;
-
+  readonly #ws: WebSocket;
+  readonly #remote: string;
   readonly #services: ConnectionServices;
   readonly #challenge = randomBytes(RELAY_CHALLENGE_LEN);
   readonly #openedAt = performance.now();
+  #auth: AuthState = { state: 'awaiting-auth' };
   #logger: Logger;
   #authTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
-  #pending: Buffer[] = [];
+  #bytesIn = 0;
+  #bytesOut = 0;
 
-  constructor(
-    readonly ws: WebSocket,
-    readonly socket: Socket,
-    readonly remote: string,
-    services: ConnectionServices,
-  ) {
+  constructor(ws: WebSocket, socket: Socket, remote: string, services: ConnectionServices) {
+    this.#ws = ws;
+    this.#remote = remote;
     this.#services = services;
     this.#logger = services.logger.child({ conn: this.id });
-    this.onFrameWritten = () => services.flow.checkDrained(this);
     services.connections.add(this);
-    services.flow.attach(this);
+    services.keepalive.heard(this);
 
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
-    ws.on('ping', () => this.#heard());
-    ws.on('pong', () => this.#heard());
+    ws.on('ping', () => services.keepalive.heard(this));
+    ws.on('pong', () => services.keepalive.heard(this));
     ws.on('close', (code) => this.#onSocketClosed(code));
-    ws.on('error', (err) => this.#logger.info({ err: err.message, code: (err as { code?: string }).code }, 'connection error'));
+    ws.on('error', (err) => this.#logger.debug({ err: err.message, code: (err as { code?: string }).code }, 'connection error'));
+    // Backstop for the send callbacks: the socket drained its whole queue.
+    socket.on('drain', this.#onFrameWritten);
 
     this.#authTimer = setTimeout(() => {
       this.fail(wicketError('WICKET_ERR_RELAY_AUTH', `no auth or enroll within ${services.settings.authTimeoutMs} ms`));
@@ -112,29 +113,92 @@ export class RelayConnection {
     this.#authTimer.unref();
 
     this.#logger.debug({ remote }, 'connection opened');
-    this.send({ t: 'hello', version: RELAY_PROTOCOL_VERSION, challenge: base64url(this.#challenge), authority: services.authority.identifier });
+    this.#sendNow({ t: 'hello', version: RELAY_PROTOCOL_VERSION, challenge: base64url(this.#challenge), authority: services.authority.identifier });
   }
 
-  #heard(): void {
-    this.lastHeardAt = performance.now();
+  // --- RelayPeer -------------------------------------------------------------------------------
+
+  get state(): ConnectionState {
+    return this.#auth.state;
   }
 
-  send(message: ControlMessage): void {
-    if (this.state === 'closed') return;
-    this.ws.send(encodeControl(message), { binary: true });
+  get identity(): PeerIdentity | undefined {
+    return this.#auth.state === 'authenticated' ? this.#auth.identity : undefined;
   }
 
-  /** A refusal tied to a request id; the connection stays open. */
-  sendError(id: number, err: WicketError): void {
-    this.send({ t: 'error', id, code: err.code, message: err.message });
+  get isOpen(): boolean {
+    return this.#auth.state === 'authenticated';
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  /** True while flow control has stopped reading this connection (status and tests). */
+  get readingPaused(): boolean {
+    return this.#ws.isPaused;
+  }
+
+  send(message: RelayToAgent): void {
+    if (this.#auth.state === 'closed') return;
+    this.#sendNow(message);
+    this.#services.flow.afterControl(this);
+  }
+
+  forward(frame: Buffer, reportWhenWritten: boolean): void {
+    this.#ws.send(frame, BINARY, reportWhenWritten ? this.#onFrameWritten : undefined);
+    this.#bytesOut += frame.length;
+  }
+
+  pauseReading(): void {
+    this.#ws.pause();
+  }
+
+  resumeReading(): void {
+    if (this.#auth.state !== 'closed') this.#ws.resume();
+  }
+
+  ping(): void {
+    try {
+      this.#ws.ping();
+    } catch {
+      // Not open any more: the close event reports it.
+    }
+  }
+
+  /**
+   * Refuses and closes this one connection: `error {code, message}`, then ws close 1008 with the
+   * code as reason. Its circuits close at once (the other ends get `circuitCode`), its names go.
+   */
+  fail(err: unknown, options: FailOptions = {}): void {
+    if (this.#auth.state === 'closed') return;
+    const error = asWicketError(err);
+    const message = error.code === 'WICKET_ERR_INTERNAL' ? 'internal relay error' : error.message;
+    if (error.code === 'WICKET_ERR_INTERNAL') this.#logger.error({ err }, 'internal error on a connection');
+    else if (this.#auth.state === 'authenticated') this.#logger.info({ code: error.code, reason: error.message }, 'connection closed by the relay');
+    else {
+      const identifier = this.#auth.state === 'authenticating' ? this.#auth.identifier : undefined;
+      this.#services.refusals.refused({ code: error.code, reason: error.message, remote: this.#remote, conn: this.id, ...(identifier === undefined ? {} : { identifier }) });
+    }
+    this.#sendNow({ t: 'error', code: error.code, message });
+    this.#shutdown(options.circuitCode ?? 'WICKET_ERR_CIRCUIT_CLOSED');
+    if (options.terminate === true) this.#ws.terminate();
+    else this.#closeSocket(CLOSE_POLICY, error.code);
+  }
+
+  /** The relay is stopping: close with 1001 (going away). */
+  closeForShutdown(): void {
+    if (this.#auth.state === 'closed') return;
+    this.#shutdown('WICKET_ERR_CIRCUIT_CLOSED');
+    this.#closeSocket(CLOSE_GOING_AWAY, 'relay shutting down');
   }
 
   // --- inbound -------------------------------------------------------------------------------
 
   #onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.state === 'closed') return;
-    this.lastHeardAt = performance.now();
-    this.bytesIn += data.length;
+    if (this.#auth.state === 'closed') return;
+    this.#services.keepalive.heard(this);
+    this.#bytesIn += data.length;
     this.#services.tap?.record(data);
     try {
       if (!isBinary) throw wicketError('WICKET_ERR_FRAME_MALFORMED', 'relay frames are binary WebSocket messages, got text');
@@ -146,37 +210,29 @@ export class RelayConnection {
 
   #process(data: Buffer): void {
     // The hot path: a DATA frame is routed on its header alone and forwarded as this same Buffer.
-    if (this.state === 'authenticated' && data.length >= DATA_HEADER_LEN && data[0] === FRAME_DATA) {
+    if (this.#auth.state === 'authenticated' && data.length >= DATA_HEADER_LEN && data[0] === FRAME_DATA) {
       this.#services.router.forward(this, data.readUInt32BE(1), data);
       return;
     }
-    this.#onFrame(data);
-  }
-
-  #onFrame(data: Buffer): void {
-    if (this.state === 'authenticating') {
-      if (this.#pending.length >= RELAY_MAX_FRAMES_DURING_AUTH) {
+    const auth = this.#auth;
+    if (auth.state === 'authenticating') {
+      if (auth.pending.length >= RELAY_MAX_FRAMES_DURING_AUTH) {
         throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `more than ${RELAY_MAX_FRAMES_DURING_AUTH} frames before welcome`);
       }
-      decodeRelayFrame(data); // refuse garbage now rather than after the store answers
-      this.#pending.push(data);
+      decodeFrameFromAgent(data); // refuse garbage now rather than after the store answers
+      auth.pending.push(data);
       return;
     }
-    const frame = decodeRelayFrame(data);
-    if (frame.kind === 'data') {
-      // Only reachable before authentication (authenticated DATA takes the hot path above).
-      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'DATA frame before authentication');
-    }
+    const frame = decodeFrameFromAgent(data);
+    // Authenticated DATA took the hot path above.
+    if (frame.kind === 'data') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'DATA frame before authentication');
     const message = frame.message;
-    if (this.state === 'awaiting-auth') {
-      if (message.t === 'auth') return this.#begin(() => this.#authenticate(message));
-      if (message.t === 'enroll') return this.#begin(() => this.#enroll(message));
-      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `'${message.t}' before auth or enroll`);
-    }
+    if (auth.state === 'awaiting-auth') return this.#beginAuth(message);
+    this.#services.flow.beforeControl(this);
     this.#dispatch(message);
   }
 
-  #dispatch(message: ControlMessage): void {
+  #dispatch(message: AgentToRelay): void {
     const router = this.#services.router;
     switch (message.t) {
       case 'register':
@@ -184,76 +240,78 @@ export class RelayConnection {
       case 'unregister':
         return router.unregister(this, message.id, message.name);
       case 'open':
-        return router.open(this, message.id, message.name);
+        return router.open(this, message.id, message.name, message.avoid === undefined ? [] : parseAvoidList(message.avoid));
       case 'close':
         return router.closeFromAgent(this, message.circuit, message.code);
       case 'request':
         void this.#services.admin.handle(this, message);
         return;
       default:
-        throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `'${message.t}' is not a message an authenticated agent sends`);
+        throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `'${message.t}' is only sent once, before authentication`);
     }
   }
 
   // --- authentication ------------------------------------------------------------------------
 
-  #begin(step: () => Promise<MemberRecord>): void {
-    this.state = 'authenticating';
-    step().then(
-      (member) => this.#welcome(member),
+  #beginAuth(message: AgentToRelay): void {
+    if (message.t === 'auth') {
+      const proven = proveAuth(message, this.#challenge);
+      this.#bindKey(proven.publicKey);
+      this.#awaitMember(this.#services.authority.authenticate(proven.publicKey, proven.credential), proven.revocationsAfter);
+      return;
+    }
+    if (message.t === 'enroll') {
+      const proven = proveEnroll(message, this.#challenge);
+      this.#bindKey(proven.publicKey);
+      this.#awaitMember(this.#redeem(proven), undefined);
+      return;
+    }
+    throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `'${message.t}' before auth or enroll`);
+  }
+
+  /**
+   * Binds the proven key to this connection BEFORE the store is asked, so a revocation landing
+   * meanwhile finds (and cuts) it (live-connections.ts).
+   */
+  #bindKey(publicKey: Buffer): void {
+    const identifier = identifierOf(publicKey);
+    this.#enter({ state: 'authenticating', identifier, pending: [] });
+    this.#logger = this.#logger.child({ identifier });
+    this.#services.connections.bindIdentity(this, identifier);
+  }
+
+  async #redeem(proven: ProvenEnroll): Promise<MemberRecord> {
+    try {
+      return (await this.#services.authority.redeem(proven)).member;
+    } finally {
+      proven.secret.reveal().fill(0);
+    }
+  }
+
+  /** `revocationsAfter`: re-sync the revoked set after the welcome (auth only). */
+  #awaitMember(member: Promise<MemberRecord>, revocationsAfter: number | undefined): void {
+    member.then(
+      (record) => this.#welcome(record, revocationsAfter),
       (err: unknown) => this.fail(err),
     );
   }
 
-  /** Binds the proven key to this connection, so a revocation from now on finds it (live-connections.ts). */
-  #bindKey(publicKey: Buffer): void {
-    this.identifier = identifierOf(publicKey);
-    this.#logger = this.#logger.child({ identifier: this.identifier });
-    this.#services.connections.bindIdentity(this, this.identifier);
-  }
-
-  async #authenticate(message: Extract<ControlMessage, { t: 'auth' }>): Promise<MemberRecord> {
-    const publicKey = fromBase64url(message.publicKey, 'publicKey', { exact: ED25519_PUBLIC_KEY_LEN });
-    const signature = fromBase64url(message.signature, 'signature', { exact: ED25519_SIGNATURE_LEN });
-    const credential = fromBase64url(message.credential, 'credential', { max: MAX_CREDENTIAL_LEN });
-    if (!verifySignature(publicKey, Buffer.concat([RELAY_AUTH_DOMAIN, this.#challenge]), signature)) {
-      throw wicketError('WICKET_ERR_SIGNATURE_INVALID', 'auth signature does not verify over this connection\'s challenge');
-    }
-    this.#bindKey(publicKey);
-    return this.#services.authority.authenticate(publicKey, credential);
-  }
-
-  async #enroll(message: Extract<ControlMessage, { t: 'enroll' }>): Promise<MemberRecord> {
-    const ticketId = fromBase64url(message.ticketId, 'ticketId', { exact: TICKET_ID_LEN });
-    const secret = new Secret(fromBase64url(message.secret, 'secret', { exact: TICKET_SECRET_LEN }));
-    const publicKey = fromBase64url(message.publicKey, 'publicKey', { exact: ED25519_PUBLIC_KEY_LEN });
-    const signature = fromBase64url(message.signature, 'signature', { exact: ED25519_SIGNATURE_LEN });
-    // Checked before redeeming, so a bad signature never spends a ticket use.
-    if (!verifySignature(publicKey, Buffer.concat([RELAY_ENROLL_DOMAIN, this.#challenge, ticketId]), signature)) {
-      throw wicketError('WICKET_ERR_SIGNATURE_INVALID', 'enroll signature does not verify over this connection\'s challenge and ticket id');
-    }
-    this.#bindKey(publicKey);
-    try {
-      return (await this.#services.authority.redeem({ ticketId, secret, publicKey })).member;
-    } finally {
-      secret.reveal().fill(0);
-    }
-  }
-
-  #welcome(member: MemberRecord): void {
-    if (this.state !== 'authenticating') return; // closed (timeout, revocation) while the store answered
+  #welcome(member: MemberRecord, revocationsAfter: number | undefined): void {
+    const auth = this.#auth;
+    if (auth.state !== 'authenticating') return; // closed (timeout, revocation) while the store answered
     clearTimeout(this.#authTimer);
-    this.member = member;
-    this.credential = this.#services.authority.issueCredential(member);
-    this.state = 'authenticated';
-    this.send({ t: 'welcome', identifier: member.identifier, credential: base64url(this.credential.encoded) });
-    this.#scheduleRefresh();
-    this.#logger.info({ remote: this.remote, names: Object.keys(member.attributes) }, 'agent authenticated');
-    void this.#services.authority.audit('connect', member.identifier, { connection: this.id, remote: this.remote });
-    const pending = this.#pending;
-    this.#pending = [];
-    for (const frame of pending) {
-      if (this.state !== 'authenticated') return;
+    const credential = this.#services.authority.issueCredential(member);
+    this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
+    this.#sendNow({ t: 'welcome', identifier: member.identifier, credential: base64url(credential.encoded) });
+    // Synchronous with the welcome: no revocation push can fall between the re-sync and the pushes.
+    if (revocationsAfter !== undefined) {
+      for (const notice of this.#services.revocation.resyncFor(revocationsAfter, member.identifier)) this.#sendNow(notice);
+    }
+    this.#scheduleRefresh(credential);
+    this.#logger.info({ remote: this.#remote, attributes: Object.keys(member.attributes) }, 'agent authenticated');
+    void this.#services.authority.audit('connect', member.identifier, { connection: this.id, remote: this.#remote });
+    for (const frame of auth.pending) {
+      if (this.#auth.state !== 'authenticated') return;
       try {
         this.#process(frame);
       } catch (err) {
@@ -264,88 +322,87 @@ export class RelayConnection {
 
   // --- credential refresh --------------------------------------------------------------------
 
-  #scheduleRefresh(): void {
-    const credential = this.credential!;
+  #scheduleRefresh(credential: Credential): void {
     const delay = Math.max(1, (credential.expiresAt - credential.issuedAt) * (1 - CREDENTIAL_REFRESH_FRACTION));
     this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
     this.#refreshTimer.unref();
   }
 
   async #refresh(): Promise<void> {
+    const auth = this.#auth;
+    if (auth.state !== 'authenticated') return;
     try {
-      const member = await this.#services.authority.getMember(this.identifier!);
-      if (this.state !== 'authenticated') return;
+      const member = await this.#services.authority.getMember(auth.member.identifier);
+      if (this.#auth.state !== 'authenticated') return;
       if (member === undefined || member.revokedAt !== undefined) {
-        this.fail(wicketError('WICKET_ERR_REVOKED', `${this.identifier} is no longer a member`), { circuitCode: 'WICKET_ERR_REVOKED' });
+        this.fail(wicketError('WICKET_ERR_REVOKED', `${auth.member.identifier} is no longer a member`), { circuitCode: 'WICKET_ERR_REVOKED' });
         return;
       }
-      this.member = member;
-      this.credential = this.#services.authority.issueCredential(member);
-      this.send({ t: 'credential', credential: base64url(this.credential.encoded) });
-      this.#logger.debug({ expiresAt: this.credential.expiresAt }, 'credential refreshed');
-      this.#scheduleRefresh();
+      const credential = this.#services.authority.issueCredential(member);
+      this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
+      this.send({ t: 'credential', credential: base64url(credential.encoded) });
+      this.#logger.debug({ expiresAt: credential.expiresAt }, 'credential refreshed');
+      this.#scheduleRefresh(credential);
     } catch (err) {
       // A store hiccup must not kill a live connection: try again on the next period.
       this.#logger.warn({ err: asWicketError(err).message }, 'credential refresh failed; retrying');
-      if (this.state === 'authenticated') this.#scheduleRefresh();
+      const now = this.#auth;
+      if (now.state === 'authenticated') this.#scheduleRefresh(now.credential);
     }
   }
+
+  // --- output --------------------------------------------------------------------------------
+
+  /** Sends without the cap check (hello, welcome, the re-sync, and the error in fail()). */
+  #sendNow(message: RelayToAgent): void {
+    const frame = encodeControl(message);
+    this.#ws.send(frame, BINARY);
+    this.#bytesOut += frame.length;
+  }
+
+  /**
+   * A frame sent while the queue was above low water reached the kernel, or the socket drained:
+   * the peer is reading (life, for the keepalive), and flow control may resume its sources.
+   */
+  readonly #onFrameWritten = (): void => {
+    this.#services.keepalive.heard(this);
+    this.#services.flow.drained(this);
+  };
 
   // --- closing -------------------------------------------------------------------------------
 
-  /**
-   * Refuses and closes this one connection: `error {code, message}`, then ws close 1008 with the
-   * code as reason. Its circuits close at once (the other ends get `circuitCode`), its names go.
-   * `terminate` cuts the socket without a close handshake (a dead peer would never answer).
-   */
-  fail(err: unknown, options: { circuitCode?: ErrorCode; terminate?: boolean } = {}): void {
-    if (this.state === 'closed') return;
-    const error = asWicketError(err);
-    const message = error.code === 'WICKET_ERR_INTERNAL' ? 'internal relay error' : error.message;
-    if (error.code === 'WICKET_ERR_INTERNAL') this.#logger.error({ err }, 'internal error on a connection');
-    else this.#logger.info({ code: error.code, reason: error.message, state: this.state }, 'connection refused or closed');
-    this.send({ t: 'error', code: error.code, message });
-    this.#shutdown(options.circuitCode ?? 'WICKET_ERR_CIRCUIT_CLOSED');
-    if (options.terminate) this.ws.terminate();
-    else this.#closeSocket(CLOSE_POLICY, error.code);
-  }
-
-  /** The relay is stopping: close with 1001 (going away). */
-  closeForShutdown(): void {
-    if (this.state === 'closed') return;
-    this.#shutdown('WICKET_ERR_CIRCUIT_CLOSED');
-    this.#closeSocket(CLOSE_GOING_AWAY, 'relay shutting down');
+  #enter(next: AuthState): void {
+    checkTransition(`relay connection ${this.id}`, CONNECTION_TRANSITIONS, this.#auth.state, next.state);
+    this.#auth = next;
   }
 
   #closeSocket(code: number, reason: string): void {
-    this.ws.close(code, reason);
+    this.#ws.close(code, reason);
     // A peer that does not answer the close handshake is cut (revocation must bite within 1 s).
-    const grace = setTimeout(() => this.ws.terminate(), this.#services.settings.closeGraceMs);
+    const grace = setTimeout(() => this.#ws.terminate(), this.#services.settings.closeGraceMs);
     grace.unref();
-    this.ws.once('close', () => clearTimeout(grace));
+    this.#ws.once('close', () => clearTimeout(grace));
   }
 
   #onSocketClosed(code: number): void {
-    if (this.state !== 'closed') this.#shutdown('WICKET_ERR_CIRCUIT_CLOSED', code);
+    if (this.#auth.state !== 'closed') this.#shutdown('WICKET_ERR_CIRCUIT_CLOSED', code);
   }
 
   #shutdown(circuitCode: ErrorCode, peerCloseCode?: number): void {
-    const wasAuthenticated = this.state === 'authenticated';
-    this.state = 'closed';
+    const auth = this.#auth;
+    const wasAuthenticated = auth.state === 'authenticated';
+    const identifier = auth.state === 'authenticated' ? auth.member.identifier : auth.state === 'authenticating' ? auth.identifier : undefined;
+    this.#enter({ state: 'closed', identifier, wasAuthenticated });
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refreshTimer);
-    this.#pending = [];
-    this.#services.router.dropConnection(this, circuitCode);
-    this.#services.connections.remove(this);
+    const services = this.#services;
+    services.router.drop(this, circuitCode);
+    services.flow.forget(this);
+    services.keepalive.forget(this);
+    services.connections.remove(this);
+    if (!wasAuthenticated) return; // a refused login was logged once, by fail() (rate-bounded)
     const durationMs = Math.round(performance.now() - this.#openedAt);
-    this.#logger.info({ bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, peerCloseCode }, 'connection closed');
-    if (wasAuthenticated) {
-      void this.#services.authority.audit('disconnect', this.identifier, {
-        connection: this.id,
-        bytesIn: this.bytesIn,
-        bytesOut: this.bytesOut,
-        durationMs,
-      });
-    }
+    this.#logger.info({ bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs, peerCloseCode }, 'connection closed');
+    void services.authority.audit('disconnect', identifier, { connection: this.id, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs });
   }
 }

@@ -1,77 +1,125 @@
 import type { Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
-import type { RelayConnection } from './connection.js';
+import type { RelayPeer } from './peer.js';
 import type { RelaySettings } from './settings.js';
 
-// Forwarding with bounded memory (relay-semantics.md, "Backpressure"). A destination whose queued
-// bytes (ws bufferedAmount) pass highWaterBytes pauses every source connection feeding it
-// (ws.pause() stops reading that socket, so TCP pushes back on the sending agent); the sources
-// resume once the destination drains under lowWaterBytes. A destination past hardCapBytes despite
-// this (many sources, each with a read chunk in flight) stopped reading: it is dropped with
-// WICKET_ERR_RELAY_OVERLOADED.
+// Forwarding with bounded memory (protocol/README.md, "Relay behaviour"). A destination whose
+// queued bytes pass highWaterBytes pauses every source peer feeding it (pauseReading stops reading
+// that socket, so TCP pushes back on the sending agent); the sources resume once the destination
+// drains under lowWaterBytes. A destination past hardCapBytes despite this (many sources, each
+// with a read chunk in flight) stopped reading: it is dropped with WICKET_ERR_RELAY_OVERLOADED.
 //
-// Draining is observed through ws send callbacks, which fire as each queued frame reaches the
-// kernel. Only sends made while the queue is above the low-water mark carry one, so a lightly
-// loaded connection pays nothing; the socket's 'drain' event is a backstop.
+// Replies count too: a peer that sends control requests while its own queue is above the high
+// water mark (it does not read what we send it) stops being read until that queue drains, and a
+// control message that takes a queue past the hard cap drops the peer like data would. So a member
+// that floods `open` and never reads the answers holds at most the high water mark, not
+// gigabytes (the hostile case in test/relay/hostile-input.test.ts).
+//
+// Draining is reported by the peers (drained()) as each queued frame reaches the kernel. Only
+// frames sent while the queue is above the low-water mark ask for that report, so a lightly loaded
+// peer pays nothing; the socket's 'drain' event is a backstop.
 
 export class FlowControl {
+  /** Per destination: the sources it paused. */
+  readonly #pausedSources = new Map<RelayPeer, Set<RelayPeer>>();
+  /** Per source: the destinations pausing it (itself, when its own queue is full). */
+  readonly #pausedBy = new Map<RelayPeer, Set<RelayPeer>>();
+
   constructor(
     private readonly settings: RelaySettings,
     private readonly logger: Logger,
   ) {}
 
-  /** Called once per connection: wires its drain notifications. */
-  attach(connection: RelayConnection): void {
-    connection.socket.on('drain', () => this.#checkDrained(connection));
-  }
-
   /** Sends `frame` (the very Buffer that arrived) to `destination`, pausing `source` if it must. */
-  forward(source: RelayConnection, destination: RelayConnection, frame: Buffer): void {
-    const ws = destination.ws;
-    const queued = ws.bufferedAmount + frame.length;
-    ws.send(frame, { binary: true }, queued > this.settings.lowWaterBytes ? destination.onFrameWritten : undefined);
-    destination.bytesOut += frame.length;
-    if (queued > this.settings.hardCapBytes) {
-      this.logger.warn({ conn: destination.id, identifier: destination.identifier, queued }, 'destination over its hard cap; dropping it');
-      destination.fail(wicketError('WICKET_ERR_RELAY_OVERLOADED', `connection queued ${queued} bytes without reading`));
-      return;
+  forward(source: RelayPeer, destination: RelayPeer, frame: Buffer): void {
+    const queued = destination.bufferedAmount + frame.length;
+    destination.forward(frame, queued > this.settings.lowWaterBytes);
+    if (this.#overCap(destination, queued)) return;
+    if (queued > this.settings.highWaterBytes) this.#pause(source, destination, queued);
+  }
+
+  /**
+   * A control message `peer` sent is about to be handled: when its own queue is already above the
+   * high water mark, it is not reading our replies, so stop reading it until the queue drains.
+   */
+  beforeControl(peer: RelayPeer): void {
+    const queued = peer.bufferedAmount;
+    if (queued > this.settings.highWaterBytes) this.#pause(peer, peer, queued);
+  }
+
+  /** After a control message was queued to `peer`: over the hard cap it is dropped like data. */
+  afterControl(peer: RelayPeer): void {
+    this.#overCap(peer, peer.bufferedAmount);
+  }
+
+  /** The destination wrote frames out (send callback or socket 'drain'): resume its sources once low. */
+  drained(destination: RelayPeer): void {
+    const sources = this.#pausedSources.get(destination);
+    if (sources === undefined || destination.bufferedAmount > this.settings.lowWaterBytes) return;
+    this.#resumeSourcesOf(destination, sources);
+  }
+
+  /** True when `peer` is not being read because someone else's queue is full (its silence is ours). */
+  pausedByOthers(peer: RelayPeer): boolean {
+    const by = this.#pausedBy.get(peer);
+    if (by === undefined) return false;
+    for (const destination of by) if (destination !== peer) return true;
+    return false;
+  }
+
+  /** True when `peer` is not being read because it does not read its own queue. */
+  pausedByOwnQueue(peer: RelayPeer): boolean {
+    return this.#pausedBy.get(peer)?.has(peer) ?? false;
+  }
+
+  /** A closing peer releases the sources it paused and is forgotten by the ones that paused it. */
+  forget(peer: RelayPeer): void {
+    const sources = this.#pausedSources.get(peer);
+    if (sources !== undefined) this.#resumeSourcesOf(peer, sources);
+    for (const destination of this.#pausedBy.get(peer) ?? []) this.#pausedSources.get(destination)?.delete(peer);
+    this.#pausedBy.delete(peer);
+  }
+
+  #overCap(destination: RelayPeer, queued: number): boolean {
+    if (queued <= this.settings.hardCapBytes) return false;
+    this.logger.warn({ conn: destination.id, identifier: destination.identity?.identifier, queued }, 'peer over its buffer cap; dropping it');
+    destination.fail(wicketError('WICKET_ERR_RELAY_OVERLOADED', `connection queued ${queued} bytes without reading`));
+    return true;
+  }
+
+  #pause(source: RelayPeer, destination: RelayPeer, queued: number): void {
+    let sources = this.#pausedSources.get(destination);
+    if (sources === undefined) {
+      sources = new Set();
+      this.#pausedSources.set(destination, sources);
     }
-    if (queued > this.settings.highWaterBytes && !destination.pausedSources.has(source)) {
-      destination.pausedSources.add(source);
-      if (source.pausedBy.size === 0) {
-        source.ws.pause();
-        this.logger.debug({ conn: source.id, by: destination.id, queued }, 'source paused (destination full)');
-      }
-      source.pausedBy.add(destination);
+    if (sources.has(source)) return;
+    sources.add(source);
+    let by = this.#pausedBy.get(source);
+    if (by === undefined) {
+      by = new Set();
+      this.#pausedBy.set(source, by);
     }
+    if (by.size === 0) {
+      source.pauseReading();
+      this.logger.debug({ conn: source.id, by: destination.id, queued }, source === destination ? 'peer paused (it does not read its replies)' : 'source paused (destination full)');
+    }
+    by.add(destination);
+    // A destination below the low-water mark by now (it drained between our check and here, or
+    // will never call back because nothing it holds carries a callback) resumes at once.
+    this.drained(destination);
   }
 
-  /** The destination's send callback: resume its sources once it is under the low-water mark. */
-  checkDrained(destination: RelayConnection): void {
-    this.#checkDrained(destination);
-  }
-
-  #checkDrained(destination: RelayConnection): void {
-    if (destination.pausedSources.size === 0) return;
-    if (destination.ws.bufferedAmount > this.settings.lowWaterBytes) return;
-    this.#resumeSourcesOf(destination);
-  }
-
-  #resumeSourcesOf(destination: RelayConnection): void {
-    for (const source of destination.pausedSources) {
-      source.pausedBy.delete(destination);
-      if (source.pausedBy.size === 0 && source.state !== 'closed') {
-        source.ws.resume();
+  #resumeSourcesOf(destination: RelayPeer, sources: Set<RelayPeer>): void {
+    this.#pausedSources.delete(destination);
+    for (const source of sources) {
+      const by = this.#pausedBy.get(source);
+      by?.delete(destination);
+      if (by !== undefined && by.size === 0) {
+        this.#pausedBy.delete(source);
+        source.resumeReading();
         this.logger.debug({ conn: source.id, by: destination.id }, 'source resumed');
       }
     }
-    destination.pausedSources.clear();
-  }
-
-  /** A closing connection releases the sources it paused and forgets the ones that paused it. */
-  release(connection: RelayConnection): void {
-    this.#resumeSourcesOf(connection);
-    for (const destination of connection.pausedBy) destination.pausedSources.delete(connection);
-    connection.pausedBy.clear();
   }
 }

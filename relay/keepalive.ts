@@ -1,20 +1,28 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
+import { Liveness } from '../protocol/liveness.js';
+import type { FlowControl } from './flow-control.js';
 import type { LiveConnections } from './live-connections.js';
+import type { RelayPeer } from './peer.js';
 import type { RelaySettings } from './settings.js';
 
-// Keepalive (relay-semantics.md): ping every keepaliveIntervalMs; drop a peer we have heard nothing
-// from (no frame, ping or pong) for keepaliveDeadAfterMs. One sweep timer for all connections,
-// running every keepaliveSweepMs, so a dead peer goes within DEAD_AFTER + SWEEP (<= 10 s).
-// A connection we paused for backpressure cannot be heard (we are not reading it), so silence
-// does not count against it while it is paused.
+// Keepalive: the liveness rule of protocol/liveness.ts applied to every connection, on one sweep
+// timer (settings.keepaliveSweepMs), so a frozen agent is dropped within deadAfter + one sweep
+// (<= 10 s). The keepalive owns each peer's Liveness; the connection reports what it hears.
+//
+// Life is any frame, ping or pong from the peer, or progress writing a full queue to it (it is
+// reading what we send). A peer we do not read because another peer's queue is full cannot be
+// heard through no fault of its own, so its silence does not count; a peer we do not read because
+// it does not read its own replies gets no such pass: unless its queue drains, it is dead.
 
 export class Keepalive {
+  readonly #liveness = new Map<RelayPeer, Liveness>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly connections: LiveConnections,
+    private readonly flow: FlowControl,
     private readonly settings: RelaySettings,
     private readonly logger: Logger,
   ) {}
@@ -29,21 +37,38 @@ export class Keepalive {
     this.#timer = undefined;
   }
 
+  /** Any sign of life from `peer` (a frame, ping, pong, or its full queue draining). */
+  heard(peer: RelayPeer): void {
+    this.#livenessOf(peer).heard(performance.now());
+  }
+
+  forget(peer: RelayPeer): void {
+    this.#liveness.delete(peer);
+  }
+
+  #livenessOf(peer: RelayPeer): Liveness {
+    let liveness = this.#liveness.get(peer);
+    if (liveness === undefined) {
+      liveness = new Liveness(performance.now(), { intervalMs: this.settings.keepaliveIntervalMs, deadAfterMs: this.settings.keepaliveDeadAfterMs });
+      this.#liveness.set(peer, liveness);
+    }
+    return liveness;
+  }
+
   #sweep(): void {
     const now = performance.now();
-    for (const connection of this.connections.all()) {
-      if (connection.state === 'closed') continue;
-      if (connection.ws.isPaused) connection.lastHeardAt = now;
-      const silentFor = now - connection.lastHeardAt;
-      if (silentFor >= this.settings.keepaliveDeadAfterMs) {
-        this.logger.info({ conn: connection.id, identifier: connection.identifier, silentMs: Math.round(silentFor) }, 'peer silent; dropping it');
-        connection.fail(wicketError('WICKET_ERR_RELAY_TIMEOUT', `no frame, ping or pong for ${Math.round(silentFor)} ms`), { terminate: true });
-        continue;
-      }
-      if (now - connection.lastPingAt >= this.settings.keepaliveIntervalMs) {
-        connection.lastPingAt = now;
-        connection.ws.ping();
-      }
+    for (const peer of this.connections.all()) {
+      const liveness = this.#livenessOf(peer);
+      const verdict = liveness.check(now, this.flow.pausedByOthers(peer));
+      if (verdict === 'ping') peer.ping();
+      if (verdict !== 'dead') continue;
+      const silentMs = Math.round(liveness.silentFor(now));
+      const stalled = this.flow.pausedByOwnQueue(peer);
+      this.logger.info({ conn: peer.id, identifier: peer.identity?.identifier, silentMs, stalled }, stalled ? 'peer stopped reading; dropping it' : 'peer silent; dropping it');
+      const err = stalled
+        ? wicketError('WICKET_ERR_RELAY_OVERLOADED', `read nothing of its ${peer.bufferedAmount} queued bytes for ${silentMs} ms`)
+        : wicketError('WICKET_ERR_RELAY_TIMEOUT', `no frame, ping or pong for ${silentMs} ms`);
+      peer.fail(err, { terminate: true });
     }
   }
 }

@@ -1,30 +1,41 @@
 import type { Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
+import type { RelayToAgent } from '../protocol/relay-messages.js';
 import type { Authority } from './authority/authority.js';
+import type { RevocationEvent } from './authority/store.js';
 import type { LiveConnections } from './live-connections.js';
+import type { RelayPeer } from './peer.js';
 
-// Revocation that bites (DESIGN.md property 5, relay-semantics.md "Revocation"): the store marks
-// the member revoked (new connections refused at once), then every live connection of that
-// identity gets `error {WICKET_ERR_REVOKED}` and is closed (its circuits close with
-// WICKET_ERR_REVOKED at the other ends), and every other authenticated connection is told
-// `revoked {identifier}` so agents drop their channels with it.
+// Revocation that bites (DESIGN.md property 5). The store's revocation events (revoke, reinstate)
+// are the one sequence everybody follows, in seq order:
 //
-// Revocations made elsewhere (`relay member revoke` from the data folder, or another relay sharing
-// the store) are picked up by polling the store's revocation sequence every revocationPollMs.
+// - This relay applies them in order: a revoke cuts every connection of that identity (their
+//   circuits close with WICKET_ERR_REVOKED at the other ends) and tells every other authenticated
+//   agent `revoked {seq, identifier, until}`; a reinstate tells them `reinstated {seq, identifier}`.
+//   Events from elsewhere (`relay member revoke` on the data folder, later other relays) are picked
+//   up by polling the store every revocationPollMs; events made here are applied through the same
+//   path at once, so pushes always leave in seq order.
+// - Agents keep a revoked set and refuse handshakes with it, whoever opened the circuit. An agent
+//   that was away re-syncs when it authenticates: `auth` carries the last seq it saw, and right
+//   behind `welcome` it gets every event after that which still matters, then
+//   `revocations-synced {seq}`. Those come from the events this relay holds in memory (the ones of
+//   the last `keepMs`, after which every credential of a revoked identity has expired), so the
+//   re-sync is synchronous with the welcome and no push can fall between the two.
 
 export interface RevocationResult {
   readonly identifier: Identifier;
-  readonly revokedAt: number;
+  readonly at: number;
   readonly closedConnections: number;
 }
 
 export class Revocation {
+  /** Events of the last keepMs, in seq order (the re-sync source). */
+  #recent: RevocationEvent[] = [];
   #lastSeq = 0;
-  /** Sequence numbers this relay applied itself; the poller skips them. */
-  readonly #appliedHere = new Set<number>();
+  /** Catch-ups run one at a time, so events are applied (and pushed) strictly in order. */
+  #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
-  #polling = false;
 
   constructor(
     private readonly authority: Authority,
@@ -33,9 +44,11 @@ export class Revocation {
     private readonly logger: Logger,
   ) {}
 
+  /** Loads the events that still matter and starts polling the store. */
   async start(): Promise<void> {
     this.#lastSeq = await this.authority.store.lastRevocationSeq();
-    this.#timer = setInterval(() => void this.#poll(), this.pollMs);
+    this.#recent = await this.authority.store.revocationEventsAfter(0, this.authority.now() - this.authority.revocationKeepMs);
+    this.#timer = setInterval(() => void this.#catchUp().catch((err: Error) => this.logger.warn({ err: err.message }, 'revocation poll failed')), this.pollMs);
     this.#timer.unref();
   }
 
@@ -44,45 +57,78 @@ export class Revocation {
     this.#timer = undefined;
   }
 
-  /** Revokes in the store, then cuts and broadcasts. Throws WICKET_ERR_MEMBER_UNKNOWN. */
-  async revoke(identifier: Identifier, revokedBy: string): Promise<RevocationResult> {
+  /** Revokes in the store, then cuts and tells everyone (in order with every other event). Throws MEMBER_UNKNOWN. */
+  async revoke(identifier: Identifier, by: string): Promise<RevocationResult> {
     const started = performance.now();
-    const revocation = await this.authority.revoke(identifier, revokedBy);
-    this.#appliedHere.add(revocation.seq);
-    const closedConnections = this.apply(identifier);
-    this.logger.info({ identifier, revokedBy, closedConnections, ms: Math.round(performance.now() - started) }, 'revocation applied');
-    return { identifier, revokedAt: revocation.revokedAt, closedConnections };
+    const event = await this.authority.revoke(identifier, by);
+    const cut = await this.#catchUp();
+    const closedConnections = cut.get(event.seq) ?? 0;
+    this.logger.info({ identifier, by, closedConnections, ms: Math.round(performance.now() - started) }, 'revocation applied');
+    return { identifier, at: event.at, closedConnections };
   }
 
-  /** Cuts every connection of `identifier` and tells everyone else. Returns how many were cut. */
-  apply(identifier: Identifier): number {
-    const cut = this.connections.ofIdentity(identifier);
-    for (const connection of cut) {
-      connection.fail(wicketError('WICKET_ERR_REVOKED', `${identifier} was revoked`), { circuitCode: 'WICKET_ERR_REVOKED' });
+  /** Reinstates in the store and tells everyone. Throws MEMBER_UNKNOWN / MEMBER_NOT_REVOKED. */
+  async reinstate(identifier: Identifier, by: string): Promise<RevocationResult> {
+    const event = await this.authority.reinstate(identifier, by);
+    await this.#catchUp();
+    return { identifier, at: event.at, closedConnections: 0 };
+  }
+
+  /** What a freshly authenticated agent that last saw `afterSeq` must be told, in order. */
+  resyncFor(afterSeq: number, recipient: Identifier): RelayToAgent[] {
+    this.#prune();
+    const messages: RelayToAgent[] = [];
+    for (const event of this.#recent) {
+      if (event.seq > afterSeq && event.identifier !== recipient) messages.push(this.#messageFor(event));
     }
-    for (const connection of this.connections.all()) {
-      if (connection.state === 'authenticated' && connection.identifier !== identifier) {
-        connection.send({ t: 'revoked', identifier });
+    messages.push({ t: 'revocations-synced', seq: this.#lastSeq });
+    return messages;
+  }
+
+  /** Reads and applies every event after the last one applied; returns connections cut per seq. */
+  #catchUp(): Promise<Map<number, number>> {
+    const run = this.#queue.then(async () => {
+      const cut = new Map<number, number>();
+      const events = await this.authority.store.revocationEventsAfter(this.#lastSeq, 0);
+      for (const event of events) {
+        if (event.seq <= this.#lastSeq) continue;
+        this.#lastSeq = event.seq;
+        this.#recent.push(event);
+        cut.set(event.seq, this.#apply(event));
+      }
+      return cut;
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Cuts (for a revoke) and tells every other authenticated agent. Returns how many were cut. */
+  #apply(event: RevocationEvent): number {
+    let cut: RelayPeer[] = [];
+    if (event.kind === 'revoke') {
+      cut = this.connections.ofIdentity(event.identifier);
+      for (const peer of cut) {
+        peer.fail(wicketError('WICKET_ERR_REVOKED', `${event.identifier} was revoked`), { circuitCode: 'WICKET_ERR_REVOKED' });
       }
     }
+    const message = this.#messageFor(event);
+    for (const peer of this.connections.all()) {
+      if (peer.isOpen && peer.identity?.identifier !== event.identifier) peer.send(message);
+    }
+    this.logger.info({ seq: event.seq, kind: event.kind, identifier: event.identifier, by: event.by, closedConnections: cut.length }, 'revocation event applied');
     return cut.length;
   }
 
-  async #poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
-    try {
-      const records = await this.authority.store.revocationsAfter(this.#lastSeq);
-      for (const record of records) {
-        this.#lastSeq = Math.max(this.#lastSeq, record.seq);
-        if (this.#appliedHere.delete(record.seq)) continue;
-        const closed = this.apply(record.identifier);
-        this.logger.info({ identifier: record.identifier, revokedBy: record.revokedBy, closedConnections: closed }, 'revocation from the store applied');
-      }
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'revocation poll failed');
-    } finally {
-      this.#polling = false;
-    }
+  #messageFor(event: RevocationEvent): RelayToAgent {
+    return event.kind === 'revoke'
+      ? { t: 'revoked', seq: event.seq, identifier: event.identifier, until: event.at + this.authority.revocationKeepMs }
+      : { t: 'reinstated', seq: event.seq, identifier: event.identifier };
+  }
+
+  #prune(): void {
+    const oldest = this.authority.now() - this.authority.revocationKeepMs;
+    let drop = 0;
+    while (drop < this.#recent.length && this.#recent[drop]!.at < oldest) drop++;
+    if (drop > 0) this.#recent = this.#recent.slice(drop);
   }
 }

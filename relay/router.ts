@@ -1,40 +1,47 @@
 import type { Logger } from 'pino';
-import { wicketError, type ErrorCode, ERROR_CODES } from '../protocol/errors.js';
+import { errorCodeFromWire, wicketError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_RELAY_NAME_LEN } from '../protocol/limits.js';
-import { relayNamesOf } from './authority/store.js';
-import type { RelayConnection } from './connection.js';
+import { relayNamesOf } from '../protocol/relay-names.js';
 import type { FlowControl } from './flow-control.js';
+import type { RelayPeer } from './peer.js';
 import type { RelaySettings } from './settings.js';
 
-// Names and circuits (relay-semantics.md, "Names and circuits"). A relay name maps to the live
-// connections serving it (several for HA, picked round robin); a circuit joins an opener (inlet)
-// to a server (outlet) under a relay-global id, so a DATA frame is forwarded as the very Buffer
-// that arrived, never re-encoded. The router never looks inside a payload.
+// Names and circuits (protocol/README.md, "Relay behaviour"). A relay name maps to the live peers
+// serving it (several for HA, picked round robin); a circuit joins an opener (inlet) to a server
+// (outlet) under a relay-global id, so a DATA frame is forwarded as the very Buffer that arrived,
+// never re-encoded. The router never looks inside a payload.
+//
+// The router owns every routing fact: names, circuits, and per peer the circuits it is an end of
+// and the names it serves. Peers learn of them only through messages.
 
 interface Circuit {
   readonly id: number;
   readonly name: string;
-  readonly opener: RelayConnection;
-  readonly server: RelayConnection;
+  readonly opener: RelayPeer;
+  readonly server: RelayPeer;
   bytesToServer: number;
   bytesToOpener: number;
 }
 
 interface NameEntry {
-  readonly servers: RelayConnection[];
+  readonly servers: RelayPeer[];
   next: number;
+}
+
+/** What the router knows about one peer. */
+interface PeerRoutes {
+  readonly circuits: Set<number>;
+  readonly names: Set<string>;
 }
 
 const CIRCUIT_ID_MAX = 0xffff_ffff;
 
-/** A close code from an agent is forwarded only when it is a known code (it is shown to users). */
-function forwardableCode(code: string): ErrorCode {
-  return Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : 'WICKET_ERR_CIRCUIT_CLOSED';
-}
+const quoted = (name: string): string => JSON.stringify(name.slice(0, MAX_RELAY_NAME_LEN));
 
 export class Router {
   readonly #names = new Map<string, NameEntry>();
   readonly #circuits = new Map<number, Circuit>();
+  readonly #routes = new Map<RelayPeer, PeerRoutes>();
   // Ids count up and wrap, skipping 0 and live ids, so a closed circuit's id is not reused soon
   // (a late frame for it is dropped instead of reaching a new circuit).
   #nextCircuitId = 1;
@@ -54,11 +61,16 @@ export class Router {
     return this.#names.get(name)?.servers.length ?? 0;
   }
 
-  register(connection: RelayConnection, id: number, name: string): void {
-    const allowed = relayNamesOf(connection.credential?.attributes ?? {});
-    if (!allowed.includes(name)) {
-      this.logger.warn({ conn: connection.id, identifier: connection.identifier, name }, 'relay name registration refused');
-      connection.sendError(id, wicketError('WICKET_ERR_RELAY_NAME_FORBIDDEN', `this identity may not register relay name ${JSON.stringify(name.slice(0, MAX_RELAY_NAME_LEN))}`));
+  /** Circuits `peer` is an end of (for tests and status). */
+  circuitsOf(peer: RelayPeer): number {
+    return this.#routes.get(peer)?.circuits.size ?? 0;
+  }
+
+  register(peer: RelayPeer, id: number, name: string): void {
+    const identity = peer.identity;
+    if (identity === undefined || !relayNamesOf(identity.attributes).includes(name)) {
+      this.logger.warn({ conn: peer.id, identifier: identity?.identifier, name }, 'relay name registration refused');
+      peer.send({ t: 'error', id, code: 'WICKET_ERR_RELAY_NAME_FORBIDDEN', message: `this identity may not register relay name ${quoted(name)}` });
       return;
     }
     let entry = this.#names.get(name);
@@ -66,72 +78,59 @@ export class Router {
       entry = { servers: [], next: 0 };
       this.#names.set(name, entry);
     }
-    if (!entry.servers.includes(connection)) entry.servers.push(connection);
-    connection.names.add(name);
-    this.logger.info({ conn: connection.id, identifier: connection.identifier, name, servers: entry.servers.length }, 'relay name registered');
-    connection.send({ t: 'registered', id, name });
+    if (!entry.servers.includes(peer)) entry.servers.push(peer);
+    this.#routesOf(peer).names.add(name);
+    this.logger.info({ conn: peer.id, identifier: identity.identifier, name, servers: entry.servers.length }, 'relay name registered');
+    peer.send({ t: 'registered', id, name });
   }
 
-  unregister(connection: RelayConnection, id: number, name: string): void {
-    this.#removeServer(connection, name);
-    this.logger.info({ conn: connection.id, identifier: connection.identifier, name }, 'relay name unregistered');
-    connection.send({ t: 'unregistered', id, name });
+  unregister(peer: RelayPeer, id: number, name: string): void {
+    this.#removeServer(peer, name);
+    this.logger.info({ conn: peer.id, identifier: peer.identity?.identifier, name }, 'relay name unregistered');
+    peer.send({ t: 'unregistered', id, name });
   }
 
-  open(opener: RelayConnection, id: number, name: string): void {
+  /**
+   * Joins `opener` to a live server of `name`, skipping servers whose identity is in `avoid` (ones
+   * the opener already refused) and the opener itself. Answers `opened` or `error {id}`.
+   */
+  open(opener: RelayPeer, id: number, name: string, avoid: readonly string[] = []): void {
+    const openerIdentity = opener.identity;
     const entry = this.#names.get(name);
-    const candidates = entry?.servers.filter((server) => server !== opener && server.state === 'authenticated') ?? [];
-    if (entry === undefined || candidates.length === 0) {
-      opener.sendError(id, wicketError('WICKET_ERR_RELAY_NAME_UNKNOWN', `no live outlet serves ${JSON.stringify(name.slice(0, MAX_RELAY_NAME_LEN))}`));
+    if (openerIdentity === undefined || entry === undefined || !entry.servers.some((server) => this.#eligible(server, opener, avoid))) {
+      const others = avoid.length > 0 && entry !== undefined ? ' other than the ones this agent refused' : '';
+      opener.send({ t: 'error', id, code: 'WICKET_ERR_RELAY_NAME_UNKNOWN', message: `no live outlet${others} serves ${quoted(name)}` });
       return;
     }
     const cap = this.settings.maxCircuitsPerConnection;
-    if (opener.circuits.size >= cap) {
-      opener.sendError(id, wicketError('WICKET_ERR_RELAY_TOO_MANY_CIRCUITS', `this connection already has ${cap} circuits open`));
+    const openerRoutes = this.#routesOf(opener);
+    if (openerRoutes.circuits.size >= cap) {
+      opener.send({ t: 'error', id, code: 'WICKET_ERR_RELAY_TOO_MANY_CIRCUITS', message: `this connection already has ${cap} circuits open` });
       return;
     }
-    const server = this.#pickServer(entry, opener);
-    if (server === undefined) {
-      opener.sendError(id, wicketError('WICKET_ERR_RELAY_TOO_MANY_CIRCUITS', `every outlet serving ${JSON.stringify(name)} has ${cap} circuits open`));
+    const server = this.#pickServer(entry, opener, avoid);
+    const serverIdentity = server?.identity;
+    if (server === undefined || serverIdentity === undefined) {
+      opener.send({ t: 'error', id, code: 'WICKET_ERR_RELAY_TOO_MANY_CIRCUITS', message: `every outlet serving ${quoted(name)} has ${cap} circuits open` });
       return;
     }
     const circuit: Circuit = { id: this.#allocateCircuitId(), name, opener, server, bytesToServer: 0, bytesToOpener: 0 };
     this.#circuits.set(circuit.id, circuit);
-    opener.circuits.add(circuit.id);
-    server.circuits.add(circuit.id);
-    // The server hears of the circuit first: the opener's first DATA frame can only follow `opened`,
-    // and both travel to the server in order on its one socket.
-    server.send({ t: 'incoming', circuit: circuit.id, name, peer: opener.identifier! });
-    opener.send({ t: 'opened', id, circuit: circuit.id, peer: server.identifier! });
+    openerRoutes.circuits.add(circuit.id);
+    this.#routesOf(server).circuits.add(circuit.id);
+    // The server hears of the circuit first: the opener's first DATA frame can only follow
+    // `opened`, and both travel to the server in order on its one socket. Each end is told who the
+    // other is, and holds the handshake to that identity (a member cannot lend its circuit).
+    server.send({ t: 'incoming', circuit: circuit.id, name, peer: openerIdentity.identifier });
+    opener.send({ t: 'opened', id, circuit: circuit.id, peer: serverIdentity.identifier });
     this.logger.info(
-      { circuit: circuit.id, name, opener: opener.identifier, server: server.identifier, openerConn: opener.id, serverConn: server.id },
+      { circuit: circuit.id, name, opener: openerIdentity.identifier, server: serverIdentity.identifier, openerConn: opener.id, serverConn: server.id },
       'circuit opened',
     );
   }
 
-  /** Round robin over live servers below the circuit cap. */
-  #pickServer(entry: NameEntry, opener: RelayConnection): RelayConnection | undefined {
-    const count = entry.servers.length;
-    for (let tried = 0; tried < count; tried++) {
-      const server = entry.servers[entry.next % count]!;
-      entry.next = (entry.next + 1) % count;
-      if (server === opener || server.state !== 'authenticated') continue;
-      if (server.circuits.size < this.settings.maxCircuitsPerConnection) return server;
-    }
-    return undefined;
-  }
-
-  #allocateCircuitId(): number {
-    // Bounded: live circuits are far fewer than 2^32 - 1 (connections × the per-connection cap).
-    for (;;) {
-      const id = this.#nextCircuitId;
-      this.#nextCircuitId = id === CIRCUIT_ID_MAX ? 1 : id + 1;
-      if (!this.#circuits.has(id)) return id;
-    }
-  }
-
   /** A DATA frame from `source`. Unknown circuit: dropped (a race with close). Someone else's: violation. */
-  forward(source: RelayConnection, circuitId: number, frame: Buffer): void {
+  forward(source: RelayPeer, circuitId: number, frame: Buffer): void {
     const circuit = this.#circuits.get(circuitId);
     if (circuit === undefined) return;
     if (circuit.opener === source) {
@@ -146,27 +145,74 @@ export class Router {
   }
 
   /** `close` from an agent: the circuit goes, and the other end is told with the sender's code. */
-  closeFromAgent(source: RelayConnection, circuitId: number, code: string): void {
+  closeFromAgent(source: RelayPeer, circuitId: number, code: string): void {
     const circuit = this.#circuits.get(circuitId);
     if (circuit === undefined) return;
     if (circuit.opener !== source && circuit.server !== source) {
       throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `close of circuit ${circuitId}, which this connection is not part of`);
     }
-    this.#closeCircuit(circuit, source, forwardableCode(code));
+    // Only registered codes pass: they are shown to users at the other end.
+    this.#closeCircuit(circuit, source, errorCodeFromWire(code, 'WICKET_ERR_CIRCUIT_CLOSED'));
   }
 
-  #closeCircuit(circuit: Circuit, closedBy: RelayConnection, code: ErrorCode): void {
+  /** A peer is gone: close its circuits (telling the other ends `code`) and drop its names. */
+  drop(peer: RelayPeer, code: ErrorCode): void {
+    const routes = this.#routes.get(peer);
+    if (routes === undefined) return;
+    for (const circuitId of [...routes.circuits]) {
+      const circuit = this.#circuits.get(circuitId);
+      if (circuit !== undefined) this.#closeCircuit(circuit, peer, code);
+    }
+    for (const name of [...routes.names]) this.#removeServer(peer, name);
+    this.#routes.delete(peer);
+  }
+
+  #routesOf(peer: RelayPeer): PeerRoutes {
+    let routes = this.#routes.get(peer);
+    if (routes === undefined) {
+      routes = { circuits: new Set(), names: new Set() };
+      this.#routes.set(peer, routes);
+    }
+    return routes;
+  }
+
+  #eligible(server: RelayPeer, opener: RelayPeer, avoid: readonly string[]): boolean {
+    const identifier = server.identity?.identifier;
+    return server !== opener && server.isOpen && identifier !== undefined && !avoid.includes(identifier);
+  }
+
+  /** Round robin over eligible servers below the circuit cap. */
+  #pickServer(entry: NameEntry, opener: RelayPeer, avoid: readonly string[]): RelayPeer | undefined {
+    const count = entry.servers.length;
+    for (let tried = 0; tried < count; tried++) {
+      const server = entry.servers[entry.next % count]!;
+      entry.next = (entry.next + 1) % count;
+      if (this.#eligible(server, opener, avoid) && this.circuitsOf(server) < this.settings.maxCircuitsPerConnection) return server;
+    }
+    return undefined;
+  }
+
+  #allocateCircuitId(): number {
+    // Bounded: live circuits are far fewer than 2^32 - 1 (connections × the per-connection cap).
+    for (;;) {
+      const id = this.#nextCircuitId;
+      this.#nextCircuitId = id === CIRCUIT_ID_MAX ? 1 : id + 1;
+      if (!this.#circuits.has(id)) return id;
+    }
+  }
+
+  #closeCircuit(circuit: Circuit, closedBy: RelayPeer, code: ErrorCode): void {
     this.#circuits.delete(circuit.id);
-    circuit.opener.circuits.delete(circuit.id);
-    circuit.server.circuits.delete(circuit.id);
+    this.#routes.get(circuit.opener)?.circuits.delete(circuit.id);
+    this.#routes.get(circuit.server)?.circuits.delete(circuit.id);
     const other = circuit.opener === closedBy ? circuit.server : circuit.opener;
-    if (other.state !== 'closed') other.send({ t: 'close', circuit: circuit.id, code });
+    if (other.isOpen) other.send({ t: 'close', circuit: circuit.id, code });
     this.logger.info(
       {
         circuit: circuit.id,
         name: circuit.name,
         code,
-        closedBy: closedBy.identifier,
+        closedBy: closedBy.identity?.identifier,
         bytesToServer: circuit.bytesToServer,
         bytesToOpener: circuit.bytesToOpener,
       },
@@ -174,23 +220,12 @@ export class Router {
     );
   }
 
-  #removeServer(connection: RelayConnection, name: string): void {
-    connection.names.delete(name);
+  #removeServer(peer: RelayPeer, name: string): void {
+    this.#routes.get(peer)?.names.delete(name);
     const entry = this.#names.get(name);
     if (entry === undefined) return;
-    const index = entry.servers.indexOf(connection);
+    const index = entry.servers.indexOf(peer);
     if (index >= 0) entry.servers.splice(index, 1);
     if (entry.servers.length === 0) this.#names.delete(name);
-  }
-
-  /** A connection is gone: close its circuits (telling the other ends `code`) and drop its names. */
-  dropConnection(connection: RelayConnection, code: ErrorCode): void {
-    for (const circuitId of [...connection.circuits]) {
-      const circuit = this.#circuits.get(circuitId);
-      if (circuit !== undefined) this.#closeCircuit(circuit, connection, code);
-    }
-    connection.circuits.clear();
-    for (const name of [...connection.names]) this.#removeServer(connection, name);
-    this.flow.release(connection);
   }
 }

@@ -14,6 +14,7 @@ import { SqliteStore } from './authority/sqlite-store.js';
 import { ADMIN_ATTRIBUTE } from '../protocol/relay-names.js';
 import type { AuthorityStore } from './authority/store.js';
 import { RelayConnection, type ConnectionServices } from './connection.js';
+import { RefusalLog } from './refusal-log.js';
 import { ensureDataDir, writeRelayConfig, writeSecretFile, type RelayDataPaths } from './data-dir.js';
 import { FlowControl } from './flow-control.js';
 import { Keepalive } from './keepalive.js';
@@ -70,6 +71,7 @@ export interface RunningRelay {
   readonly connections: LiveConnections;
   createTicket(request: Omit<TicketRequest, 'createdBy'> & { createdBy?: string }): Promise<CreatedTicket>;
   revoke(identifier: Identifier, revokedBy?: string): Promise<RevocationResult>;
+  reinstate(identifier: Identifier, reinstatedBy?: string): Promise<RevocationResult>;
   close(): Promise<void>;
 }
 
@@ -141,14 +143,18 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const router = new Router(flow, settings, logger.child({ component: 'router' }));
   const revocation = new Revocation(authority, connections, settings.revocationPollMs, logger.child({ component: 'revocation' }));
   const admin = new AdminOps(authority, revocation, connections, logger.child({ component: 'admin' }));
-  const keepalive = new Keepalive(connections, settings, logger.child({ component: 'keepalive' }));
+  const keepalive = new Keepalive(connections, flow, settings, logger.child({ component: 'keepalive' }));
+  const refusals = new RefusalLog(logger.child({ component: 'connection' }));
   const tap = options.tapFile === undefined ? undefined : new FrameTap(options.tapFile);
   const services: ConnectionServices = {
     authority,
     router,
     flow,
+    keepalive,
+    revocation,
     admin,
     connections,
+    refusals,
     settings,
     logger: logger.child({ component: 'connection' }),
     ...(tap === undefined ? {} : { tap }),
@@ -166,9 +172,13 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   server.on('tlsClientError', (err: Error) => logger.debug({ err: err.message }, 'TLS handshake failed'));
   const wss = new WebSocketServer({ server, maxPayload: RELAY_MAX_FRAME, perMessageDeflate: false, clientTracking: false });
   wss.on('error', (err) => logger.error({ err: err.message }, 'WebSocket server error'));
+  // The connections themselves, for shutdown (LiveConnections sees them only as peers).
+  const liveSockets = new Set<RelayConnection>();
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     const socket = req.socket;
-    new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
+    const connection = new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
+    liveSockets.add(connection);
+    ws.once('close', () => liveSockets.delete(connection));
   });
 
   let port: number;
@@ -216,13 +226,14 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       keepalive.stop();
       revocation.stop();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of connections.all()) connection.closeForShutdown();
+      for (const connection of liveSockets) connection.closeForShutdown();
       // Give peers the close grace to answer the close handshake, then cut what is left.
       const deadline = Date.now() + settings.closeGraceMs;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       for (const socket of sockets) socket.destroy();
       wss.close();
       await stopped;
+      refusals.flush();
       await tap?.close();
       await store.close();
       logger.info({ url }, 'relay stopped');
@@ -243,6 +254,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     connections,
     createTicket: (request) => authority.createTicket({ ...request, createdBy: request.createdBy ?? 'relay' }),
     revoke: (identifier, revokedBy = 'relay') => revocation.revoke(identifier, revokedBy),
+    reinstate: (identifier, reinstatedBy = 'relay') => revocation.reinstate(identifier, reinstatedBy),
     close,
   };
 }

@@ -4,12 +4,13 @@ import { isIP } from 'node:net';
 import type * as X509 from '@peculiar/x509';
 import { wicketError } from '../protocol/errors.js';
 import { SELF_SIGNED_CERT_VALIDITY_MS } from '../protocol/limits.js';
+import { certificateFingerprint } from '../protocol/relay-certificate.js';
 import type { RelayDataPaths } from './data-dir.js';
 
 // The relay's TLS material. Either the operator's certificate (--tls-cert/--tls-key, verified by
 // agents through their CA store, so not pinned: pinning would break every agent at renewal), or a
 // self-signed ECDSA P-256 certificate generated ONCE into the data folder, whose SHA-256 DER
-// fingerprint goes into every ticket so agents can pin it (relay-semantics.md).
+// fingerprint (protocol/relay-certificate.ts) goes into every ticket so agents can pin it.
 
 export interface RelayTlsMaterial {
   readonly cert: Buffer;
@@ -22,7 +23,7 @@ const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as 
 
 export function fingerprintOfCertificate(pem: Buffer | string): Buffer {
   try {
-    return createHash('sha256').update(new X509Certificate(pem).raw).digest();
+    return certificateFingerprint(new X509Certificate(pem).raw);
   } catch (err) {
     throw wicketError('WICKET_ERR_ARGUMENT', 'the TLS certificate is not a PEM X.509 certificate', err);
   }
@@ -79,6 +80,7 @@ export async function loadOrCreateSelfSigned(paths: RelayDataPaths, hosts: reado
   const cert = Buffer.from(certificate.toString('pem') + '\n');
   mkdirSync(paths.tlsDir, { recursive: true, mode: 0o700 });
   writeFileSync(paths.tlsKey, key, { mode: 0o600 });
-  writeFileSync(paths.tlsCert, cert, { mode: 0o644 });
+  // Public, but kept like everything else in the data folder: the relay's user only.
+  writeFileSync(paths.tlsCert, cert, { mode: 0o600 });
   return { cert, key, fingerprint: fingerprintOfCertificate(cert) };
 }

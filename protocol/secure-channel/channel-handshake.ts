@@ -1,7 +1,7 @@
 import { decodeCredential } from '../credential.js';
 import { asWicketError, wicketError } from '../errors.js';
 import type { Identity } from '../identity.js';
-import { REKEY_INTERVAL_MESSAGES } from '../limits.js';
+import { NOISE_MAX_MESSAGE, REKEY_INTERVAL_MESSAGES } from '../limits.js';
 import { HandshakeState, WICKET_PROTOCOL_NAME } from '../noise/index.js';
 import { buildHandshakePayload, verifyHandshakePayload, type ChannelPeer } from './handshake-payload.js';
 import { SecureTransport } from './secure-transport.js';
@@ -24,6 +24,14 @@ export interface SecureChannelOptions {
    * PROLOGUE_PREFIX and hashed into the handshake, so a mismatch fails message 2.
    */
   prologue?: Buffer;
+  /**
+   * The identity the relay joined this circuit to (the opener, for an outlet; the registered
+   * outlet, for an inlet). A peer that authenticates as anyone else is refused with
+   * WICKET_ERR_PEER_MISMATCH: a member cannot lend its circuit to another identity.
+   */
+  expectedPeer?: string;
+  /** The agent's revoked set: a peer it names is refused with WICKET_ERR_REVOKED. */
+  isRevoked?: (identifier: string) => boolean;
   /** Tests only: a fixed Noise static private key (default: a fresh key per handshake). */
   staticPrivateKey?: Buffer;
   /** Tests only: a fixed Noise ephemeral private key. */
@@ -84,20 +92,42 @@ export abstract class ChannelHandshake<State extends string> {
     }
   }
 
+  /**
+   * Noise §3: a message is at most 65,535 bytes. The one check of that for handshake messages,
+   * made before any other work on `message` (and before its own fixed-length checks).
+   */
+  protected checkMessageSize(message: Buffer, which: 1 | 2 | 3): void {
+    if (message.length > NOISE_MAX_MESSAGE) {
+      throw wicketError('WICKET_ERR_MESSAGE_TOO_LARGE', `handshake message ${which} is ${message.length} bytes, cap ${NOISE_MAX_MESSAGE}`);
+    }
+  }
+
   /** Our message 2 / 3 payload: identity, binding signature over our static key, credential. */
   protected ownPayload(): Buffer {
     return buildHandshakePayload(this.#options.identity, this.noise.localStaticPublicKey, this.#options.credential);
   }
 
-  /** Verifies the peer's payload against the static key Noise just authenticated. */
+  /**
+   * Verifies the peer's payload against the static key Noise just authenticated, then holds the
+   * verified identity to what the agent knows: not revoked (DESIGN.md property 5: a credential
+   * still within its lifetime is not enough), and the one the relay joined the circuit to.
+   */
   protected verifyPeer(payload: Buffer): ChannelPeer {
     const remoteStaticPublicKey = this.noise.remoteStaticPublicKey;
     if (remoteStaticPublicKey === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'peer payload before its static key');
-    return verifyHandshakePayload(payload, {
+    const peer = verifyHandshakePayload(payload, {
       remoteStaticPublicKey,
       authorityPublicKey: this.#options.authorityPublicKey,
       now: this.#options.now(),
     });
+    if (this.#options.isRevoked?.(peer.identifier) === true) {
+      throw wicketError('WICKET_ERR_REVOKED', `peer ${peer.identifier} is revoked`);
+    }
+    const expected = this.#options.expectedPeer;
+    if (expected !== undefined && peer.identifier !== expected) {
+      throw wicketError('WICKET_ERR_PEER_MISMATCH', `the relay joined this circuit to ${expected}, but ${peer.identifier} answered the handshake`);
+    }
+    return peer;
   }
 
   /** Split() into the transport. */

@@ -1,5 +1,3 @@
-import { wicketError } from '../errors.js';
-import { NOISE_MAX_MESSAGE } from '../limits.js';
 import { ChannelHandshake, type SecureChannelOptions } from './channel-handshake.js';
 import type { ChannelPeer } from './handshake-payload.js';
 import type { SecureTransport } from './secure-transport.js';
@@ -32,9 +30,7 @@ export class InitiatorHandshake extends ChannelHandshake<InitiatorState> {
   /** Message 2: authenticates the responder and returns who it is (verify your policy before message 3). */
   readMessage2(message: Buffer): ChannelPeer {
     return this.step('readMessage2', 'readMessage2', 'writeMessage3', () => {
-      if (message.length > NOISE_MAX_MESSAGE) {
-        throw wicketError('WICKET_ERR_MESSAGE_TOO_LARGE', `handshake message 2 is ${message.length} bytes, cap ${NOISE_MAX_MESSAGE}`);
-      }
+      this.checkMessageSize(message, 2);
       // <- e, ee, s, es (then the payload, decrypted under the key from es)
       const payload = this.noise.readMessage(message);
       return this.verifyPeer(payload);

@@ -1,5 +1,5 @@
 import { wicketError } from '../errors.js';
-import { DH_LEN, NOISE_MAX_MESSAGE } from '../limits.js';
+import { DH_LEN } from '../limits.js';
 import { ChannelHandshake, type SecureChannelOptions } from './channel-handshake.js';
 import type { ChannelPeer } from './handshake-payload.js';
 import type { SecureTransport } from './secure-transport.js';
@@ -22,9 +22,7 @@ export class ResponderHandshake extends ChannelHandshake<ResponderState> {
   /** Message 1: the initiator's ephemeral key. Anything but exactly 32 bytes is refused. */
   readMessage1(message: Buffer): void {
     this.step('readMessage1', 'readMessage1', 'writeMessage2', () => {
-      if (message.length > NOISE_MAX_MESSAGE) {
-        throw wicketError('WICKET_ERR_MESSAGE_TOO_LARGE', `handshake message 1 is ${message.length} bytes, cap ${NOISE_MAX_MESSAGE}`);
-      }
+      this.checkMessageSize(message, 1);
       if (message.length !== DH_LEN) {
         throw wicketError('WICKET_ERR_HANDSHAKE_MALFORMED', `handshake message 1 is ${message.length} bytes, expected ${DH_LEN}`);
       }
@@ -44,9 +42,7 @@ export class ResponderHandshake extends ChannelHandshake<ResponderState> {
   /** Message 3: authenticates the initiator and returns who it is (verify your policy, then finish). */
   readMessage3(message: Buffer): ChannelPeer {
     return this.step('readMessage3', 'readMessage3', 'finish', () => {
-      if (message.length > NOISE_MAX_MESSAGE) {
-        throw wicketError('WICKET_ERR_MESSAGE_TOO_LARGE', `handshake message 3 is ${message.length} bytes, cap ${NOISE_MAX_MESSAGE}`);
-      }
+      this.checkMessageSize(message, 3);
       // -> s, se (then the payload, decrypted under the key from se)
       const payload = this.noise.readMessage(message);
       return this.verifyPeer(payload);

@@ -4,6 +4,7 @@ import { decodeCredential, issueCredential, verifyCredential, type Credential } 
 import { wicketError } from '../../protocol/errors.js';
 import { identifierOf, type Identifier, type Identity } from '../../protocol/identity.js';
 import {
+  CLOCK_SKEW_MS,
   CREDENTIAL_TTL_MS,
   MAX_ATTRIBUTE_KEY_LEN,
   MAX_ATTRIBUTE_VALUE_LEN,
@@ -25,8 +26,9 @@ import {
   type AuditEvent,
   type AuditEventName,
   type AuthorityStore,
+  type EnrollmentKind,
   type MemberRecord,
-  type RevocationRecord,
+  type RevocationEvent,
 } from './store.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
@@ -68,7 +70,7 @@ export interface CreatedTicket {
 
 export interface Enrollment {
   readonly member: MemberRecord;
-  readonly kind: 'new' | 'merged' | 'reinstated';
+  readonly kind: EnrollmentKind;
 }
 
 
@@ -191,7 +193,15 @@ export class Authority {
     return { text, ticketId, expiresAt: ticket.expiresAt };
   }
 
-  /** Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED. */
+  /**
+   * How long after a revocation every credential the revoked identity holds has expired (none is
+   * issued after it): agents keep refusing it until then.
+   */
+  get revocationKeepMs(): number {
+    return this.credentialTtlMs + CLOCK_SKEW_MS;
+  }
+
+  /** Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED / REVOKED. */
   async redeem(request: { ticketId: Buffer; secret: Secret<Buffer>; publicKey: Buffer }): Promise<Enrollment> {
     const identifier = identifierOf(request.publicKey);
     const ticketId = request.ticketId.toString('hex');
@@ -203,18 +213,20 @@ export class Authority {
       now: this.now(),
     });
     if (!outcome.ok) {
-      this.#logger.info({ ticketId, identifier, code: outcome.code }, 'enrollment refused');
-      throw wicketError(outcome.code, `ticket ${ticketId} cannot be redeemed`);
+      // The connection logs the refusal (rate-bounded); this line is for debugging only.
+      this.#logger.debug({ ticketId, identifier, code: outcome.code }, 'enrollment refused');
+      const detail = outcome.code === 'WICKET_ERR_REVOKED' ? `${identifier} was revoked; enroll a new key, or ask an admin to reinstate this one` : `ticket ${ticketId} cannot be redeemed`;
+      throw wicketError(outcome.code, detail);
     }
-    await this.audit('enroll', identifier, { ticketId, kind: outcome.kind, attributes: outcome.member.attributes });
+    if (outcome.kind !== 'repeated') await this.audit('enroll', identifier, { ticketId, kind: outcome.kind, attributes: outcome.member.attributes });
     this.#logger.info({ ticketId, identifier, kind: outcome.kind }, 'member enrolled');
     return { member: outcome.member, kind: outcome.kind };
   }
 
   /**
    * Checks that `publicKey` is a live member and that `credential` was signed by this authority for
-   * it. An EXPIRED credential is accepted (relay-semantics.md): a member offline for a while must
-   * be able to come back; the member record, not the credential, is the truth.
+   * it. An EXPIRED credential is accepted (protocol/README.md, "Relay behaviour"): a member offline
+   * for a while must be able to come back; the member record, not the credential, is the truth.
    */
   async authenticate(publicKey: Buffer, credential: Buffer): Promise<MemberRecord> {
     const identifier = identifierOf(publicKey);
@@ -242,14 +254,25 @@ export class Authority {
   }
 
   /** Marks the member revoked in the store (new connections are refused from now on). Throws MEMBER_UNKNOWN. */
-  async revoke(identifier: Identifier, revokedBy: string): Promise<RevocationRecord> {
+  async revoke(identifier: Identifier, revokedBy: string): Promise<RevocationEvent> {
     const outcome = await this.store.revokeMember(identifier, this.now(), revokedBy);
     if (outcome === undefined) throw wicketError('WICKET_ERR_MEMBER_UNKNOWN', `no member ${identifier}`);
     if (!outcome.alreadyRevoked) {
       await this.audit('revoke', identifier, { revokedBy });
       this.#logger.info({ identifier, revokedBy }, 'member revoked');
     }
-    return outcome.revocation;
+    return outcome.event;
+  }
+
+  /** Clears a revocation: the only way back for a revoked key. Throws MEMBER_UNKNOWN / MEMBER_NOT_REVOKED. */
+  async reinstate(identifier: Identifier, reinstatedBy: string): Promise<RevocationEvent> {
+    const outcome = await this.store.reinstateMember(identifier, this.now(), reinstatedBy);
+    if (!outcome.ok) {
+      throw wicketError(outcome.code, outcome.code === 'WICKET_ERR_MEMBER_UNKNOWN' ? `no member ${identifier}` : `${identifier} is not revoked`);
+    }
+    await this.audit('reinstate', identifier, { reinstatedBy });
+    this.#logger.info({ identifier, reinstatedBy }, 'member reinstated');
+    return outcome.event;
   }
 
   /** Appends an audit event; a failing audit write is logged, never fatal to the operation. */

@@ -1,9 +1,8 @@
-import { chmodSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
-import { STORE_BUSY_TIMEOUT_MS } from '../../protocol/limits.js';
+import { openAuthorityDatabase } from './sqlite-schema.js';
 import {
   applyEnrollment,
   type Attributes,
@@ -12,51 +11,16 @@ import {
   type MemberRecord,
   type RedeemOutcome,
   type RedeemRequest,
-  type RevocationRecord,
+  type ReinstateOutcome,
+  type RevocationEvent,
   type RevokeOutcome,
   type TicketRecord,
 } from './store.js';
 
-// The single-relay authority store: one SQLite file in WAL mode, so the running relay and
-// `relay ticket create` (another process, same data folder) can both use it; busy_timeout makes a
-// writer wait for the other's lock instead of failing. The schema is created on open. Ticket
-// secrets are stored only as hashTicketSecret(secret).
-
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS members (
-  identifier  TEXT PRIMARY KEY,
-  public_key  BLOB NOT NULL,
-  attributes  TEXT NOT NULL,
-  enrolled_at INTEGER NOT NULL,
-  revoked_at  INTEGER
-);
-CREATE TABLE IF NOT EXISTS tickets (
-  ticket_id    BLOB PRIMARY KEY,
-  secret_hash  BLOB NOT NULL,
-  attributes   TEXT NOT NULL,
-  relay_names  TEXT NOT NULL,
-  usage_count  INTEGER NOT NULL,
-  uses_left    INTEGER NOT NULL,
-  created_at   INTEGER NOT NULL,
-  expires_at   INTEGER NOT NULL,
-  created_by   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revocations (
-  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-  identifier  TEXT NOT NULL,
-  revoked_at  INTEGER NOT NULL,
-  revoked_by  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-  at          INTEGER NOT NULL,
-  event       TEXT NOT NULL,
-  identifier  TEXT,
-  detail      TEXT
-);
-`;
+// The single-relay authority store: one SQLite file in WAL mode (opened by sqlite-schema.ts), so
+// the running relay and `relay ticket create` (another process, same data folder) can both use
+// it; busy_timeout makes a writer wait for the other's lock instead of failing. Ticket secrets are
+// stored only as hashTicketSecret(secret).
 
 interface MemberRow {
   identifier: string;
@@ -79,6 +43,7 @@ interface RevocationRow {
   identifier: string;
   revoked_at: number;
   revoked_by: string;
+  kind: 'revoke' | 'reinstate';
 }
 
 interface AuditRow {
@@ -98,8 +63,8 @@ function memberFromRow(row: MemberRow): MemberRecord {
   return row.revoked_at === null ? member : { ...member, revokedAt: row.revoked_at };
 }
 
-function revocationFromRow(row: RevocationRow): RevocationRecord {
-  return { seq: row.seq, identifier: row.identifier as Identifier, revokedAt: row.revoked_at, revokedBy: row.revoked_by };
+function revocationFromRow(row: RevocationRow): RevocationEvent {
+  return { seq: row.seq, identifier: row.identifier as Identifier, kind: row.kind, at: row.revoked_at, by: row.revoked_by };
 }
 
 /** Runs a store operation, turning a SQLite failure into WICKET_ERR_STORE (never leaking SQL values). */
@@ -117,26 +82,11 @@ export class SqliteStore implements AuthorityStore {
   readonly #db: Database.Database;
   readonly #statements;
   readonly #redeem: (request: RedeemRequest) => RedeemOutcome;
-  readonly #revoke: (identifier: Identifier, now: number, revokedBy: string) => RevokeOutcome | undefined;
+  readonly #revoke: (identifier: Identifier, now: number, by: string) => RevokeOutcome | undefined;
+  readonly #reinstate: (identifier: Identifier, now: number, by: string) => ReinstateOutcome;
 
   constructor(readonly path: string) {
-    try {
-      this.#db = new Database(path);
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma(`busy_timeout = ${STORE_BUSY_TIMEOUT_MS}`);
-      // FULL: a revocation or a redeemed ticket must survive a power cut, and writes are rare.
-      this.#db.pragma('synchronous = FULL');
-      this.#db.exec(SCHEMA);
-      const version = this.#db.pragma('user_version', { simple: true }) as number;
-      if (version === 0) this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      else if (version !== SCHEMA_VERSION) {
-        throw wicketError('WICKET_ERR_STORE', `authority store schema version ${version}, this relay reads ${SCHEMA_VERSION}`);
-      }
-      if (path !== ':memory:') chmodSync(path, 0o600);
-    } catch (err) {
-      if (isWicketError(err)) throw err;
-      throw wicketError('WICKET_ERR_STORE', `cannot open the authority store at ${path}`, err);
-    }
+    this.#db = openAuthorityDatabase(path);
     const db = this.#db;
     this.#statements = {
       insertTicket: db.prepare(
@@ -149,19 +99,23 @@ export class SqliteStore implements AuthorityStore {
       useTicket: db.prepare<[Buffer]>('UPDATE tickets SET uses_left = uses_left - 1 WHERE ticket_id = ? AND uses_left > 0'),
       selectMember: db.prepare<[string], MemberRow>('SELECT * FROM members WHERE identifier = ?'),
       selectMembers: db.prepare<[], MemberRow>('SELECT * FROM members ORDER BY enrolled_at, identifier'),
+      // Never clears revoked_at: only reinstate does (a redemption cannot undo a revocation).
       upsertMember: db.prepare(
         `INSERT INTO members (identifier, public_key, attributes, enrolled_at, revoked_at)
          VALUES (@identifier, @publicKey, @attributes, @enrolledAt, NULL)
-         ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, revoked_at = NULL`,
+         ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes`,
       ),
+      selectRedemption: db.prepare<[Buffer, string], { identifier: string }>('SELECT identifier FROM redemptions WHERE ticket_id = ? AND identifier = ?'),
+      insertRedemption: db.prepare<[Buffer, string, number]>('INSERT INTO redemptions (ticket_id, identifier, redeemed_at) VALUES (?, ?, ?)'),
       markRevoked: db.prepare<[number, string]>('UPDATE members SET revoked_at = ? WHERE identifier = ? AND revoked_at IS NULL'),
-      insertRevocation: db.prepare<[string, number, string]>(
-        'INSERT INTO revocations (identifier, revoked_at, revoked_by) VALUES (?, ?, ?)',
+      clearRevoked: db.prepare<[string]>('UPDATE members SET revoked_at = NULL WHERE identifier = ? AND revoked_at IS NOT NULL'),
+      insertRevocation: db.prepare<[string, number, string, string]>(
+        'INSERT INTO revocations (identifier, revoked_at, revoked_by, kind) VALUES (?, ?, ?, ?)',
       ),
-      selectLatestRevocation: db.prepare<[string], RevocationRow>(
-        'SELECT * FROM revocations WHERE identifier = ? ORDER BY seq DESC LIMIT 1',
+      selectLatestRevocation: db.prepare<[string, string], RevocationRow>(
+        'SELECT * FROM revocations WHERE identifier = ? AND kind = ? ORDER BY seq DESC LIMIT 1',
       ),
-      selectRevocationsAfter: db.prepare<[number], RevocationRow>('SELECT * FROM revocations WHERE seq > ? ORDER BY seq'),
+      selectRevocationsAfter: db.prepare<[number, number], RevocationRow>('SELECT * FROM revocations WHERE seq > ? AND revoked_at >= ? ORDER BY seq'),
       selectLastRevocationSeq: db.prepare<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM revocations'),
       insertAudit: db.prepare<[number, string, string | null, string | null]>(
         'INSERT INTO audit (at, event, identifier, detail) VALUES (?, ?, ?, ?)',
@@ -180,12 +134,20 @@ export class SqliteStore implements AuthorityStore {
       if (ticket === undefined || !timingSafeEqual(ticket.secret_hash, request.secretHash)) {
         return { ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' };
       }
+      const row = s.selectMember.get(request.identifier);
+      const existing = row === undefined ? undefined : memberFromRow(row);
+      // A revoked key stays revoked, whatever ticket it holds; no use is spent on it.
+      if (existing?.revokedAt !== undefined) return { ok: false, code: 'WICKET_ERR_REVOKED' };
+      // The same key redeeming the same ticket again: its first welcome was lost (a relay killed
+      // mid-redemption). Answer as before, spending nothing.
+      if (existing !== undefined && s.selectRedemption.get(request.ticketId, request.identifier) !== undefined) {
+        return { ok: true, member: existing, kind: 'repeated' };
+      }
       if (ticket.uses_left <= 0) return { ok: false, code: 'WICKET_ERR_TICKET_USED' };
       if (request.now >= ticket.expires_at) return { ok: false, code: 'WICKET_ERR_TICKET_EXPIRED' };
       if (s.useTicket.run(request.ticketId).changes !== 1) return { ok: false, code: 'WICKET_ERR_TICKET_USED' };
-      const row = s.selectMember.get(request.identifier);
       const { member, kind } = applyEnrollment(
-        row === undefined ? undefined : memberFromRow(row),
+        existing,
         { attributes: JSON.parse(ticket.attributes) as Attributes, relayNames: JSON.parse(ticket.relay_names) as string[] },
         request,
       );
@@ -195,23 +157,37 @@ export class SqliteStore implements AuthorityStore {
         attributes: JSON.stringify(member.attributes),
         enrolledAt: member.enrolledAt,
       });
+      s.insertRedemption.run(request.ticketId, request.identifier, request.now);
       return { ok: true, member, kind };
     });
     this.#redeem = (request) => redeem.immediate(request);
 
-    const revoke = db.transaction((identifier: Identifier, now: number, revokedBy: string): RevokeOutcome | undefined => {
+    const latest = (identifier: Identifier, kind: RevocationEvent['kind']): RevocationEvent => {
+      const event = s.selectLatestRevocation.get(identifier, kind);
+      if (event === undefined) throw wicketError('WICKET_ERR_STORE', `member ${identifier} has no ${kind} event`);
+      return revocationFromRow(event);
+    };
+
+    const revoke = db.transaction((identifier: Identifier, now: number, by: string): RevokeOutcome | undefined => {
       const row = s.selectMember.get(identifier);
       if (row === undefined) return undefined;
       const alreadyRevoked = row.revoked_at !== null;
       if (!alreadyRevoked) {
         s.markRevoked.run(now, identifier);
-        s.insertRevocation.run(identifier, now, revokedBy);
+        s.insertRevocation.run(identifier, now, by, 'revoke');
       }
-      const latest = s.selectLatestRevocation.get(identifier);
-      if (latest === undefined) throw wicketError('WICKET_ERR_STORE', `member ${identifier} is revoked but has no revocation record`);
-      return { revocation: revocationFromRow(latest), alreadyRevoked };
+      return { event: latest(identifier, 'revoke'), alreadyRevoked };
     });
-    this.#revoke = (identifier, now, revokedBy) => revoke.immediate(identifier, now, revokedBy);
+    this.#revoke = (identifier, now, by) => revoke.immediate(identifier, now, by);
+
+    const reinstate = db.transaction((identifier: Identifier, now: number, by: string): ReinstateOutcome => {
+      const row = s.selectMember.get(identifier);
+      if (row === undefined) return { ok: false, code: 'WICKET_ERR_MEMBER_UNKNOWN' };
+      if (s.clearRevoked.run(identifier).changes !== 1) return { ok: false, code: 'WICKET_ERR_MEMBER_NOT_REVOKED' };
+      s.insertRevocation.run(identifier, now, by, 'reinstate');
+      return { ok: true, event: latest(identifier, 'reinstate') };
+    });
+    this.#reinstate = (identifier, now, by) => reinstate.immediate(identifier, now, by);
   }
 
   insertTicket(ticket: TicketRecord): Promise<void> {
@@ -244,12 +220,16 @@ export class SqliteStore implements AuthorityStore {
     return guarded('listing members', () => this.#statements.selectMembers.all().map(memberFromRow));
   }
 
-  revokeMember(identifier: Identifier, now: number, revokedBy: string): Promise<RevokeOutcome | undefined> {
-    return guarded('revoking a member', () => this.#revoke(identifier, now, revokedBy));
+  revokeMember(identifier: Identifier, now: number, by: string): Promise<RevokeOutcome | undefined> {
+    return guarded('revoking a member', () => this.#revoke(identifier, now, by));
   }
 
-  revocationsAfter(afterSeq: number): Promise<RevocationRecord[]> {
-    return guarded('reading revocations', () => this.#statements.selectRevocationsAfter.all(afterSeq).map(revocationFromRow));
+  reinstateMember(identifier: Identifier, now: number, by: string): Promise<ReinstateOutcome> {
+    return guarded('reinstating a member', () => this.#reinstate(identifier, now, by));
+  }
+
+  revocationEventsAfter(afterSeq: number, sinceAt: number): Promise<RevocationEvent[]> {
+    return guarded('reading revocations', () => this.#statements.selectRevocationsAfter.all(afterSeq, sinceAt).map(revocationFromRow));
   }
 
   lastRevocationSeq(): Promise<number> {

@@ -1,7 +1,7 @@
 import { wicketError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES } from '../../protocol/limits.js';
 import type { Identifier } from '../../protocol/identity.js';
-import { ADMIN_ATTRIBUTE, RELAYS_ATTRIBUTE } from '../../protocol/relay-names.js';
+import { RELAYS_ATTRIBUTE, relayNamesOf } from '../../protocol/relay-names.js';
 
 // The authority's persistent state behind one small interface: members, tickets, revocations and
 // the audit trail. Every method is async so that several relays can later share one PostgreSQL
@@ -43,24 +43,36 @@ export interface RedeemRequest {
 }
 
 export type RedeemOutcome =
-  | { readonly ok: true; readonly member: MemberRecord; readonly kind: 'new' | 'merged' | 'reinstated' }
-  | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED'> };
+  | { readonly ok: true; readonly member: MemberRecord; readonly kind: EnrollmentKind }
+  | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_REVOKED'> };
 
-export interface RevocationRecord {
-  /** Monotonic sequence number; relays poll for revocations after the last one they saw. */
+/**
+ * new: a first enrollment; merged: a live member redeemed another ticket; repeated: this key
+ * redeemed this very ticket before (a retry after a lost welcome: no use is spent, nothing changes).
+ */
+export type EnrollmentKind = 'new' | 'merged' | 'repeated';
+
+/** A change to the revoked set, in the order relays and agents apply them. */
+export interface RevocationEvent {
+  /** Monotonic sequence number: relays poll, and agents re-sync, from the last one they saw. */
   readonly seq: number;
   readonly identifier: Identifier;
-  readonly revokedAt: number;
-  readonly revokedBy: string;
+  readonly kind: 'revoke' | 'reinstate';
+  /** ms since epoch. */
+  readonly at: number;
+  /** An admin's identifier, or 'relay' / 'cli' on the relay host. */
+  readonly by: string;
 }
 
 export interface RevokeOutcome {
-  readonly revocation: RevocationRecord;
+  readonly event: RevocationEvent;
   /** True when the member was already revoked before this call (nothing changed). */
   readonly alreadyRevoked: boolean;
 }
 
-export type AuditEventName = 'enroll' | 'revoke' | 'connect' | 'disconnect' | 'ticket-create';
+export type ReinstateOutcome = { readonly ok: true; readonly event: RevocationEvent } | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_MEMBER_UNKNOWN' | 'WICKET_ERR_MEMBER_NOT_REVOKED'> };
+
+export type AuditEventName = 'enroll' | 'revoke' | 'reinstate' | 'connect' | 'disconnect' | 'ticket-create';
 
 export interface AuditEvent {
   readonly at: number;
@@ -71,14 +83,20 @@ export interface AuditEvent {
 
 export interface AuthorityStore {
   insertTicket(ticket: TicketRecord): Promise<void>;
-  /** Atomic: check ticket (secret hash, uses left, expiry), use it once, create or update the member. */
+  /**
+   * Atomic: check the ticket (secret hash, uses left, expiry) and the member (a revoked key is
+   * refused without spending a use), use the ticket once, create or update the member, and record
+   * which key redeemed it (so the same key redeeming it again is answered without a second use).
+   */
   redeemTicket(request: RedeemRequest): Promise<RedeemOutcome>;
   getMember(identifier: Identifier): Promise<MemberRecord | undefined>;
   listMembers(): Promise<MemberRecord[]>;
-  /** Marks the member revoked (idempotent: the first revocation's record is kept). Undefined: no such member. */
-  revokeMember(identifier: Identifier, now: number, revokedBy: string): Promise<RevokeOutcome | undefined>;
-  /** Revocations with seq > afterSeq, oldest first. */
-  revocationsAfter(afterSeq: number): Promise<RevocationRecord[]>;
+  /** Marks the member revoked (idempotent: the first revocation's event is kept). Undefined: no such member. */
+  revokeMember(identifier: Identifier, now: number, by: string): Promise<RevokeOutcome | undefined>;
+  /** Clears a revocation (the only way back for a revoked key) and records a reinstate event. */
+  reinstateMember(identifier: Identifier, now: number, by: string): Promise<ReinstateOutcome>;
+  /** Revocation events with seq > afterSeq and at >= sinceAt, oldest first. */
+  revocationEventsAfter(afterSeq: number, sinceAt: number): Promise<RevocationEvent[]>;
   lastRevocationSeq(): Promise<number>;
   appendAudit(event: AuditEvent): Promise<void>;
   /** The most recent `limit` events, oldest first. */
@@ -88,31 +106,25 @@ export interface AuthorityStore {
 
 /**
  * The enrollment rule every store applies inside its redemption transaction (kept here so that
- * all implementations agree):
+ * all implementations agree), for a key that is not revoked (a revoked key is refused before this):
  * - a new identity becomes a member with the ticket's attributes, plus `wicket:relays` = the
  *   ticket's relay names;
- * - an existing, non-revoked member re-enrolling merges: the ticket's attributes override
- *   same-named ones, and the relay names are the union of old and new;
- * - a revoked member redeeming a NEW ticket is reinstated with exactly the new ticket's grants
- *   (the admin issued that ticket on purpose; the old grants stay gone).
+ * - an existing member re-enrolling merges: the ticket's attributes override same-named ones, and
+ *   the relay names are the union of old and new.
+ * A revoked key stays revoked whatever ticket it redeems: re-joining takes a new key, and an
+ * admin's explicit reinstate is the only way back (a multi-use ticket minted before a revocation
+ * must not undo it).
  */
 export function applyEnrollment(
   existing: MemberRecord | undefined,
   ticket: Pick<TicketRecord, 'attributes' | 'relayNames'>,
   request: Pick<RedeemRequest, 'identifier' | 'publicKey' | 'now'>,
-): { member: MemberRecord; kind: 'new' | 'merged' | 'reinstated' } {
+): { member: MemberRecord; kind: 'new' | 'merged' } {
+  if (existing?.revokedAt !== undefined) throw wicketError('WICKET_ERR_INTERNAL', `applyEnrollment called for revoked member ${existing.identifier}`);
   const granted: Attributes = { ...ticket.attributes };
-  if (existing === undefined || existing.revokedAt !== undefined) {
+  if (existing === undefined) {
     if (ticket.relayNames.length > 0) granted[RELAYS_ATTRIBUTE] = ticket.relayNames.join(',');
-    return {
-      kind: existing === undefined ? 'new' : 'reinstated',
-      member: {
-        identifier: request.identifier,
-        publicKey: request.publicKey,
-        attributes: granted,
-        enrolledAt: existing?.enrolledAt ?? request.now,
-      },
-    };
+    return { kind: 'new', member: { identifier: request.identifier, publicKey: request.publicKey, attributes: granted, enrolledAt: request.now } };
   }
   const names = new Set(relayNamesOf(existing.attributes));
   for (const name of ticket.relayNames) names.add(name);
@@ -123,15 +135,4 @@ export function applyEnrollment(
     throw wicketError('WICKET_ERR_ARGUMENT', `member ${existing.identifier} would exceed the attribute caps after merging this ticket`);
   }
   return { kind: 'merged', member: { ...existing, attributes: merged } };
-}
-
-/** The relay names an attribute set allows (the `wicket:relays` attribute, comma-separated). */
-export function relayNamesOf(attributes: Readonly<Attributes>): string[] {
-  const value = attributes[RELAYS_ATTRIBUTE];
-  if (value === undefined || value === '') return [];
-  return value.split(',').filter((name) => name.length > 0);
-}
-
-export function isAdmin(attributes: Readonly<Attributes>): boolean {
-  return attributes[ADMIN_ATTRIBUTE] === 'true';
 }

@@ -264,7 +264,7 @@ export async function startNodeProcess(
   const args = [...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json'];
   if (config !== undefined) {
     const file = join(agent.home, 'node.json');
-    writeFileSync(file, JSON.stringify(config, null, 2));
+    writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
     args.push('--config', file);
   }
   const proc = new ManagedProcess(`node ${agent.identifier.slice(0, 9)}`, process.execPath, args, baseEnv({ WICKET_HOME: agent.home, ...o.env }));

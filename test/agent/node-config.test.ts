@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isWicketError } from '../../protocol/errors.js';
-import { NODE_CONFIG_MAX_BYTES } from '../../protocol/limits.js';
+import { NODE_CONFIG_MAX_BYTES, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../../protocol/limits.js';
 import { parseHostPort, parseNodeConfig } from '../../agent/node-config.js';
 
 // node.json is operator input that may be wrong in every way: each mistake must be refused with
@@ -27,7 +27,16 @@ describe('node.json', () => {
         inlets: [inlet, { ...inlet, name: 'second', from: '[::1]:8443' }],
       }),
     );
-    expect(config.outlets[0]).toEqual({ name: 'svc', to: { host: '127.0.0.1', port: 5000 }, tls: true, tlsServername: 'svc.internal', relay: 'svc', allow: 'svc-inlet' });
+    expect(config.outlets[0]).toEqual({
+      name: 'svc',
+      to: { host: '127.0.0.1', port: 5000 },
+      tls: true,
+      tlsServername: 'svc.internal',
+      relay: 'svc',
+      allow: 'svc-inlet',
+      maxConnections: OUTLET_MAX_TARGET_CONNECTIONS,
+      maxConnectionsPerPeer: OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER,
+    });
     expect(config.inlets.map((i) => i.name)).toEqual(['svc', 'second']);
     expect(config.inlets[1]!.from).toEqual({ host: '::1', port: 8443 });
   });
@@ -41,6 +50,9 @@ describe('node.json', () => {
     ['an outlet without a target', JSON.stringify({ outlets: [{ relay: 'svc', allow: 'x' }] }), /outlets\[0\]\.to/],
     ['a target without a port', JSON.stringify({ outlets: [{ ...outlet, to: 'db.internal' }] }), /outlets\[0\]\.to: .* is not HOST:PORT/],
     ['a target on port 0', JSON.stringify({ outlets: [{ ...outlet, to: '127.0.0.1:0' }] }), /outlets\[0\]\.to: port 0/],
+    ['a connection limit of 0', JSON.stringify({ outlets: [{ ...outlet, maxConnections: 0 }] }), /outlets\[0\]\.maxConnections: must be a whole number/],
+    ['a fractional per-peer limit', JSON.stringify({ outlets: [{ ...outlet, maxConnectionsPerPeer: 1.5 }] }), /outlets\[0\]\.maxConnectionsPerPeer: must be a whole number/],
+    ['a per-peer limit above the outlet limit', JSON.stringify({ outlets: [{ ...outlet, maxConnections: 10, maxConnectionsPerPeer: 11 }] }), /maxConnectionsPerPeer: 11 is more than maxConnections \(10\)/],
     ['a target port past 65535', JSON.stringify({ outlets: [{ ...outlet, to: '127.0.0.1:65536' }] }), /outlets\[0\]\.to: port 65536/],
     ['a target host with a path', JSON.stringify({ outlets: [{ ...outlet, to: 'evil/../x:80' }] }), /outlets\[0\]\.to/],
     ['tls given as a string', JSON.stringify({ outlets: [{ ...outlet, tls: 'yes' }] }), /outlets\[0\]\.tls: must be true or false/],

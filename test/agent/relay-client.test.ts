@@ -18,7 +18,7 @@ import { Vault } from '../../agent/vault.js';
 import { issueCredential } from '../../protocol/credential.js';
 import { isWicketError, type WicketError } from '../../protocol/errors.js';
 import { Identity, identifierOf } from '../../protocol/identity.js';
-import { DATA_HEADER_LEN, base64url, decodeRelayFrame, encodeControl } from '../../protocol/relay-frames.js';
+import { DATA_HEADER_LEN, base64url, decodeFrameFromAgent, encodeControl, RELAY_PROTOCOL_VERSION } from '../../protocol/relay-frames.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { startRelay, type RunningRelay } from '../../relay/server.js';
 import { startRelayProcess } from '../cli/agent-cli-helpers.js';
@@ -401,9 +401,9 @@ describe('RelayClient against a misbehaving relay', () => {
       wss.close(() => resolve());
     }));
     wss.on('connection', (ws) => {
-      ws.send(encodeControl({ t: 'hello', version: 1, challenge: base64url(Buffer.alloc(32, 1)), authority: opts.helloAuthority ?? authority.identifier }));
+      ws.send(encodeControl({ t: 'hello', version: RELAY_PROTOCOL_VERSION, challenge: base64url(Buffer.alloc(32, 1)), authority: opts.helloAuthority ?? authority.identifier }));
       ws.on('message', (data: Buffer) => {
-        const frame = decodeRelayFrame(data);
+        const frame = decodeFrameFromAgent(data);
         if (frame.kind !== 'control' || frame.message.t !== 'auth') return;
         const identifier = identifierOf(Buffer.from(frame.message.publicKey, 'base64url'));
         const credential = issueCredential(authority, { subject: identifier, attributes: {}, issuedAt: Date.now(), ttlMs: 600_000 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WicketError } from '../../protocol/errors.js';
 import type { MuxStream } from '../../protocol/mux/index.js';
-import { SessionTable } from '../../agent/secure-session.js';
+import { SessionTable } from '../../agent/session-table.js';
 import { closedWith, project, sessionPair, type Wire } from './session-pair.js';
 
 // SecureSession over a back-to-back wire (no relay): the handshake, both policy checks, and that

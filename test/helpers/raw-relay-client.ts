@@ -3,16 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocket } from 'ws';
 import { Identity } from '../../protocol/identity.js';
 import { RELAY_MAX_FRAME } from '../../protocol/limits.js';
-import {
-  base64url,
-  decodeRelayFrame,
-  encodeControl,
-  encodeData,
-  RELAY_AUTH_DOMAIN,
-  RELAY_ENROLL_DOMAIN,
-  type ControlMessage,
-  type ControlType,
-} from '../../protocol/relay-frames.js';
+import { base64url, decodeFrameFromRelay, encodeControl, encodeData, RELAY_AUTH_DOMAIN, RELAY_ENROLL_DOMAIN } from '../../protocol/relay-frames.js';
+import type { AgentToRelay, RelayMessageType, RelayToAgent } from '../../protocol/relay-messages.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 
 // A deliberately small agent-side client for testing the relay itself: the raw WebSocket, the
@@ -29,7 +21,7 @@ type Waiter<T> = { match: (value: T) => boolean; resolve: (value: T) => void; re
 const DEFAULT_WAIT_MS = 5_000;
 
 export class RawRelayClient {
-  readonly controls: ControlMessage[] = [];
+  readonly controls: RelayToAgent[] = [];
   readonly data: Buffer[] = [];
   readonly closed: Promise<CloseInfo>;
   challenge = Buffer.alloc(0);
@@ -39,7 +31,7 @@ export class RawRelayClient {
   /** SHA-256 of the relay's DER certificate, hex (wss:// only). */
   peerFingerprint: string | undefined;
   closeInfo: CloseInfo | undefined;
-  #controlWaiters: Waiter<ControlMessage>[] = [];
+  #controlWaiters: Waiter<RelayToAgent>[] = [];
   #dataWaiters: Waiter<Buffer>[] = [];
   #nextId = 1;
 
@@ -58,7 +50,7 @@ export class RawRelayClient {
     });
     ws.on('error', () => {});
     ws.on('message', (raw: Buffer) => {
-      const frame = decodeRelayFrame(raw);
+      const frame = decodeFrameFromRelay(raw);
       if (frame.kind === 'data') {
         const waiter = this.#dataWaiters.shift();
         if (waiter !== undefined) {
@@ -97,7 +89,8 @@ export class RawRelayClient {
     return client;
   }
 
-  sendControl(message: ControlMessage): void {
+  /** Any message, either direction's (tests send the relay what only the relay may send, too). */
+  sendControl(message: AgentToRelay | RelayToAgent): void {
     this.ws.send(encodeControl(message), { binary: true });
   }
 
@@ -111,12 +104,12 @@ export class RawRelayClient {
   }
 
   /** The next control message of type `t` (optionally matching), waiting up to `timeoutMs`. */
-  next<T extends ControlType>(t: T, match: (m: Extract<ControlMessage, { t: T }>) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS): Promise<Extract<ControlMessage, { t: T }>> {
-    return this.nextMatching((m) => m.t === t && match(m as Extract<ControlMessage, { t: T }>), `'${t}'`, timeoutMs) as Promise<Extract<ControlMessage, { t: T }>>;
+  next<T extends RelayMessageType>(t: T, match: (m: Extract<RelayToAgent, { t: T }>) => boolean = () => true, timeoutMs = DEFAULT_WAIT_MS): Promise<Extract<RelayToAgent, { t: T }>> {
+    return this.nextMatching((m) => m.t === t && match(m as Extract<RelayToAgent, { t: T }>), `'${t}'`, timeoutMs) as Promise<Extract<RelayToAgent, { t: T }>>;
   }
 
   /** The next control message satisfying `match`, waiting up to `timeoutMs`. */
-  nextMatching(match: (m: ControlMessage) => boolean, what = 'a matching message', timeoutMs = DEFAULT_WAIT_MS): Promise<ControlMessage> {
+  nextMatching(match: (m: RelayToAgent) => boolean, what = 'a matching message', timeoutMs = DEFAULT_WAIT_MS): Promise<RelayToAgent> {
     const index = this.controls.findIndex(match);
     if (index >= 0) return Promise.resolve(this.controls.splice(index, 1)[0]!);
     if (this.closeInfo !== undefined) return Promise.reject(new Error(`connection closed (${this.closeInfo.code}) before ${what}`));
@@ -149,16 +142,17 @@ export class RawRelayClient {
     return { code: error.code, message: error.message, close };
   }
 
-  authMessage(identity: Identity, credential: Buffer, challenge = this.challenge): ControlMessage {
+  authMessage(identity: Identity, credential: Buffer, challenge = this.challenge, revocationsAfter = 0): AgentToRelay {
     return {
       t: 'auth',
       publicKey: base64url(identity.publicKey),
       signature: base64url(identity.sign(Buffer.concat([RELAY_AUTH_DOMAIN, challenge]))),
       credential: base64url(credential),
+      revocationsAfter,
     };
   }
 
-  enrollMessage(identity: Identity, ticketText: string, challenge = this.challenge): ControlMessage {
+  enrollMessage(identity: Identity, ticketText: string, challenge = this.challenge): AgentToRelay {
     const ticket = decodeTicket(ticketText);
     return {
       t: 'enroll',
@@ -169,7 +163,7 @@ export class RawRelayClient {
     };
   }
 
-  async #welcomed(identity: Identity): Promise<Extract<ControlMessage, { t: 'welcome' }>> {
+  async #welcomed(identity: Identity): Promise<Extract<RelayToAgent, { t: 'welcome' }>> {
     const answer = await this.nextMatching((m) => m.t === 'welcome' || m.t === 'error', "'welcome' or 'error'");
     if (answer.t === 'error') throw Object.assign(new Error(`${answer.code}: ${answer.message}`), { code: answer.code });
     if (answer.t !== 'welcome') throw new Error('unreachable');
@@ -178,30 +172,31 @@ export class RawRelayClient {
     return answer;
   }
 
-  async auth(identity: Identity, credential: Buffer): Promise<Extract<ControlMessage, { t: 'welcome' }>> {
-    this.sendControl(this.authMessage(identity, credential));
+  /** Authenticates; the relay then re-sends the revocation events after `revocationsAfter`. */
+  async auth(identity: Identity, credential: Buffer, revocationsAfter = 0): Promise<Extract<RelayToAgent, { t: 'welcome' }>> {
+    this.sendControl(this.authMessage(identity, credential, this.challenge, revocationsAfter));
     return this.#welcomed(identity);
   }
 
-  async enroll(identity: Identity, ticketText: string): Promise<Extract<ControlMessage, { t: 'welcome' }>> {
+  async enroll(identity: Identity, ticketText: string): Promise<Extract<RelayToAgent, { t: 'welcome' }>> {
     this.sendControl(this.enrollMessage(identity, ticketText));
     return this.#welcomed(identity);
   }
 
-  async register(name: string): Promise<ControlMessage> {
+  async register(name: string): Promise<RelayToAgent> {
     const id = this.#nextId++;
     this.sendControl({ t: 'register', id, name });
     return this.nextMatching((m) => (m.t === 'registered' || m.t === 'error') && m.id === id, `answer to register ${id}`);
   }
 
-  /** Opens a circuit; resolves to `opened` or `error`. */
-  async open(name: string): Promise<ControlMessage> {
+  /** Opens a circuit (skipping outlets in `avoid`); resolves to `opened` or `error`. */
+  async open(name: string, avoid: string[] = []): Promise<RelayToAgent> {
     const id = this.#nextId++;
-    this.sendControl({ t: 'open', id, name });
+    this.sendControl({ t: 'open', id, name, ...(avoid.length > 0 ? { avoid: avoid.join(',') } : {}) });
     return this.nextMatching((m) => (m.t === 'opened' || m.t === 'error') && m.id === id, `answer to open ${id}`);
   }
 
-  async request(op: string, args: Record<string, unknown> = {}): Promise<Extract<ControlMessage, { t: 'response' }>> {
+  async request(op: string, args: Record<string, unknown> = {}): Promise<Extract<RelayToAgent, { t: 'response' }>> {
     const id = this.#nextId++;
     this.sendControl({ t: 'request', id, op: op as never, args });
     return this.next('response', (m) => m.id === id);

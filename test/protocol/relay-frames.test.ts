@@ -1,22 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
-import { MAX_CREDENTIAL_LEN, RELAY_MAX_CONTROL_FRAME, RELAY_MAX_CONTROL_STRING, RELAY_MAX_FRAME } from '../../protocol/limits.js';
+import { MAX_CREDENTIAL_LEN, MAX_OPEN_AVOID, RELAY_MAX_CONTROL_FRAME, RELAY_MAX_CONTROL_STRING, RELAY_MAX_FRAME } from '../../protocol/limits.js';
 import {
-  ADMIN_OPS,
-  CONTROL_SHAPES,
   DATA_HEADER_LEN,
   FRAME_CONTROL,
   FRAME_DATA,
   base64url,
-  decodeRelayFrame,
+  decodeFrameFromAgent,
+  decodeFrameFromRelay,
   encodeControl,
   encodeData,
   fromBase64url,
-  validateControl,
   writeDataHeader,
-  type ControlMessage,
-  type ControlType,
 } from '../../protocol/relay-frames.js';
+import {
+  ADMIN_OPS,
+  AGENT_SHAPES,
+  RELAY_SHAPES,
+  validateAgentMessage,
+  validateRelayMessage,
+  type AgentToRelay,
+  type RelayToAgent,
+} from '../../protocol/relay-messages.js';
 import { seededRandom } from '../helpers/seeded.js';
 
 function failure(fn: () => unknown): { code: ErrorCode | 'accepted' | 'foreign'; message: string } {
@@ -32,12 +37,22 @@ function controlFrame(json: string): Buffer {
   return Buffer.concat([Buffer.from([FRAME_CONTROL]), Buffer.from(json, 'utf8')]);
 }
 
-const TYPES = Object.keys(CONTROL_SHAPES) as ControlType[];
+type AnyMessage = AgentToRelay | RelayToAgent;
+
+/** Each side decodes only what the other side may send: both directions are tested alike. */
+const DIRECTIONS = [
+  { name: 'agent to relay', shapes: AGENT_SHAPES as Record<string, Record<string, string>>, validate: validateAgentMessage as (v: unknown) => AnyMessage, decode: decodeFrameFromAgent as (f: Buffer) => unknown },
+  { name: 'relay to agent', shapes: RELAY_SHAPES as Record<string, Record<string, string>>, validate: validateRelayMessage as (v: unknown) => AnyMessage, decode: decodeFrameFromRelay as (f: Buffer) => unknown },
+] as const;
+
+/** Decodes as either side would (for tests about the framing, which both share). */
+const decodeRelayFrame = decodeFrameFromRelay;
 
 /** Valid values for fields whose shape alone does not say enough. */
 const VALID_OVERRIDES: Record<string, unknown> = {
   'request.op': 'member.list',
   'response.error': { code: 'WICKET_ERR_NOT_ADMIN', message: 'not an admin' },
+  'open.avoid': `I${'ab'.repeat(32)},I${'cd'.repeat(32)}`,
 };
 
 function validValue(type: string, name: string, kind: string): unknown {
@@ -48,6 +63,8 @@ function validValue(type: string, name: string, kind: string): unknown {
       return 'x';
     case 'u32':
       return 7;
+    case 'time':
+      return 1_780_000_000_000;
     case 'object':
       return { nested: [1, 'two'] };
     default:
@@ -56,9 +73,9 @@ function validValue(type: string, name: string, kind: string): unknown {
 }
 
 /** A valid message of `type`, with or without its optional fields, built from its shape. */
-function sample(type: ControlType, withOptional: boolean): Record<string, unknown> {
+function sample(shapes: Record<string, Record<string, string>>, type: string, withOptional: boolean): Record<string, unknown> {
   const message: Record<string, unknown> = { t: type };
-  for (const [name, kind] of Object.entries(CONTROL_SHAPES[type])) {
+  for (const [name, kind] of Object.entries(shapes[type]!)) {
     if (kind.endsWith('?') && !withOptional) continue;
     message[name] = validValue(type, name, kind);
   }
@@ -68,6 +85,7 @@ function sample(type: ControlType, withOptional: boolean): Record<string, unknow
 const WRONG_VALUES: Record<string, unknown[]> = {
   string: [1, null, true, {}, ['x']],
   u32: [-1, 1.5, 2 ** 32, '1', null, true, Number.NaN],
+  time: [-1, 1.5, 2 ** 53, '1', null, true, Number.NaN],
   object: ['x', 1, null, ['x']],
 };
 
@@ -148,83 +166,114 @@ describe('relay frames: CONTROL framing', () => {
   });
 });
 
-describe('relay frames: every control message type is validated field by field', () => {
-  it('knows the message types of the agent-relay protocol', () => {
-    for (const type of ['hello', 'auth', 'enroll', 'welcome', 'credential', 'register', 'registered', 'open', 'opened', 'incoming', 'close', 'revoked', 'request', 'response', 'error']) {
-      expect(TYPES).toContain(type);
-    }
+describe('relay frames: each side decodes only what the other may send', () => {
+  it('knows the message types of the agent-relay protocol, in their directions', () => {
+    expect(Object.keys(AGENT_SHAPES).sort()).toEqual(['auth', 'close', 'enroll', 'open', 'register', 'request', 'unregister']);
+    expect(Object.keys(RELAY_SHAPES).sort()).toEqual(
+      ['close', 'credential', 'error', 'hello', 'incoming', 'opened', 'registered', 'reinstated', 'response', 'revocations-synced', 'revoked', 'unregistered', 'welcome'],
+    );
   });
 
-  for (const type of TYPES) {
-    describe(type, () => {
-      const shape = CONTROL_SHAPES[type];
+  it('a message of the other direction is refused (an agent cannot send hello, welcome or revoked; the relay cannot send auth)', () => {
+    for (const type of Object.keys(RELAY_SHAPES).filter((t) => !Object.hasOwn(AGENT_SHAPES, t))) {
+      const { code, message } = failure(() => decodeFrameFromAgent(encodeControl(sample(RELAY_SHAPES, type, true) as AnyMessage)));
+      expect(code, type).toBe('WICKET_ERR_RELAY_PROTOCOL');
+      expect(message).toContain('is not a message an agent sends');
+    }
+    for (const type of Object.keys(AGENT_SHAPES).filter((t) => !Object.hasOwn(RELAY_SHAPES, t))) {
+      const { code, message } = failure(() => decodeFrameFromRelay(encodeControl(sample(AGENT_SHAPES, type, true) as AnyMessage)));
+      expect(code, type).toBe('WICKET_ERR_RELAY_PROTOCOL');
+      expect(message).toContain('is not a message the relay sends');
+    }
+  });
+});
 
-      it('a valid message round trips through encodeControl and decodeRelayFrame (with and without optional fields)', () => {
-        for (const withOptional of [false, true]) {
-          const message = sample(type, withOptional);
-          const frame = decodeRelayFrame(encodeControl(message as ControlMessage));
-          expect(frame).toEqual({ kind: 'control', message });
+for (const direction of DIRECTIONS) {
+  describe(`relay frames: every control message ${direction.name} is validated field by field`, () => {
+    const { shapes, validate, decode } = direction;
+    for (const type of Object.keys(shapes)) {
+      describe(type, () => {
+        const shape = shapes[type]!;
+
+        it('a valid message round trips through encodeControl and the decoder (with and without optional fields)', () => {
+          for (const withOptional of [false, true]) {
+            const message = sample(shapes, type, withOptional);
+            expect(decode(encodeControl(message as AnyMessage))).toEqual({ kind: 'control', message });
+          }
+        });
+
+        for (const [name, kind] of Object.entries(shape)) {
+          if (!kind.endsWith('?')) {
+            it(`missing '${name}' is refused`, () => {
+              const message = sample(shapes, type, true);
+              delete message[name];
+              const { code, message: text } = failure(() => validate(message));
+              expect(code).toBe('WICKET_ERR_RELAY_PROTOCOL');
+              expect(text).toContain(`missing field '${name}'`);
+            });
+          }
+
+          const wrong = WRONG_VALUES[kind.replace('?', '')] ?? [];
+          if (wrong.length > 0) {
+            it(`'${name}' of the wrong type is refused (${wrong.length} cases)`, () => {
+              for (const value of wrong) {
+                const message = { ...sample(shapes, type, true), [name]: value };
+                const { code, message: text } = failure(() => decode(controlFrame(JSON.stringify(message))));
+                expect(code, `${name} = ${JSON.stringify(value)}`).toBe('WICKET_ERR_RELAY_PROTOCOL');
+                expect(text).toContain(`'${name}'`);
+              }
+            });
+          }
+
+          if (kind.replace('?', '') === 'string') {
+            it(`'${name}' longer than RELAY_MAX_CONTROL_STRING is refused; exactly at the cap is accepted`, () => {
+              const atCap = { ...sample(shapes, type, true), [name]: 'a'.repeat(RELAY_MAX_CONTROL_STRING) };
+              const freeText = VALID_OVERRIDES[`${type}.${name}`] === undefined; // request.op is an enum, open.avoid a list
+              expect(failure(() => validate(atCap)).code).toBe(freeText ? 'accepted' : 'WICKET_ERR_RELAY_PROTOCOL');
+              const over = { ...sample(shapes, type, true), [name]: 'a'.repeat(RELAY_MAX_CONTROL_STRING + 1) };
+              expect(failure(() => validate(over)).code).toBe('WICKET_ERR_RELAY_PROTOCOL');
+            });
+          }
         }
+
+        it('an extra field is refused (nothing is smuggled past the validator)', () => {
+          const { code, message } = failure(() => validate({ ...sample(shapes, type, true), smuggled: 'x' }));
+          expect(code).toBe('WICKET_ERR_RELAY_PROTOCOL');
+          expect(message).toContain("unexpected field 'smuggled'");
+        });
+
+        it('a __proto__ key in the JSON is refused as an extra field (prototype pollution attempt)', () => {
+          const json = JSON.stringify(sample(shapes, type, true)).replace(/^\{/, '{"__proto__":{"admin":"true"},');
+          expect(failure(() => decode(controlFrame(json))).message).toContain("unexpected field '__proto__'");
+          expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
+        });
       });
+    }
+  });
+}
 
-      for (const [name, kind] of Object.entries(shape)) {
-        if (!kind.endsWith('?')) {
-          it(`missing '${name}' is refused`, () => {
-            const message = sample(type, true);
-            delete message[name];
-            const { code, message: text } = failure(() => validateControl(message));
-            expect(code).toBe('WICKET_ERR_RELAY_PROTOCOL');
-            expect(text).toContain(`missing field '${name}'`);
-          });
-        }
-
-        const wrong = WRONG_VALUES[kind.replace('?', '')] ?? [];
-        if (wrong.length > 0) {
-          it(`'${name}' of the wrong type is refused (${wrong.length} cases)`, () => {
-            for (const value of wrong) {
-              const message = { ...sample(type, true), [name]: value };
-              const { code, message: text } = failure(() => decodeRelayFrame(controlFrame(JSON.stringify(message))));
-              expect(code, `${name} = ${JSON.stringify(value)}`).toBe('WICKET_ERR_RELAY_PROTOCOL');
-              expect(text).toContain(`'${name}'`);
-            }
-          });
-        }
-
-        if (kind.replace('?', '') === 'string') {
-          it(`'${name}' longer than RELAY_MAX_CONTROL_STRING is refused; exactly at the cap is accepted`, () => {
-            const atCap = { ...sample(type, true), [name]: 'a'.repeat(RELAY_MAX_CONTROL_STRING) };
-            const freeText = VALID_OVERRIDES[`${type}.${name}`] === undefined; // request.op is an enum
-            expect(failure(() => validateControl(atCap)).code).toBe(freeText ? 'accepted' : 'WICKET_ERR_RELAY_PROTOCOL');
-            const over = { ...sample(type, true), [name]: 'a'.repeat(RELAY_MAX_CONTROL_STRING + 1) };
-            expect(failure(() => validateControl(over)).code).toBe('WICKET_ERR_RELAY_PROTOCOL');
-          });
-        }
-      }
-
-      it('an extra field is refused (nothing is smuggled past the validator)', () => {
-        const { code, message } = failure(() => validateControl({ ...sample(type, true), smuggled: 'x' }));
-        expect(code).toBe('WICKET_ERR_RELAY_PROTOCOL');
-        expect(message).toContain("unexpected field 'smuggled'");
-      });
-
-      it('a __proto__ key in the JSON is refused as an extra field (prototype pollution attempt)', () => {
-        const json = JSON.stringify(sample(type, true)).replace(/^\{/, '{"__proto__":{"admin":"true"},');
-        expect(failure(() => decodeRelayFrame(controlFrame(json))).message).toContain("unexpected field '__proto__'");
-        expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
-      });
-    });
-  }
-
+describe('relay frames: fields a shape cannot describe', () => {
   it('a request naming an unknown admin operation is refused', () => {
     for (const op of ['member.delete', '', 'constructor', 'ticket.create ']) {
-      expect(failure(() => validateControl({ t: 'request', id: 1, op, args: {} })).message).toMatch(/unknown op/);
+      expect(failure(() => validateAgentMessage({ t: 'request', id: 1, op, args: {} })).message).toMatch(/unknown op/);
     }
-    for (const op of ADMIN_OPS) expect(failure(() => validateControl({ t: 'request', id: 1, op, args: {} })).code).toBe('accepted');
+    for (const op of ADMIN_OPS) expect(failure(() => validateAgentMessage({ t: 'request', id: 1, op, args: {} })).code).toBe('accepted');
+  });
+
+  it('open.avoid is a comma-separated list of at most MAX_OPEN_AVOID identifiers', () => {
+    const id = (n: number): string => `I${n.toString(16).padStart(64, '0')}`;
+    const open = (avoid: string) => failure(() => validateAgentMessage({ t: 'open', id: 1, name: 'svc', avoid }));
+    expect(open('').code).toBe('accepted');
+    expect(open(Array.from({ length: MAX_OPEN_AVOID }, (_, i) => id(i)).join(',')).code).toBe('accepted');
+    expect(open(Array.from({ length: MAX_OPEN_AVOID + 1 }, (_, i) => id(i)).join(',')).message).toMatch(/more than/);
+    for (const bad of [`${id(1)},`, 'I00', `${id(1)},,${id(2)}`, id(0xabc).toUpperCase(), ` ${id(1)}`]) {
+      expect(open(bad).message, bad).toMatch(/not an identifier/);
+    }
   });
 
   it('a response error must be exactly { code, message } of strings', () => {
     for (const error of [{}, { code: 'X' }, { code: 'X', message: 'm', extra: 1 }, { code: 1, message: 'm' }, { code: 'X', message: null }]) {
-      expect(failure(() => validateControl({ t: 'response', id: 1, error })).code, JSON.stringify(error)).toBe('WICKET_ERR_RELAY_PROTOCOL');
+      expect(failure(() => validateRelayMessage({ t: 'response', id: 1, error })).code, JSON.stringify(error)).toBe('WICKET_ERR_RELAY_PROTOCOL');
     }
   });
 
@@ -233,12 +282,14 @@ describe('relay frames: every control message type is validated field by field',
     for (const message of [
       { t: 'credential', credential },
       { t: 'welcome', identifier: `I${'0'.repeat(64)}`, credential },
-      { t: 'auth', publicKey: base64url(Buffer.alloc(32)), signature: base64url(Buffer.alloc(64)), credential },
-    ] as ControlMessage[]) {
+    ] as RelayToAgent[]) {
       const frame = encodeControl(message);
       expect(frame.length).toBeLessThanOrEqual(RELAY_MAX_CONTROL_FRAME);
-      expect(decodeRelayFrame(frame)).toEqual({ kind: 'control', message });
+      expect(decodeFrameFromRelay(frame)).toEqual({ kind: 'control', message });
     }
+    const auth: AgentToRelay = { t: 'auth', publicKey: base64url(Buffer.alloc(32)), signature: base64url(Buffer.alloc(64)), credential, revocationsAfter: 0xffffffff };
+    expect(encodeControl(auth).length).toBeLessThanOrEqual(RELAY_MAX_CONTROL_FRAME);
+    expect(decodeFrameFromAgent(encodeControl(auth))).toEqual({ kind: 'control', message: auth });
   });
 });
 
@@ -284,7 +335,7 @@ describe('relay frames: fromBase64url', () => {
 describe('relay frames: seeded fuzz', () => {
   it('random buffers and mutated valid frames only ever give a frame or a WicketError', () => {
     const random = seededRandom(0xf7a3e5);
-    const valid = TYPES.map((type) => encodeControl(sample(type, true) as ControlMessage));
+    const valid = DIRECTIONS.flatMap(({ shapes }) => Object.keys(shapes).map((type) => encodeControl(sample(shapes, type, true) as AnyMessage)));
     const seen = new Set<string>();
     for (let i = 0; i < 5000; i++) {
       let frame: Buffer;
@@ -300,9 +351,11 @@ describe('relay frames: seeded fuzz', () => {
         }
         if (random() < 0.2) frame = frame.subarray(0, Math.floor(random() * frame.length));
       }
-      const { code, message } = failure(() => decodeRelayFrame(frame));
-      expect(code, message).not.toBe('foreign');
-      seen.add(code);
+      for (const { decode } of DIRECTIONS) {
+        const { code, message } = failure(() => decode(frame));
+        expect(code, message).not.toBe('foreign');
+        seen.add(code);
+      }
     }
     for (const code of ['accepted', 'WICKET_ERR_FRAME_MALFORMED', 'WICKET_ERR_RELAY_PROTOCOL', 'WICKET_ERR_FRAME_UNKNOWN_TYPE']) expect(seen).toContain(code);
   });

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Identity } from '../../protocol/identity.js';
 import { TICKET_MAX_TTL_MS } from '../../protocol/limits.js';
 import { decodeTicket, hashTicketSecret } from '../../protocol/ticket.js';
-import { Authority } from '../../relay/authority/authority.js';
+import { Authority, type Enrollment } from '../../relay/authority/authority.js';
 import { loadAuthorityKey, loadOrCreateAuthorityKey } from '../../relay/authority/authority-key.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { startTestRelay, tempDir, testLogger, TestClock } from './relay-fixture.js';
@@ -86,20 +86,61 @@ describe('ticket rules', () => {
     await store.close();
   });
 
-  it('a revoked member redeeming a new ticket is reinstated with only the new grants', async () => {
+  const redeemer = (authority: Authority, identity: Identity) => async (text: string): Promise<Enrollment> => {
+    const ticket = decodeTicket(text);
+    return authority.redeem({ ticketId: ticket.ticketId, secret: ticket.secret, publicKey: identity.publicKey });
+  };
+
+  it('re-enrolment cannot undo a revocation: a multi-use ticket minted before the revoke is refused, and no use is spent', async () => {
     const { authority, store } = authorityIn(dir());
     const identity = Identity.generate();
-    const redeem = async (text: string): Promise<unknown> => {
-      const ticket = decodeTicket(text);
-      return authority.redeem({ ticketId: ticket.ticketId, secret: ticket.secret, publicKey: identity.publicKey });
-    };
-    await redeem((await authority.createTicket({ attributes: { old: 'grant' }, relayNames: ['a'], createdBy: 'test' })).text.reveal());
+    const redeem = redeemer(authority, identity);
+    const multiUse = (await authority.createTicket({ attributes: { inlet: 'true' }, usageCount: 5, createdBy: 'test' })).text.reveal();
+    await redeem(multiUse);
     await authority.revoke(identity.identifier, 'test');
-    const result = await redeem((await authority.createTicket({ attributes: { fresh: 'true' }, createdBy: 'test' })).text.reveal());
-    expect(result).toMatchObject({ kind: 'reinstated', member: { attributes: { fresh: 'true' } } });
+    await expect(redeem(multiUse)).rejects.toThrow(/WICKET_ERR_REVOKED/);
+    // A fresh ticket does not do it either: re-joining takes a new key.
+    await expect(redeem((await authority.createTicket({ attributes: { fresh: 'true' }, createdBy: 'test' })).text.reveal())).rejects.toThrow(/WICKET_ERR_REVOKED/);
+    expect((await authority.getMember(identity.identifier))?.revokedAt).toBeDefined();
+    await expect(authority.authenticate(identity.publicKey, Buffer.alloc(0))).rejects.toThrow(/WICKET_ERR_REVOKED/);
+    // The refused redemption spent nothing: four more keys can still use the ticket.
+    for (let i = 0; i < 4; i++) await redeemer(authority, Identity.generate())(multiUse);
+    await expect(redeemer(authority, Identity.generate())(multiUse)).rejects.toThrow(/WICKET_ERR_TICKET_USED/);
+    await store.close();
+  });
+
+  it('an admin reinstate is the only way back; it keeps the old grants, and only a revoked member can be reinstated', async () => {
+    const { authority, store } = authorityIn(dir());
+    const identity = Identity.generate();
+    await redeemer(authority, identity)((await authority.createTicket({ attributes: { old: 'grant' }, relayNames: ['a'], createdBy: 'test' })).text.reveal());
+    await expect(authority.reinstate(identity.identifier, 'test')).rejects.toThrow(/WICKET_ERR_MEMBER_NOT_REVOKED/);
+    await expect(authority.reinstate(Identity.generate().identifier, 'test')).rejects.toThrow(/WICKET_ERR_MEMBER_UNKNOWN/);
+    const revoked = await authority.revoke(identity.identifier, 'test');
+    const reinstated = await authority.reinstate(identity.identifier, 'admin');
+    expect(reinstated).toMatchObject({ kind: 'reinstate', identifier: identity.identifier, by: 'admin' });
+    expect(reinstated.seq).toBeGreaterThan(revoked.seq);
     const member = await authority.getMember(identity.identifier);
     expect(member?.revokedAt).toBeUndefined();
-    expect(member?.attributes).toEqual({ fresh: 'true' });
+    expect(member?.attributes).toEqual({ old: 'grant', 'wicket:relays': 'a' });
+    expect((await store.revocationEventsAfter(0, 0)).map((e) => e.kind)).toEqual(['revoke', 'reinstate']);
+    expect((await authority.listAudit(10)).map((e) => e.event)).toContain('reinstate');
+    await store.close();
+  });
+
+  it('redemption is idempotent for the same key and ticket: a retry after a lost welcome spends nothing and changes nothing', async () => {
+    const { authority, store } = authorityIn(dir());
+    const identity = Identity.generate();
+    const oneUse = (await authority.createTicket({ attributes: { inlet: 'true' }, createdBy: 'test' })).text.reveal();
+    const first = await redeemer(authority, identity)(oneUse);
+    const again = await redeemer(authority, identity)(oneUse);
+    expect(first.kind).toBe('new');
+    expect(again).toMatchObject({ kind: 'repeated', member: { identifier: identity.identifier, attributes: { inlet: 'true' } } });
+    // Still one use only: another key cannot have it.
+    await expect(redeemer(authority, Identity.generate())(oneUse)).rejects.toThrow(/WICKET_ERR_TICKET_USED/);
+    // ... and a revoked key cannot replay its old redemption to get back in.
+    await authority.revoke(identity.identifier, 'test');
+    await expect(redeemer(authority, identity)(oneUse)).rejects.toThrow(/WICKET_ERR_REVOKED/);
+    expect((await authority.listMembers()).length).toBe(1);
     await store.close();
   });
 });

@@ -103,6 +103,26 @@ describe('enrollment', () => {
     b.ws.terminate();
   });
 
+  it('a welcome lost to a relay crash: the same key redeeming the same one-use ticket again is welcomed, and nobody else can use it', async () => {
+    const r = await relay();
+    const ticket = await r.ticket({ inlet: 'true' });
+    const identity = Identity.generate();
+    // The first redemption is spent, but the agent never reads the welcome (its connection dies).
+    const first = await RawRelayClient.connect(r.relay.url);
+    first.sendControl(first.enrollMessage(identity, ticket));
+    await first.next('welcome');
+    first.ws.terminate();
+    // The agent retries with the same key and ticket, as `agent enroll` does when run again.
+    const retry = await RawRelayClient.connect(r.relay.url);
+    const welcome = await retry.enroll(identity, ticket);
+    expect(welcome.identifier).toBe(identity.identifier);
+    expect((await r.relay.authority.listMembers()).length).toBe(1);
+    const stranger = await RawRelayClient.connect(r.relay.url);
+    stranger.sendControl(stranger.enrollMessage(Identity.generate(), ticket));
+    expect((await stranger.refusal()).code).toBe('WICKET_ERR_TICKET_USED');
+    retry.ws.terminate();
+  });
+
   it('re-enrolling an existing member with a new ticket merges attributes and relay names', async () => {
     const r = await relay();
     const identity = Identity.generate();

@@ -193,7 +193,7 @@ describe('hostile authentication', () => {
 
   it('auth with a key that is not 32 bytes → WICKET_ERR_RELAY_PROTOCOL', async () => {
     const client = await RawRelayClient.connect(r.relay.url);
-    client.sendControl({ t: 'auth', publicKey: base64url(Buffer.alloc(31)), signature: base64url(Buffer.alloc(64)), credential: '' });
+    client.sendControl({ t: 'auth', publicKey: base64url(Buffer.alloc(31)), signature: base64url(Buffer.alloc(64)), credential: '', revocationsAfter: 0 });
     await expectRefused(client, 'WICKET_ERR_RELAY_PROTOCOL');
   });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { afterEach } from 'vitest';
 import type { Attributes } from '../../relay/authority/store.js';
+import type { RelayConnection } from '../../relay/connection.js';
 import { startRelay, type RelayOptions, type RunningRelay } from '../../relay/server.js';
 import { enrollFresh, type RawRelayClient } from '../helpers/raw-relay-client.js';
 
@@ -81,4 +82,15 @@ export function relaysStoppedAfterEach(): (options?: Partial<RelayOptions>) => P
     relays.push(started);
     return started;
   };
+}
+
+/**
+ * The relay's side of `client`'s connection, for tests that look at its state or flow control
+ * (LiveConnections holds connections as RelayPeers; in a running relay they are RelayConnections).
+ */
+export function relaySide(r: TestRelay, client: RawRelayClient): RelayConnection {
+  const identifier = client.identity?.identifier;
+  const connection = identifier === undefined ? undefined : r.relay.connections.ofIdentity(identifier)[0];
+  if (connection === undefined) throw new Error('the relay holds no connection for this client');
+  return connection as RelayConnection;
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
 import { NOISE_MAX_MESSAGE } from '../../protocol/limits.js';
 import type { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { relaysStoppedAfterEach, type TestRelay } from './relay-fixture.js';
+import { relaySide, relaysStoppedAfterEach, type TestRelay } from './relay-fixture.js';
 import { seededBytes } from '../helpers/seeded.js';
 
 // Names, circuits and forwarding on a real relay (DESIGN.md property 6 and "Relay routing").
@@ -82,6 +82,19 @@ describe('circuits', () => {
     for (let i = 0; i < 3; i++) expect(await inlet.open('ha')).toMatchObject({ t: 'opened', peer: b.identity!.identifier });
   });
 
+  it('an inlet that refused an outlet asks for another one of the name (avoid), and is told when only refused ones are left', async () => {
+    const r = await relay();
+    const good = await r.member({}, ['ha']);
+    const bad = await r.member({}, ['ha']);
+    await good.register('ha');
+    await bad.register('ha');
+    const inlet = await r.member();
+    for (let i = 0; i < 4; i++) expect(await inlet.open('ha', [bad.identity!.identifier])).toMatchObject({ t: 'opened', peer: good.identity!.identifier });
+    const none = await inlet.open('ha', [bad.identity!.identifier, good.identity!.identifier]);
+    expect(none).toMatchObject({ t: 'error', code: 'WICKET_ERR_RELAY_NAME_UNKNOWN' });
+    expect(none.t === 'error' && none.message).toMatch(/other than the ones this agent refused/);
+  });
+
   it('close from one end is forwarded to the other with its code, and late DATA for it is dropped', async () => {
     const r = await relay();
     const { inlet, outlet, circuit } = await circuitBetween(r);
@@ -140,8 +153,8 @@ describe('backpressure', () => {
     const highWaterBytes = 512 * 1024;
     const r = await relay({ settings: { highWaterBytes, lowWaterBytes: 128 * 1024, hardCapBytes: 256 * 1024 * 1024 } });
     const { inlet, outlet, circuit } = await circuitBetween(r);
-    const relaySideOutlet = r.relay.connections.all().find((c) => c.identifier === outlet.identity!.identifier)!;
-    const relaySideInlet = r.relay.connections.all().find((c) => c.identifier === inlet.identity!.identifier)!;
+    const relaySideOutlet = relaySide(r, outlet);
+    const relaySideInlet = relaySide(r, inlet);
 
     // The outlet stops reading; the inlet pushes 48 MiB (768 frames of 64 KiB) as fast as it can.
     outlet.ws.pause();
@@ -157,8 +170,8 @@ describe('backpressure', () => {
     let sawSourcePaused = false;
     for (let i = 0; i < 40; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      maxRelayQueue = Math.max(maxRelayQueue, relaySideOutlet.ws.bufferedAmount);
-      sawSourcePaused ||= relaySideInlet.ws.isPaused;
+      maxRelayQueue = Math.max(maxRelayQueue, relaySideOutlet.bufferedAmount);
+      sawSourcePaused ||= relaySideInlet.readingPaused;
     }
     // The relay holds at most the high-water mark plus one socket read of frames; the rest waits
     // in the sender (the kernel's loopback buffers hold a few MiB between them).
@@ -175,7 +188,7 @@ describe('backpressure', () => {
       received.update(frame.subarray(DATA_HEADER_LEN));
     }
     expect(received.digest('hex')).toBe(sent.digest('hex'));
-    expect(relaySideInlet.ws.isPaused).toBe(false);
+    expect(relaySideInlet.readingPaused).toBe(false);
   });
 });
 
@@ -192,7 +205,7 @@ describe('hard cap', () => {
     const r = await relay({ settings, logger });
     const outlet = await r.member({ outlet: 'true' }, ['svc']);
     expect((await outlet.register('svc')).t).toBe('registered');
-    const relaySideOutlet = r.relay.connections.all().find((c) => c.identifier === outlet.identity!.identifier)!;
+    const relaySideOutlet = relaySide(r, outlet);
     const sources: { client: RawRelayClient; circuit: number }[] = [];
     for (let i = 0; i < 17; i++) {
       const client = await r.member({ inlet: 'true' });
@@ -207,24 +220,24 @@ describe('hard cap', () => {
     // from then on the relay pauses it.
     const first = sources[0]!;
     for (let i = 0; i < 256; i++) first.client.sendRaw(encodeData(first.circuit, payload));
-    await waitUntil('the outlet queue passes high water', () => relaySideOutlet.ws.bufferedAmount > settings.highWaterBytes);
+    await waitUntil('the outlet queue passes high water', () => relaySideOutlet.bufferedAmount > settings.highWaterBytes);
     expect(relaySideOutlet.state).toBe('authenticated');
 
     // Each other source is paused only once a frame of its own went over the mark: sixteen such
     // frames queue 1 MiB, twice the hard cap. The relay drops the destination instead of growing.
     for (const { client, circuit } of sources.slice(1)) client.sendRaw(encodeData(circuit, payload));
     await waitUntil('the outlet is dropped', () => relaySideOutlet.state === 'closed');
-    expect(r.relay.connections.all().some((c) => c.identifier === outlet.identity!.identifier)).toBe(false);
+    expect(r.relay.connections.ofIdentity(outlet.identity!.identifier)).toEqual([]);
     // ... for the hard cap, not for anything else.
-    expect(logs.filter((l) => l.msg === 'connection refused or closed').map((l) => l.code)).toEqual(['WICKET_ERR_RELAY_OVERLOADED']);
-    expect(logs.some((l) => l.msg === 'destination over its hard cap; dropping it' && l.conn === relaySideOutlet.id)).toBe(true);
+    expect(logs.filter((l) => l.msg === 'connection closed by the relay').map((l) => l.code)).toEqual(['WICKET_ERR_RELAY_OVERLOADED']);
+    expect(logs.some((l) => l.msg === 'peer over its buffer cap; dropping it' && l.conn === relaySideOutlet.id)).toBe(true);
 
     // Every source hears that its circuit closed, and its own connection stays up and unpaused.
     for (const { client, circuit } of sources) {
       expect(await client.next('close', (m) => m.circuit === circuit)).toMatchObject({ t: 'close', circuit, code: 'WICKET_ERR_CIRCUIT_CLOSED' });
-      const relaySide = r.relay.connections.all().find((c) => c.identifier === client.identity!.identifier)!;
-      expect(relaySide.state).toBe('authenticated');
-      expect(relaySide.ws.isPaused).toBe(false);
+      const source = relaySide(r, client);
+      expect(source.state).toBe('authenticated');
+      expect(source.readingPaused).toBe(false);
     }
     expect(r.relay.router.circuitCount).toBe(0);
   });
