@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { asWicketError, errorCodeFromWire, isWicketError, wicketError, type WicketError } from '../protocol/errors.js';
-import { KEEPALIVE_SWEEP_MS, RELAY_CLIENT_MAX_QUEUED_FRAMES, RELAY_CLOSE_GRACE_MS } from '../protocol/limits.js';
+import { KEEPALIVE_SWEEP_MS, RELAY_CLIENT_MAX_QUEUED_BYTES, RELAY_CLOSE_GRACE_MS } from '../protocol/limits.js';
 import { Liveness } from '../protocol/liveness.js';
 import { decodeFrameFromRelay, encodeControl, type FrameFromRelay } from '../protocol/relay-frames.js';
 import type { AgentToRelay } from '../protocol/relay-messages.js';
@@ -36,7 +36,10 @@ export class RelayLink {
   readonly socket: Socket;
   /** host:port, for log lines and messages. */
   readonly where: string;
-  #inbox: FrameFromRelay[] = [];
+  /** Frames read before a consumer took them, with their encoded sizes. */
+  #inbox: { frame: FrameFromRelay; size: number }[] = [];
+  /** Sum of the sizes in #inbox (bounded by RELAY_CLIENT_MAX_QUEUED_BYTES). */
+  #inboxBytes = 0;
   #waiter: Waiter | undefined;
   #handler: ((frame: FrameFromRelay) => void) | undefined;
   #closed = false;
@@ -72,7 +75,10 @@ export class RelayLink {
   /** The next frame, for the handshake. Rejects on close or after timeoutMs (WICKET_ERR_RELAY_TIMEOUT). */
   receive(timeoutMs: number, what: string): Promise<FrameFromRelay> {
     const queued = this.#inbox.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
+    if (queued !== undefined) {
+      this.#inboxBytes -= queued.size;
+      return Promise.resolve(queued.frame);
+    }
     if (this.#closed) return Promise.reject(this.#closeReason());
     return new Promise<FrameFromRelay>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -88,8 +94,13 @@ export class RelayLink {
   /** Hands every queued and future frame to `handler`, synchronously and in order. */
   deliverTo(handler: (frame: FrameFromRelay) => void): void {
     this.#handler = handler;
-    while (this.#inbox.length > 0 && !this.#closed) handler(this.#inbox.shift()!);
+    const queued = this.#inbox;
     this.#inbox = [];
+    this.#inboxBytes = 0;
+    for (const { frame } of queued) {
+      if (this.#closed) break;
+      handler(frame);
+    }
   }
 
   sendControl(message: AgentToRelay): void {
@@ -183,10 +194,11 @@ export class RelayLink {
       this.#waiter = undefined;
       clearTimeout(w.timer);
       w.resolve(frame);
-    } else if (this.#inbox.length >= RELAY_CLIENT_MAX_QUEUED_FRAMES) {
-      this.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', `the relay sent over ${RELAY_CLIENT_MAX_QUEUED_FRAMES} frames before authentication finished`));
+    } else if (this.#inboxBytes + bytes.length > RELAY_CLIENT_MAX_QUEUED_BYTES) {
+      this.fail(wicketError('WICKET_ERR_RELAY_PROTOCOL', `the relay sent over ${RELAY_CLIENT_MAX_QUEUED_BYTES} bytes of frames before authentication finished`));
     } else {
-      this.#inbox.push(frame);
+      this.#inbox.push({ frame, size: bytes.length });
+      this.#inboxBytes += bytes.length;
     }
   }
 
@@ -197,6 +209,7 @@ export class RelayLink {
     this.#noteReason(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `the relay at ${this.where} closed the connection (WebSocket code ${code})`));
     const reason = this.#closeReason();
     this.#inbox = [];
+    this.#inboxBytes = 0;
     if (this.#waiter !== undefined) {
       const w = this.#waiter;
       this.#waiter = undefined;

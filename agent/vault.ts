@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
+  existsSync,
   fstatSync,
   fsyncSync,
   linkSync,
@@ -73,15 +74,22 @@ export class Vault {
     this.controlSocketPath = join(home, CONTROL_SOCKET);
   }
 
-  /** Opens (creating with mode 0700 if needed) the agent home. */
+  /**
+   * Opens (creating with mode 0700 if needed) the agent home. A home made by an older version or by
+   * hand that others can enter is narrowed to 0700 when it is clearly ours (just made, or holding
+   * our identity key), never a shared sticky folder such as /tmp.
+   */
   static open(home: string): Vault {
+    let created: string | undefined;
     try {
-      mkdirSync(home, { recursive: true, mode: 0o700 });
+      created = mkdirSync(home, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw wicketError('WICKET_ERR_CONFIG', `cannot create the agent home ${home}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     }
     const stat = statSync(home);
     if (!stat.isDirectory()) throw wicketError('WICKET_ERR_CONFIG', `agent home ${home} is not a directory`);
+    const ours = created !== undefined || existsSync(join(home, IDENTITY_FILE));
+    if (ours && (stat.mode & 0o1077) !== 0 && (stat.mode & 0o1000) === 0) chmodSync(home, 0o700);
     return new Vault(home);
   }
 

@@ -17,6 +17,7 @@ import type { AdminOp } from '../protocol/relay-messages.js';
 import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../protocol/relay-names.js';
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
+import { spentNote } from './member-output.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 // Admin commands: `agent ticket create`, `agent member list | revoke | reinstate`. Each one
@@ -191,7 +192,8 @@ Examples:
         return;
       }
       const closed = typeof result.closedConnections === 'number' ? result.closedConnections : 0;
-      process.stdout.write(`revoked ${identifier} at ${String(result.revokedAt)}; closed ${closed} live connection${closed === 1 ? '' : 's'}\n`);
+      const spent = spentNote(typeof result.ticketsSpent === 'number' ? result.ticketsSpent : 0);
+      process.stdout.write(`revoked ${identifier} at ${String(result.revokedAt)}; closed ${closed} live connection${closed === 1 ? '' : 's'}${spent}\n`);
     });
 
   member

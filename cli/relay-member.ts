@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseIdentifier, type Identifier } from '../protocol/identity.js';
 import { usageError } from './cli-errors.js';
+import { spentNote } from './member-output.js';
 import { DATA_OPTION, dataDirOf } from './relay-args.js';
 import { openOfflineAuthority } from './relay-offline.js';
 
@@ -10,7 +11,8 @@ import { openOfflineAuthority } from './relay-offline.js';
 //
 // list stdout: one line per member `I…  enrolled <ISO>  [revoked <ISO>]  k=v,k=v`;
 //   --json: {"members":[{identifier, attributes, enrolledAt, revokedAt?}]}
-// revoke stdout: `revoked I… at <ISO>`; --json: {"identifier","revokedAt"}
+// revoke stdout: `revoked I… at <ISO>[; spent the remaining uses of N tickets it had redeemed]`;
+//   --json: {"identifier","revokedAt","ticketsSpent"}
 // reinstate stdout: `reinstated I… at <ISO>`; --json: {"identifier","reinstatedAt"}
 
 export function registerMemberCommands(program: Command): void {
@@ -49,14 +51,19 @@ export function registerMemberCommands(program: Command): void {
     .description('Revoke a member; a running relay cuts its live connections within a second')
     .argument('<identifier>', 'the member identifier (I followed by 64 hex digits)')
     .option(...DATA_OPTION)
-    .option('--json', 'print {identifier, revokedAt} as JSON')
+    .option('--json', 'print {identifier, revokedAt, ticketsSpent} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay member revoke I3f5c…(64 hex digits) --data /var/lib/wicket-relay')
     .action(async (identifierText: string, flags: { data?: string; json?: boolean }) => {
       const identifier = identifierOperand(identifierText);
       const offline = openOfflineAuthority(dataDirOf(flags.data));
       try {
-        const revokedAt = new Date((await offline.authority.revoke(identifier, 'cli')).at).toISOString();
-        process.stdout.write(flags.json === true ? JSON.stringify({ identifier, revokedAt }) + '\n' : `revoked ${identifier} at ${revokedAt}\n`);
+        const { event, ticketsSpent } = await offline.authority.revoke(identifier, 'cli');
+        const revokedAt = new Date(event.at).toISOString();
+        process.stdout.write(
+          flags.json === true
+            ? JSON.stringify({ identifier, revokedAt, ticketsSpent }) + '\n'
+            : `revoked ${identifier} at ${revokedAt}${spentNote(ticketsSpent)}\n`,
+        );
       } finally {
         await offline.close();
       }

@@ -169,10 +169,13 @@ export const STORE_BUSY_TIMEOUT_MS = 5_000;
 
 // --- agent relay client and vault ---
 /**
- * Frames the agent holds between the relay's welcome and the client taking over the connection
- * (the relay may push a credential or a notice right behind the welcome). A flood there is hostile.
+ * Bytes of frames the agent holds between reading the relay's welcome and the client taking over
+ * the connection. The relay sends the revocation re-sync right behind the welcome, and `ws` may hand
+ * over a whole socket read (at most 64 KiB of frames) before the client's continuation runs; a
+ * relay that sends more than this there is hostile. Counted in bytes, not frames: a re-sync is many
+ * small frames.
  */
-export const RELAY_CLIENT_MAX_QUEUED_FRAMES = 256;
+export const RELAY_CLIENT_MAX_QUEUED_BYTES = 1024 * 1024;
 /** enrollment.json holds a credential and a few fields; a bigger file is not ours and is refused. */
 export const ENROLLMENT_FILE_MAX_BYTES = 64 * 1024;
 

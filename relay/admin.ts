@@ -111,7 +111,7 @@ export class AdminOps {
   async #memberRevoke(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
     const identifier = parseIdentifier(args.identifier as string);
     const result = await this.revocation.revoke(identifier, admin.identifier);
-    return { identifier, revokedAt: iso(result.at), closedConnections: result.closedConnections };
+    return { identifier, revokedAt: iso(result.at), closedConnections: result.closedConnections, ticketsSpent: result.ticketsSpent };
   }
 
   async #memberReinstate(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {

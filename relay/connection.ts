@@ -97,7 +97,7 @@ export class RelayConnection implements RelayPeer {
     this.#services = services;
     this.#logger = services.logger.child({ conn: this.id });
     services.connections.add(this);
-    services.keepalive.heard(this);
+    services.keepalive.add(this);
 
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('ping', () => services.keepalive.heard(this));
@@ -304,9 +304,11 @@ export class RelayConnection implements RelayPeer {
     this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
     this.#sendNow({ t: 'welcome', identifier: member.identifier, credential: base64url(credential.encoded) });
     // Synchronous with the welcome: no revocation push can fall between the re-sync and the pushes.
+    // They count against the buffer cap like any reply.
     if (revocationsAfter !== undefined) {
-      for (const notice of this.#services.revocation.resyncFor(revocationsAfter, member.identifier)) this.#sendNow(notice);
+      for (const notice of this.#services.revocation.resyncFor(revocationsAfter, member.identifier)) this.send(notice);
     }
+    if (this.#auth.state !== 'authenticated') return;
     this.#scheduleRefresh(credential);
     this.#logger.info({ remote: this.#remote, attributes: Object.keys(member.attributes) }, 'agent authenticated');
     void this.#services.authority.audit('connect', member.identifier, { connection: this.id, remote: this.#remote });
@@ -341,6 +343,7 @@ export class RelayConnection implements RelayPeer {
       const credential = this.#services.authority.issueCredential(member);
       this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
       this.send({ t: 'credential', credential: base64url(credential.encoded) });
+      if (this.#auth.state !== 'authenticated') return; // the push took it over its buffer cap
       this.#logger.debug({ expiresAt: credential.expiresAt }, 'credential refreshed');
       this.#scheduleRefresh(credential);
     } catch (err) {
@@ -353,7 +356,7 @@ export class RelayConnection implements RelayPeer {
 
   // --- output --------------------------------------------------------------------------------
 
-  /** Sends without the cap check (hello, welcome, the re-sync, and the error in fail()). */
+  /** Sends without the cap check (hello, welcome, and the error in fail()). */
   #sendNow(message: RelayToAgent): void {
     const frame = encodeControl(message);
     this.#ws.send(frame, BINARY);
@@ -362,10 +365,12 @@ export class RelayConnection implements RelayPeer {
 
   /**
    * A frame sent while the queue was above low water reached the kernel, or the socket drained:
-   * the peer is reading (life, for the keepalive), and flow control may resume its sources.
+   * the peer is reading (progress, for the keepalive), and flow control may resume its sources.
    */
   readonly #onFrameWritten = (): void => {
-    this.#services.keepalive.heard(this);
+    // Callbacks of frames queued before a close still fire as the socket is torn down.
+    if (this.#auth.state === 'closed') return;
+    this.#services.keepalive.wrote(this);
     this.#services.flow.drained(this);
   };
 

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { wicketError } from '../protocol/errors.js';
@@ -54,12 +54,32 @@ export function relayDataPaths(dir: string): RelayDataPaths {
 }
 
 export function ensureDataDir(dir: string): RelayDataPaths {
+  let created: string | undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    created = mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw wicketError('WICKET_ERR_STORE', `cannot create the relay data folder ${dir}`, err);
   }
-  return relayDataPaths(dir);
+  const paths = relayDataPaths(dir);
+  narrowExistingModes(paths, created !== undefined);
+  return paths;
+}
+
+/**
+ * A data folder made by an older version (or by hand) may be open to other users, as may the files
+ * it wrote then: the folder becomes 0700 and the files that are not keys 0600. (A key file others
+ * could read is refused instead, by the code that loads it: it may have leaked, and the operator
+ * must know.) A folder is only narrowed when it is clearly ours: just made, or holding the
+ * authority key, and never a shared sticky folder such as /tmp.
+ */
+function narrowExistingModes(paths: RelayDataPaths, justCreated: boolean): void {
+  const folder = statSync(paths.dir);
+  const ours = justCreated || existsSync(paths.authorityKey);
+  if (ours && (folder.mode & 0o1077) !== 0 && (folder.mode & 0o1000) === 0) chmodSync(paths.dir, 0o700);
+  if (existsSync(paths.tlsDir)) chmodSync(paths.tlsDir, 0o700);
+  for (const file of [paths.tlsCert, paths.relayConfig, paths.adminTicket]) {
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  }
 }
 
 export function writeRelayConfig(paths: RelayDataPaths, config: RelayConfigFile): void {

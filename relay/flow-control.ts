@@ -13,7 +13,7 @@ import type { RelaySettings } from './settings.js';
 // water mark (it does not read what we send it) stops being read until that queue drains, and a
 // control message that takes a queue past the hard cap drops the peer like data would. So a member
 // that floods `open` and never reads the answers holds at most the high water mark, not
-// gigabytes (the hostile case in test/relay/hostile-input.test.ts).
+// gigabytes (the hostile cases in test/relay/hostile-peers.test.ts).
 //
 // Draining is reported by the peers (drained()) as each queued frame reaches the kernel. Only
 // frames sent while the queue is above the low-water mark ask for that report, so a lightly loaded

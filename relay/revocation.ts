@@ -27,6 +27,8 @@ export interface RevocationResult {
   readonly identifier: Identifier;
   readonly at: number;
   readonly closedConnections: number;
+  /** Tickets the revoked identity had redeemed whose remaining uses were spent (0 for a reinstate). */
+  readonly ticketsSpent: number;
 }
 
 export class Revocation {
@@ -60,26 +62,29 @@ export class Revocation {
   /** Revokes in the store, then cuts and tells everyone (in order with every other event). Throws MEMBER_UNKNOWN. */
   async revoke(identifier: Identifier, by: string): Promise<RevocationResult> {
     const started = performance.now();
-    const event = await this.authority.revoke(identifier, by);
+    const { event, ticketsSpent } = await this.authority.revoke(identifier, by);
     const cut = await this.#catchUp();
     const closedConnections = cut.get(event.seq) ?? 0;
-    this.logger.info({ identifier, by, closedConnections, ms: Math.round(performance.now() - started) }, 'revocation applied');
-    return { identifier, at: event.at, closedConnections };
+    this.logger.info({ identifier, by, closedConnections, ticketsSpent, ms: Math.round(performance.now() - started) }, 'revocation applied');
+    return { identifier, at: event.at, closedConnections, ticketsSpent };
   }
 
   /** Reinstates in the store and tells everyone. Throws MEMBER_UNKNOWN / MEMBER_NOT_REVOKED. */
   async reinstate(identifier: Identifier, by: string): Promise<RevocationResult> {
     const event = await this.authority.reinstate(identifier, by);
     await this.#catchUp();
-    return { identifier, at: event.at, closedConnections: 0 };
+    return { identifier, at: event.at, closedConnections: 0, ticketsSpent: 0 };
   }
 
   /** What a freshly authenticated agent that last saw `afterSeq` must be told, in order. */
   resyncFor(afterSeq: number, recipient: Identifier): RelayToAgent[] {
     this.#prune();
+    // An agent ahead of us saw a sequence this store no longer has (restored from a backup):
+    // everything that still matters is sent again, so nothing is skipped on its say-so.
+    const after = afterSeq > this.#lastSeq ? 0 : afterSeq;
     const messages: RelayToAgent[] = [];
     for (const event of this.#recent) {
-      if (event.seq > afterSeq && event.identifier !== recipient) messages.push(this.#messageFor(event));
+      if (event.seq > after && event.identifier !== recipient) messages.push(this.#messageFor(event));
     }
     messages.push({ t: 'revocations-synced', seq: this.#lastSeq });
     return messages;

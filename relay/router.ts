@@ -122,6 +122,12 @@ export class Router {
     // `opened`, and both travel to the server in order on its one socket. Each end is told who the
     // other is, and holds the handshake to that identity (a member cannot lend its circuit).
     server.send({ t: 'incoming', circuit: circuit.id, name, peer: openerIdentity.identifier });
+    if (!this.#circuits.has(circuit.id)) {
+      // That `incoming` took the server over its buffer cap: it was dropped, and the circuit with
+      // it. The opener gets an answer, never an `opened` for a circuit already closed.
+      opener.send({ t: 'error', id, code: 'WICKET_ERR_CIRCUIT_CLOSED', message: `the outlet serving ${quoted(name)} was dropped while the circuit opened` });
+      return;
+    }
     opener.send({ t: 'opened', id, circuit: circuit.id, peer: serverIdentity.identifier });
     this.logger.info(
       { circuit: circuit.id, name, opener: openerIdentity.identifier, server: serverIdentity.identifier, openerConn: opener.id, serverConn: server.id },

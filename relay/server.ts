@@ -173,18 +173,21 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const wss = new WebSocketServer({ server, maxPayload: RELAY_MAX_FRAME, perMessageDeflate: false, clientTracking: false });
   wss.on('error', (err) => logger.error({ err: err.message }, 'WebSocket server error'));
   // The connections themselves, for shutdown (LiveConnections sees them only as peers).
-  const liveSockets = new Set<RelayConnection>();
+  const relayConnections = new Set<RelayConnection>();
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     const socket = req.socket;
     const connection = new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
-    liveSockets.add(connection);
-    ws.once('close', () => liveSockets.delete(connection));
+    relayConnections.add(connection);
+    ws.once('close', () => relayConnections.delete(connection));
   });
 
   let port: number;
   try {
+    // The revocations that still matter are loaded before the first agent can be welcomed.
+    await revocation.start();
     port = await listenOn(server, listen);
   } catch (err) {
+    revocation.stop();
     await store.close();
     await tap?.close();
     throw err;
@@ -216,7 +219,6 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     });
     writeSecretFile(paths.adminTicket, adminTicket.text);
   }
-  await revocation.start();
   keepalive.start();
   logger.info({ url, authority: authority.identifier, fingerprint: fingerprint?.toString('hex'), firstStart: created }, 'relay listening');
 
@@ -226,7 +228,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       keepalive.stop();
       revocation.stop();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of liveSockets) connection.closeForShutdown();
+      for (const connection of relayConnections) connection.closeForShutdown();
       // Give peers the close grace to answer the close handshake, then cut what is left.
       const deadline = Date.now() + settings.closeGraceMs;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

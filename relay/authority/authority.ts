@@ -29,6 +29,7 @@ import {
   type EnrollmentKind,
   type MemberRecord,
   type RevocationEvent,
+  type RevokeOutcome,
 } from './store.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
@@ -253,15 +254,18 @@ export class Authority {
     return this.store.listMembers();
   }
 
-  /** Marks the member revoked in the store (new connections are refused from now on). Throws MEMBER_UNKNOWN. */
-  async revoke(identifier: Identifier, revokedBy: string): Promise<RevocationEvent> {
+  /**
+   * Marks the member revoked in the store (new connections are refused from now on) and spends the
+   * tickets it redeemed. Throws MEMBER_UNKNOWN.
+   */
+  async revoke(identifier: Identifier, revokedBy: string): Promise<RevokeOutcome> {
     const outcome = await this.store.revokeMember(identifier, this.now(), revokedBy);
     if (outcome === undefined) throw wicketError('WICKET_ERR_MEMBER_UNKNOWN', `no member ${identifier}`);
-    if (!outcome.alreadyRevoked) {
-      await this.audit('revoke', identifier, { revokedBy });
-      this.#logger.info({ identifier, revokedBy }, 'member revoked');
+    if (!outcome.alreadyRevoked || outcome.ticketsSpent > 0) {
+      await this.audit('revoke', identifier, { revokedBy, ticketsSpent: outcome.ticketsSpent });
+      this.#logger.info({ identifier, revokedBy, ticketsSpent: outcome.ticketsSpent }, 'member revoked');
     }
-    return outcome.event;
+    return outcome;
   }
 
   /** Clears a revocation: the only way back for a revoked key. Throws MEMBER_UNKNOWN / MEMBER_NOT_REVOKED. */

@@ -109,6 +109,9 @@ export class SqliteStore implements AuthorityStore {
       insertRedemption: db.prepare<[Buffer, string, number]>('INSERT INTO redemptions (ticket_id, identifier, redeemed_at) VALUES (?, ?, ?)'),
       markRevoked: db.prepare<[number, string]>('UPDATE members SET revoked_at = ? WHERE identifier = ? AND revoked_at IS NULL'),
       clearRevoked: db.prepare<[string]>('UPDATE members SET revoked_at = NULL WHERE identifier = ? AND revoked_at IS NOT NULL'),
+      spendRedeemedTickets: db.prepare<[string]>(
+        'UPDATE tickets SET uses_left = 0 WHERE uses_left > 0 AND ticket_id IN (SELECT ticket_id FROM redemptions WHERE identifier = ?)',
+      ),
       insertRevocation: db.prepare<[string, number, string, string]>(
         'INSERT INTO revocations (identifier, revoked_at, revoked_by, kind) VALUES (?, ?, ?, ?)',
       ),
@@ -176,7 +179,8 @@ export class SqliteStore implements AuthorityStore {
         s.markRevoked.run(now, identifier);
         s.insertRevocation.run(identifier, now, by, 'revoke');
       }
-      return { event: latest(identifier, 'revoke'), alreadyRevoked };
+      const ticketsSpent = s.spendRedeemedTickets.run(identifier).changes;
+      return { event: latest(identifier, 'revoke'), alreadyRevoked, ticketsSpent };
     });
     this.#revoke = (identifier, now, by) => revoke.immediate(identifier, now, by);
 

@@ -68,6 +68,11 @@ export interface RevokeOutcome {
   readonly event: RevocationEvent;
   /** True when the member was already revoked before this call (nothing changed). */
   readonly alreadyRevoked: boolean;
+  /**
+   * Tickets this identity redeemed that still had uses, now spent: whoever was revoked still holds
+   * them, and must not come back in under a new key with a ticket it was once given.
+   */
+  readonly ticketsSpent: number;
 }
 
 export type ReinstateOutcome = { readonly ok: true; readonly event: RevocationEvent } | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_MEMBER_UNKNOWN' | 'WICKET_ERR_MEMBER_NOT_REVOKED'> };
@@ -91,7 +96,10 @@ export interface AuthorityStore {
   redeemTicket(request: RedeemRequest): Promise<RedeemOutcome>;
   getMember(identifier: Identifier): Promise<MemberRecord | undefined>;
   listMembers(): Promise<MemberRecord[]>;
-  /** Marks the member revoked (idempotent: the first revocation's event is kept). Undefined: no such member. */
+  /**
+   * Marks the member revoked and spends the uses left on every ticket it redeemed (idempotent: the
+   * first revocation's event is kept). Undefined: no such member.
+   */
   revokeMember(identifier: Identifier, now: number, by: string): Promise<RevokeOutcome | undefined>;
   /** Clears a revocation (the only way back for a revoked key) and records a reinstate event. */
   reinstateMember(identifier: Identifier, now: number, by: string): Promise<ReinstateOutcome>;

@@ -1,7 +1,9 @@
 import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Vault } from '../../agent/vault.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
+import { ensureDataDir } from '../../relay/data-dir.js';
 import { enrollAgent, startNodeProcess, startRelayProcess, stopAll, tempDir as processTempDir } from '../../scripts/lib/local-processes.js';
 import { relaysStoppedAfterEach, tempDir } from './relay-fixture.js';
 
@@ -51,6 +53,29 @@ describe('file modes', () => {
     const reopened = new SqliteStore(path);
     expect(openToOthers(dir).filter((line) => line.includes('authority.db'))).toEqual([]);
     await reopened.close();
+  });
+
+  it('a data folder and an agent home left open by an older version are narrowed when opened; a shared sticky folder is left alone', async () => {
+    const dataDir = tempDir();
+    const first = await relay({ dataDir, tls: 'self-signed' });
+    await first.stop();
+    chmodSync(dataDir, 0o755);
+    chmodSync(join(dataDir, 'tls', 'cert.pem'), 0o644);
+    chmodSync(join(dataDir, 'relay.json'), 0o644);
+    ensureDataDir(dataDir);
+    expect(openToOthers(dataDir)).toEqual([]);
+
+    const home = tempDir('wicket-home-');
+    Vault.open(home).identity();
+    chmodSync(home, 0o755);
+    Vault.open(home);
+    expect(openToOthers(home)).toEqual([]);
+
+    const shared = tempDir('wicket-shared-');
+    chmodSync(shared, 0o1777);
+    ensureDataDir(shared);
+    Vault.open(shared);
+    expect(statSync(shared).mode & 0o7777).toBe(0o1777);
   });
 
   it("an agent's home holds only 0600 files and 0700 folders after enroll and a running node", async () => {

@@ -80,6 +80,49 @@ describe('a member that sends requests and never reads the replies', () => {
   });
 });
 
+describe('a member that stops reading but keeps talking', () => {
+  it('a stalled reader cannot freeze the peers feeding it: pinging does not keep it alive; it is dropped (WICKET_ERR_RELAY_OVERLOADED) and they are read again', async () => {
+    const settings = { highWaterBytes: 64 * 1024, lowWaterBytes: 16 * 1024, keepaliveIntervalMs: 300, keepaliveDeadAfterMs: 1_500, keepaliveSweepMs: 100 };
+    const { logger, lines } = capturingLogger();
+    const r = await relay({ settings, logger });
+    const outlet = await r.member({ outlet: 'true' }, ['svc']);
+    expect((await outlet.register('svc')).t).toBe('registered');
+    const attacker = await r.member();
+    const bystander = await r.member();
+    const toAttacker = await attacker.open('svc');
+    const toBystander = await bystander.open('svc');
+    if (toAttacker.t !== 'opened' || toBystander.t !== 'opened') throw new Error('open failed');
+    // The attacker stops reading and keeps pinging; the outlet streams to it until the relay
+    // pauses the outlet on the attacker's full queue.
+    (attacker.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const pinger = setInterval(() => attacker.ws.ping(), 200);
+    try {
+      const chunk = Buffer.alloc(60 * 1024, 7);
+      for (let i = 0; i < 200; i++) outlet.sendData(toAttacker.circuit, chunk);
+      const started = performance.now();
+      while (!relaySide(r, outlet).readingPaused && performance.now() - started < 5_000) await sleep(20);
+      expect(relaySide(r, outlet).readingPaused).toBe(true);
+      const relaySideAttacker = relaySide(r, attacker);
+      while (relaySideAttacker.state !== 'closed' && performance.now() - started < 10_000) await sleep(50);
+      const droppedAfterMs = performance.now() - started;
+      console.log(`a stalled reader that keeps pinging was dropped ${droppedAfterMs.toFixed(0)} ms after the outlet was paused`);
+      expect(relaySideAttacker.state).toBe('closed');
+      expect(droppedAfterMs).toBeLessThan(settings.keepaliveDeadAfterMs + 1_000);
+      expect(lines.filter((l) => l.conn === relaySideAttacker.id && l.msg === 'connection closed by the relay').map((l) => l.code)).toEqual(['WICKET_ERR_RELAY_OVERLOADED']);
+    } finally {
+      clearInterval(pinger);
+    }
+    // The outlet is read again, and its other circuit carries data.
+    const resumed = performance.now();
+    while (relaySide(r, outlet).readingPaused && performance.now() - resumed < 5_000) await sleep(20);
+    expect(relaySide(r, outlet).readingPaused).toBe(false);
+    outlet.sendData(toBystander.circuit, Buffer.from('still served'));
+    let frame = await bystander.nextData(10_000);
+    while (frame.readUInt32BE(1) !== toBystander.circuit) frame = await bystander.nextData(10_000);
+    expect(frame.subarray(5).toString()).toBe('still served');
+  });
+});
+
 describe('refused logins', () => {
   it('each refused login is one log line, at most REFUSAL_LOG_LINES_PER_WINDOW per window; the rest are counted in one summary', async () => {
     const { logger, lines } = capturingLogger();
