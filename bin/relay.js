@@ -1,5 +1,5 @@
-#!/usr/bin/env node
-// Runs the compiled CLI from dist/ (see bin/agent.js for why).
+#!/usr/bin/env -S node --max-semi-space-size=4
+// Runs the compiled CLI from dist/ (see bin/agent.js for why, and for the node flags above).
 import { launch } from './launch.js';
 
 await launch('relay');

@@ -10,19 +10,10 @@ import { checkTransition, type Transitions } from '../protocol/lifecycle.js';
 import { CREDENTIAL_REFRESH_FRACTION, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH } from '../protocol/limits.js';
 import { base64url, DATA_HEADER_LEN, decodeFrameFromAgent, encodeControl, FRAME_DATA, RELAY_PROTOCOL_VERSION } from '../protocol/relay-frames.js';
 import { parseAvoidList, type AgentToRelay, type RelayToAgent } from '../protocol/relay-messages.js';
-import type { AdminOps } from './admin.js';
-import type { Authority } from './authority/authority.js';
 import type { MemberRecord } from './authority/store.js';
 import { proveAuth, proveEnroll, type ProvenEnroll } from './connection-auth.js';
-import type { FlowControl } from './flow-control.js';
-import type { Keepalive } from './keepalive.js';
-import type { LiveConnections } from './live-connections.js';
+import type { ConnectionServices } from './connection-services.js';
 import type { FailOptions, PeerIdentity, RelayPeer } from './peer.js';
-import type { RefusalLog } from './refusal-log.js';
-import type { Revocation } from './revocation.js';
-import type { Router } from './router.js';
-import type { RelaySettings } from './settings.js';
-import type { FrameTap } from './tap.js';
 
 // One agent's WebSocket, as an explicit state machine (protocol/README.md, "Relay behaviour"):
 //
@@ -44,7 +35,7 @@ type AuthState =
   | { readonly state: 'awaiting-auth' }
   | { readonly state: 'authenticating'; readonly identifier: Identifier; pending: Buffer[] }
   | { readonly state: 'authenticated'; readonly member: MemberRecord; readonly credential: Credential; readonly identity: PeerIdentity }
-  | { readonly state: 'closed'; readonly identifier: Identifier | undefined; readonly wasAuthenticated: boolean };
+  | { readonly state: 'closed' };
 
 export type ConnectionState = AuthState['state'];
 
@@ -55,20 +46,6 @@ export const CONNECTION_TRANSITIONS: Transitions<ConnectionState> = {
   authenticated: ['authenticated', 'closed'],
   closed: [],
 };
-
-export interface ConnectionServices {
-  readonly authority: Authority;
-  readonly router: Router;
-  readonly flow: FlowControl;
-  readonly keepalive: Keepalive;
-  readonly revocation: Revocation;
-  readonly admin: AdminOps;
-  readonly connections: LiveConnections;
-  readonly refusals: RefusalLog;
-  readonly settings: RelaySettings;
-  readonly logger: Logger;
-  readonly tap?: FrameTap;
-}
 
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 const CLOSE_POLICY = 1008;
@@ -395,9 +372,7 @@ export class RelayConnection implements RelayPeer {
 
   #shutdown(circuitCode: ErrorCode, peerCloseCode?: number): void {
     const auth = this.#auth;
-    const wasAuthenticated = auth.state === 'authenticated';
-    const identifier = auth.state === 'authenticated' ? auth.member.identifier : auth.state === 'authenticating' ? auth.identifier : undefined;
-    this.#enter({ state: 'closed', identifier, wasAuthenticated });
+    this.#enter({ state: 'closed' });
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refreshTimer);
     const services = this.#services;
@@ -405,9 +380,9 @@ export class RelayConnection implements RelayPeer {
     services.flow.forget(this);
     services.keepalive.forget(this);
     services.connections.remove(this);
-    if (!wasAuthenticated) return; // a refused login was logged once, by fail() (rate-bounded)
+    if (auth.state !== 'authenticated') return; // a refused login was logged once, by fail() (rate-bounded)
     const durationMs = Math.round(performance.now() - this.#openedAt);
     this.#logger.info({ bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs, peerCloseCode }, 'connection closed');
-    void services.authority.audit('disconnect', identifier, { connection: this.id, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs });
+    void services.authority.audit('disconnect', auth.member.identifier, { connection: this.id, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs });
   }
 }

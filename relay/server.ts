@@ -13,7 +13,8 @@ import { Authority, type CreatedTicket, type TicketRequest } from './authority/a
 import { SqliteStore } from './authority/sqlite-store.js';
 import { ADMIN_ATTRIBUTE } from '../protocol/relay-names.js';
 import type { AuthorityStore } from './authority/store.js';
-import { RelayConnection, type ConnectionServices } from './connection.js';
+import { RelayConnection } from './connection.js';
+import type { ConnectionServices } from './connection-services.js';
 import { RefusalLog } from './refusal-log.js';
 import { ensureDataDir, writeRelayConfig, writeSecretFile, type RelayDataPaths } from './data-dir.js';
 import { FlowControl } from './flow-control.js';

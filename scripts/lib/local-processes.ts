@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,19 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const AGENT_BIN = join(REPO_ROOT, 'bin', 'agent.js');
 const RELAY_BIN = join(REPO_ROOT, 'bin', 'relay.js');
+
+/**
+ * The node flags a program is installed to run with: those on its `#!/usr/bin/env -S node …` line
+ * (bin/agent.js says why), so what tests and the benchmark start is what an installed command runs.
+ */
+function nodeFlagsOf(bin: string): string[] {
+  const shebang = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(shebang);
+  if (match === null) throw new Error(`${bin}: first line ${JSON.stringify(shebang)} is not #!/usr/bin/env -S node [flags]`);
+  return match[1]!.trim().split(/\s+/).filter((flag) => flag !== '');
+}
+const AGENT_NODE_FLAGS = nodeFlagsOf(AGENT_BIN);
+const RELAY_NODE_FLAGS = nodeFlagsOf(RELAY_BIN);
 const DEFAULT_WAIT_MS = 20_000;
 
 const running = new Set<ManagedProcess>();
@@ -172,7 +185,8 @@ export interface CommandResult {
 /** Runs a CLI command to completion (bounded). */
 export async function runCommand(bin: 'agent' | 'relay', args: string[], o: { home?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
   const env = baseEnv({ ...(o.home !== undefined ? { WICKET_HOME: o.home } : {}), ...o.env });
-  const proc = new ManagedProcess(`${bin} ${args[0] ?? ''}`, process.execPath, [bin === 'agent' ? AGENT_BIN : RELAY_BIN, ...args], env);
+  const program = bin === 'agent' ? [...AGENT_NODE_FLAGS, AGENT_BIN] : [...RELAY_NODE_FLAGS, RELAY_BIN];
+  const proc = new ManagedProcess(`${bin} ${args[0] ?? ''}`, process.execPath, [...program, ...args], env);
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
   const { code } = await proc.exited;
   clearTimeout(timer);
@@ -202,7 +216,7 @@ export async function startRelayProcess(
   o: { dataDir?: string; listen?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
 ): Promise<RelayProcess> {
   const dataDir = o.dataDir ?? tempDir('wicket-relay-');
-  const args = [...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
+  const args = [...RELAY_NODE_FLAGS, ...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
   const proc = new ManagedProcess('relay', process.execPath, args, baseEnv(o.env));
   const info = await proc.waitForJson<{ url: string; authority: string; adminTicket?: string }>((v) => typeof v.url === 'string');
   return { proc, url: info.url, authority: info.authority, adminTicket: info.adminTicket, dataDir, listen: new URL(info.url).host };
@@ -261,7 +275,7 @@ export async function startNodeProcess(
   config?: NodeConfigInput,
   o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<NodeProcess> {
-  const args = [...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json'];
+  const args = [...AGENT_NODE_FLAGS, ...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json'];
   if (config !== undefined) {
     const file = join(agent.home, 'node.json');
     writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });

@@ -71,7 +71,7 @@ describe('cloud-init documents', () => {
 
   it('the relay VM runs `relay start` on 443 with its public URL, as wicket with only CAP_NET_BIND_SERVICE', () => {
     const unit = file(relay, '/etc/systemd/system/wicket-relay.service');
-    expect(unit).toContain(`ExecStart=/usr/bin/node /opt/wicket/bin/relay.js start --listen 0.0.0.0:443 --data /var/lib/wicket-relay --public-url ${RELAY_URL}\n`);
+    expect(unit).toContain(`ExecStart=/opt/wicket/bin/relay.js start --listen 0.0.0.0:443 --data /var/lib/wicket-relay --public-url ${RELAY_URL}\n`);
     expect(unit).toContain('User=wicket\n');
     expect(unit).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
     expect(unit).toContain('CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n');
@@ -91,7 +91,7 @@ describe('cloud-init documents', () => {
     expect(bootstrap).toContain('services=(aoai-token-proxy.service wicket-agent.service)');
     expect(bootstrap).toContain('start_once=()');
     const agent = file(ai, '/etc/systemd/system/wicket-agent.service');
-    expect(agent).toContain('ExecStart=/usr/bin/node /opt/wicket/bin/agent.js node start --config /etc/wicket/node.json\n');
+    expect(agent).toContain('ExecStart=/opt/wicket/bin/agent.js node start --config /etc/wicket/node.json\n');
     expect(agent).toContain('User=wicket\n');
     expect(agent).toContain('Environment=WICKET_HOME=/var/lib/wicket\n');
     expect(JSON.parse(file(ai, '/etc/wicket/node.json'))).toEqual({
