@@ -18,6 +18,7 @@ import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../prot
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { spentNote } from './member-output.js';
+import { parseWholeNumber } from './whole-number.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 // Admin commands: `agent ticket create`, `agent member list | revoke | reinstate`. Each one
@@ -54,10 +55,7 @@ export function parseRelayNames(names: readonly string[]): string[] {
 }
 
 export function parseUsageCount(text: string | undefined): number {
-  if (text === undefined) return TICKET_DEFAULT_USAGE_COUNT;
-  const n = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > TICKET_MAX_USAGE_COUNT) throw usageError(`--usage-count must be a whole number from 1 to ${TICKET_MAX_USAGE_COUNT}`);
-  return n;
+  return text === undefined ? TICKET_DEFAULT_USAGE_COUNT : parseWholeNumber(text, '--usage-count', TICKET_MAX_USAGE_COUNT);
 }
 
 export function parseExpiresIn(text: string | undefined): number {

@@ -8,6 +8,7 @@ import type { WicketError } from '../protocol/errors.js';
 import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
+import { parseWholeNumber } from './whole-number.js';
 import { createLogger } from './logger.js';
 
 // The running node and its resources:
@@ -108,14 +109,6 @@ interface OutletFlags extends JsonFlag {
   maxConnectionsPerPeer?: string;
 }
 
-/** A connection limit typed by a person: a whole number from 1 to MAX_TARGET_CONNECTIONS_SETTING. */
-function connectionLimit(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const n = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_TARGET_CONNECTIONS_SETTING) throw usageError(`${flag} must be a whole number from 1 to ${MAX_TARGET_CONNECTIONS_SETTING}`);
-  return n;
-}
-
 export function outletArgs(flags: OutletFlags): Record<string, unknown> {
   parseHostPort(flags.to, '--to');
   const relay = parseName(flags.relay, '--relay');
@@ -129,10 +122,10 @@ export function outletArgs(flags: OutletFlags): Record<string, unknown> {
   // The node may run in another folder: send it an absolute path.
   if (flags.tlsCa !== undefined) args.tlsCa = resolve(flags.tlsCa);
   if (flags.tlsServername !== undefined) args.tlsServername = flags.tlsServername;
-  const maxConnections = connectionLimit(flags.maxConnections, '--max-connections');
-  const maxConnectionsPerPeer = connectionLimit(flags.maxConnectionsPerPeer, '--max-connections-per-peer');
-  if (maxConnections !== undefined) args.maxConnections = maxConnections;
-  if (maxConnectionsPerPeer !== undefined) args.maxConnectionsPerPeer = maxConnectionsPerPeer;
+  if (flags.maxConnections !== undefined) args.maxConnections = parseWholeNumber(flags.maxConnections, '--max-connections', MAX_TARGET_CONNECTIONS_SETTING);
+  if (flags.maxConnectionsPerPeer !== undefined) {
+    args.maxConnectionsPerPeer = parseWholeNumber(flags.maxConnectionsPerPeer, '--max-connections-per-peer', MAX_TARGET_CONNECTIONS_SETTING);
+  }
   return args;
 }
 

@@ -41,8 +41,9 @@ export class Lifecycle<S extends string> {
     return this.#state;
   }
 
-  is(...states: S[]): boolean {
-    return states.includes(this.#state);
+  /** True in `state` (or `other`). Two fixed parameters, not a rest array: streams ask per frame. */
+  is(state: S, other?: S): boolean {
+    return this.#state === state || this.#state === other;
   }
 
   /** True when the table allows moving from the current state to `to`. */

@@ -101,6 +101,9 @@ export class Revocation {
         this.#recent.push(event);
         cut.set(event.seq, this.#apply(event));
       }
+      // Kept short here too, not only when an agent re-syncs: a relay nobody reconnects to
+      // would otherwise keep every event of its lifetime.
+      this.#prune();
       return cut;
     });
     this.#queue = run.catch(() => undefined);

@@ -7,15 +7,16 @@ import { enroll } from '../../agent/enroll.js';
 import { RelayClient } from '../../agent/relay-client.js';
 import { RevokedPeers } from '../../agent/revoked-peers.js';
 import { Vault } from '../../agent/vault.js';
-import { Identity, type Identifier } from '../../protocol/identity.js';
+import { Identity } from '../../protocol/identity.js';
 import { REVOCATION_POLL_INTERVAL_MS } from '../../protocol/limits.js';
 import { decodeTicket } from '../../protocol/ticket.js';
+import { identifierFor } from '../helpers/identifier.js';
 import { relaysStoppedAfterEach, testLogger } from '../relay/relay-fixture.js';
 
 // An agent's copy of the revoked set: applied in seq order, kept until each entry's `until`, and
 // re-synced in full behind every welcome, however many events that is.
 
-const id = (n: number): Identifier => `I${n.toString(16).padStart(64, '0')}` as Identifier;
+const id = identifierFor;
 
 describe('RevokedPeers', () => {
   it('applies revoke and reinstate events in order, tracks the last seq, and forgets an entry at its until', () => {

@@ -22,6 +22,7 @@ import {
   type AgentToRelay,
   type RelayToAgent,
 } from '../../protocol/relay-messages.js';
+import { identifierFor } from '../helpers/identifier.js';
 import { seededRandom } from '../helpers/seeded.js';
 
 function failure(fn: () => unknown): { code: ErrorCode | 'accepted' | 'foreign'; message: string } {
@@ -261,7 +262,7 @@ describe('relay frames: fields a shape cannot describe', () => {
   });
 
   it('open.avoid is a comma-separated list of at most MAX_OPEN_AVOID identifiers', () => {
-    const id = (n: number): string => `I${n.toString(16).padStart(64, '0')}`;
+    const id = identifierFor;
     const open = (avoid: string) => failure(() => validateAgentMessage({ t: 'open', id: 1, name: 'svc', avoid }));
     expect(open('').code).toBe('accepted');
     expect(open(Array.from({ length: MAX_OPEN_AVOID }, (_, i) => id(i)).join(',')).code).toBe('accepted');

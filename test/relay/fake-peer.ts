@@ -60,8 +60,3 @@ export class FakePeer implements RelayPeer {
     return this.sent.filter((m): m is Extract<RelayToAgent, { t: T }> => m.t === t);
   }
 }
-
-/** A well-formed identifier from a small number (tests only). */
-export function identifierFor(n: number): string {
-  return `I${n.toString(16).padStart(64, '0')}`;
-}

@@ -2,7 +2,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FlowControl } from '../../relay/flow-control.js';
 import { relaySettings } from '../../relay/settings.js';
-import { FakePeer, identifierFor } from './fake-peer.js';
+import { identifierFor } from '../helpers/identifier.js';
+import { FakePeer } from './fake-peer.js';
 
 // Flow control alone, with fake peers whose queues the test sets: who gets paused, by whom, and
 // when they resume. (test/relay/routing.test.ts and hostile-peers.test.ts drive it through sockets.)

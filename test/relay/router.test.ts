@@ -5,7 +5,8 @@ import { RELAYS_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { FlowControl } from '../../relay/flow-control.js';
 import { Router } from '../../relay/router.js';
 import { relaySettings } from '../../relay/settings.js';
-import { FakePeer, identifierFor } from './fake-peer.js';
+import { identifierFor } from '../helpers/identifier.js';
+import { FakePeer } from './fake-peer.js';
 
 // The router alone, with fake peers: names, circuits, who is told what, and what it forgets.
 // (test/relay/routing.test.ts drives the same rules through real sockets.)
