@@ -104,6 +104,17 @@ export const ERROR_CODES = {
   WICKET_ERR_AZURE_CONFIG: { num: 1000, meaning: 'Azure settings are missing or invalid (subscription, credentials, endpoint).', fix: 'Sign in with `az login` or set AZURE_SUBSCRIPTION_ID (and AZURE_ARM_ENDPOINT/AZURE_ACCESS_TOKEN for other clouds).' },
   WICKET_ERR_AZURE_OPERATION: { num: 1001, meaning: 'An Azure Resource Manager operation failed.', fix: 'Read the resource name and Azure error in the message (quota, policy, region); fix it and re-run to resume.' },
 
+  // --- Azure OpenAI gateway (11xx): answered to the app as HTTP with an Azure-shaped JSON error ---
+  WICKET_ERR_GATEWAY_RATE_LIMITED: { num: 1100, meaning: 'The caller used its tokens or requests per minute at this outlet (HTTP 429).', fix: 'Wait retry-after seconds (the openai SDK does so itself), or ask AI Corp to raise the caller\'s limit in the outlet\'s gateway.limits.' },
+  WICKET_ERR_GATEWAY_QUOTA_EXCEEDED: { num: 1101, meaning: 'The caller spent its token quota for the day or month (HTTP 403).', fix: 'Wait for the next period (the message says when), or ask AI Corp to raise tokensPerDay / tokensPerMonth.' },
+  WICKET_ERR_GATEWAY_DENIED: { num: 1102, meaning: 'The caller\'s identity or attributes do not allow that deployment (HTTP 403).', fix: 'Ask AI Corp for a ticket with the attribute the outlet\'s gateway.deployments policy names, or use an allowed deployment.' },
+  WICKET_ERR_BACKEND_UNREACHABLE: { num: 1103, meaning: 'No backend of the outlet\'s pool could be reached (HTTP 502).', fix: 'Check the backends\' URLs, DNS and private endpoints from the outlet host; `agent status` shows each backend\'s last error.' },
+  WICKET_ERR_BACKEND_FAILED: { num: 1104, meaning: 'Every backend tried answered with a server error (HTTP 502).', fix: 'The service is failing in every region tried; `agent status` shows each backend\'s breaker and last error. Retry later.' },
+  WICKET_ERR_BACKENDS_COOLING: { num: 1105, meaning: 'Every backend is cooling down after 429s or failures (HTTP 503 with retry-after).', fix: 'Retry after retry-after seconds; add capacity (another region or deployment) to the pool if it happens often.' },
+  WICKET_ERR_BACKEND_AUTH: { num: 1106, meaning: 'The outlet has no valid credential for the backend: the Entra token could not be obtained or refreshed, or the api-key file is unreadable (HTTP 503).', fix: 'Check the outlet host\'s managed identity (role "Cognitive Services OpenAI User") or the api-key file (mode 0600); the outlet log says which failed.' },
+  WICKET_ERR_HTTP_REQUEST: { num: 1107, meaning: 'The app\'s HTTP request is malformed or exceeds the gateway\'s limits (HTTP 400, 408, 413 or 431).', fix: 'Send well-formed HTTP/1.1 within the limits in protocol/limits.ts (GATEWAY_*); the stream was answered and closed.' },
+  WICKET_ERR_LEDGER: { num: 1108, meaning: 'The usage ledger could not be written or read.', fix: 'Check the agent home is writable (usage.db); requests were served, their rows are in the log line.' },
+
   WICKET_ERR_INTERNAL: { num: 9999, meaning: 'An unexpected internal error.', fix: 'Report it with the log lines around it.' },
 } as const satisfies Record<string, ErrorSpec>;
 

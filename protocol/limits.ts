@@ -251,3 +251,48 @@ export const AOAI_TOKEN_REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
 export const AOAI_IMDS_TIMEOUT_MS = 10_000;
 /** The token proxy gives up on Azure OpenAI after this: long enough for a slow completion. */
 export const AOAI_UPSTREAM_TIMEOUT_MS = 120_000;
+
+// --- Azure OpenAI gateway (agent/gateway) ---
+/** Request header block the gateway parses (node:http maxHeaderSize); larger is 431. */
+export const GATEWAY_MAX_HEADER_BYTES = 16 * 1024;
+/** Request body the gateway reads (it parses JSON to count and limit tokens); larger is 413. */
+export const GATEWAY_MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
+/** The whole request head must arrive within this (a slow-loris caller gets 408 and is closed). */
+export const GATEWAY_HEADERS_TIMEOUT_MS = 10_000;
+/** The whole request (head and body) must arrive within this. */
+export const GATEWAY_REQUEST_TIMEOUT_MS = 60_000;
+/** A kept-alive stream with no request for this long is closed. */
+export const GATEWAY_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** A non-streamed backend answer up to this is parsed whole for its usage; past it only its tail is. */
+export const GATEWAY_USAGE_PARSE_BYTES = 4 * 1024 * 1024;
+/** One server-sent event from the backend; a longer one is passed on unparsed (its usage is lost, not the bytes). */
+export const GATEWAY_MAX_SSE_EVENT_BYTES = 1024 * 1024;
+/** Connect (TCP + TLS) to a backend within this, else try the next one. */
+export const GATEWAY_BACKEND_CONNECT_TIMEOUT_MS = 5_000;
+/** The backend's response head within this (a long prompt's first token can take a while). */
+export const GATEWAY_BACKEND_HEADERS_TIMEOUT_MS = 120_000;
+/** Silence between two body chunks of a backend answer. */
+export const GATEWAY_BACKEND_BODY_TIMEOUT_MS = 120_000;
+/** Kept connections per backend. */
+export const GATEWAY_BACKEND_CONNECTIONS = 128;
+/** Consecutive 5xx or connection failures that open a backend's breaker. */
+export const GATEWAY_BREAKER_FAILURES = 3;
+/** How long an opened breaker keeps a backend out before one trial request (doubles while it fails, to 16x). */
+export const GATEWAY_BREAKER_COOLDOWN_MS = 10_000;
+/** A 429 without retry-after / retry-after-ms cools its backend this long. */
+export const GATEWAY_DEFAULT_RETRY_AFTER_MS = 10_000;
+/** A backend's retry-after is believed up to this (a bogus header must not park a region for days). */
+export const GATEWAY_MAX_RETRY_AFTER_MS = 10 * 60_000;
+/** Sliding windows for tokens and requests per minute. */
+export const GATEWAY_RATE_WINDOW_MS = 60_000;
+/** Ledger rows are written in batches at least this often (never on the request's path). */
+export const GATEWAY_LEDGER_FLUSH_MS = 250;
+/** Rows waiting for the ledger; past it the oldest wait in the log line only (a stuck disk must not eat memory). */
+export const GATEWAY_LEDGER_MAX_PENDING = 10_000;
+/** Default ledger retention. */
+export const GATEWAY_LEDGER_RETENTION_DAYS = 90;
+/** Distinct identities with their own metric label; the rest are counted under "other". */
+export const GATEWAY_METRIC_IDENTITIES = 100;
+/** Content log caps (off unless configured): one entry, and the file before it is rotated once. */
+export const GATEWAY_CONTENT_ENTRY_BYTES = 64 * 1024;
+export const GATEWAY_CONTENT_TOTAL_BYTES = 256 * 1024 * 1024;
