@@ -11,13 +11,15 @@ import {
 } from '../protocol/limits.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { parsePolicy } from '../protocol/policy.js';
+import { type GatewaySpec, validateGatewaySpec } from './gateway/gateway-spec.js';
 
 // The shapes of a node's resources and their strict validation. One validator serves three doors:
 // node.json (WICKET_ERR_CONFIG), the CLI's arguments and the control socket (WICKET_ERR_ARGUMENT),
 // so a resource that reaches the node has the same guarantees whichever way it came in.
 //
 //   node.json = { "outlets": [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow,
-//                               maxConnections?, maxConnectionsPerPeer? }],
+//                               maxConnections?, maxConnectionsPerPeer? }
+//                             | { name?, relay, allow, gateway, maxConnections?, … }],
 //                 "inlets":  [{ name?, from, via, allow }] }
 //
 // Unknown fields are refused (a misspelt "tlsCA" must not silently turn certificate checks into
@@ -31,8 +33,10 @@ export interface HostPort {
 export interface OutletSpec {
   /** Resource name (defaults to the relay name). */
   name: string;
-  /** The fixed target: the inlet never chooses a destination. */
-  to: HostPort;
+  /** The fixed target: the inlet never chooses a destination. Absent for a gateway (its backends are the targets). */
+  to?: HostPort;
+  /** Gateway mode: HTTP parsed from each stream and sent to the gateway's backend pool (agent/gateway). */
+  gateway?: GatewaySpec;
   tls: boolean;
   /** PEM file with the CA(s) that sign the target's certificate; system roots when absent. */
   tlsCa?: string;
@@ -143,7 +147,7 @@ function optionalCount(value: unknown, field: string, code: ErrorCode): number |
   return value as number;
 }
 
-const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow', 'maxConnections', 'maxConnectionsPerPeer'] as const;
+const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow', 'gateway', 'maxConnections', 'maxConnectionsPerPeer'] as const;
 const INLET_FIELDS = ['name', 'from', 'via', 'allow'] as const;
 
 /** Validates an outlet description from JSON (node.json or the control socket). */
@@ -151,7 +155,12 @@ export function validateOutletSpec(value: unknown, field: string, code: ErrorCod
   const r = asRecord(value, field, code, OUTLET_FIELDS);
   const relay = parseName(r.relay, `${field}.relay`, code);
   const name = r.name === undefined ? relay : parseName(r.name, `${field}.name`, code);
-  const to = parseHostPort(r.to, `${field}.to`, { code });
+  const gateway = r.gateway === undefined ? undefined : validateGatewaySpec(r.gateway, `${field}.gateway`, code);
+  if (gateway !== undefined && (r.to !== undefined || r.tls !== undefined || r.tlsCa !== undefined || r.tlsServername !== undefined)) {
+    fail(code, `${field}.to`, 'a gateway outlet has no to/tls/tlsCa/tlsServername: its gateway.backends are the targets');
+  }
+  if (gateway === undefined && r.to === undefined) fail(code, `${field}.to`, 'is required (HOST:PORT), unless the outlet has a gateway block');
+  const to = gateway === undefined ? parseHostPort(r.to, `${field}.to`, { code }) : undefined;
   if (r.tls !== undefined && typeof r.tls !== 'boolean') fail(code, `${field}.tls`, 'must be true or false');
   const tls = r.tls === true;
   const tlsCa = optionalString(r, 'tlsCa', field, code, MAX_PATH_LEN);
@@ -165,7 +174,9 @@ export function validateOutletSpec(value: unknown, field: string, code: ErrorCod
   const maxConnectionsPerPeer =
     optionalCount(r.maxConnectionsPerPeer, `${field}.maxConnectionsPerPeer`, code) ?? Math.min(OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER, maxConnections);
   if (maxConnectionsPerPeer > maxConnections) fail(code, `${field}.maxConnectionsPerPeer`, `${maxConnectionsPerPeer} is more than maxConnections (${maxConnections})`);
-  const spec: OutletSpec = { name, to, tls, relay, allow, maxConnections, maxConnectionsPerPeer };
+  const spec: OutletSpec = { name, tls, relay, allow, maxConnections, maxConnectionsPerPeer };
+  if (to !== undefined) spec.to = to;
+  if (gateway !== undefined) spec.gateway = gateway;
   if (tlsCa !== undefined) spec.tlsCa = tlsCa;
   if (tlsServername !== undefined) spec.tlsServername = tlsServername;
   return spec;
@@ -183,7 +194,7 @@ export function validateInletSpec(value: unknown, field: string, code: ErrorCode
 
 /** The JSON form of a spec (what node.json and the control socket carry). */
 export function outletSpecToJson(spec: OutletSpec): Record<string, unknown> {
-  return { ...spec, to: formatHostPort(spec.to) };
+  return spec.to === undefined ? { ...spec } : { ...spec, to: formatHostPort(spec.to) };
 }
 
 export function inletSpecToJson(spec: InletSpec): Record<string, unknown> {
@@ -214,7 +225,7 @@ export function parseNodeConfig(text: string, baseDir?: string): NodeConfig {
   };
   const outlets = list('outlets').map((o, i) => {
     const spec = validateOutletSpec(o, `outlets[${i}]`, code);
-    if (spec.tlsCa !== undefined && baseDir !== undefined) spec.tlsCa = resolve(baseDir, spec.tlsCa);
+    if (baseDir !== undefined) resolvePaths(spec, baseDir);
     return spec;
   });
   const inlets = list('inlets').map((o, i) => validateInletSpec(o, `inlets[${i}]`, code));
@@ -222,6 +233,19 @@ export function parseNodeConfig(text: string, baseDir?: string): NodeConfig {
   checkUnique(inlets.map((o) => o.name), 'inlets', code);
   checkUnique(outlets.map((o) => o.relay), 'outlets', code, 'relay');
   return { outlets, inlets };
+}
+
+/** Relative file names in node.json are relative to its folder, not to wherever the node starts. */
+function resolvePaths(spec: OutletSpec, baseDir: string): void {
+  if (spec.tlsCa !== undefined) spec.tlsCa = resolve(baseDir, spec.tlsCa);
+  const gateway = spec.gateway;
+  if (gateway === undefined) return;
+  for (const backend of gateway.backends) {
+    if (backend.tlsCa !== undefined) backend.tlsCa = resolve(baseDir, backend.tlsCa);
+    if (backend.auth.kind === 'api-key') backend.auth.file = resolve(baseDir, backend.auth.file);
+  }
+  if (gateway.sharedCounters !== undefined) gateway.sharedCounters = resolve(baseDir, gateway.sharedCounters);
+  if (gateway.contentLog !== undefined) gateway.contentLog.path = resolve(baseDir, gateway.contentLog.path);
 }
 
 function checkUnique(values: string[], field: string, code: ErrorCode, key = 'name'): void {

@@ -1,11 +1,17 @@
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
 import { MAX_NODE_RESOURCES } from '../protocol/limits.js';
 import type { SecureChannelOptions } from '../protocol/secure-channel/index.js';
 import { type ControlHandler, type ControlOp, ControlServer } from './control-server.js';
+import type { GatewayHost } from './gateway/azure-gateway.js';
+import { USAGE_LEDGER_FILE, UsageLedger } from './gateway/usage-ledger.js';
 import { Inlet, type InletStatus } from './inlet.js';
+import { MetricsServer } from './metrics-server.js';
 import {
+  type HostPort,
   type InletSpec,
   type NodeConfig,
   type OutletSpec,
@@ -40,10 +46,14 @@ export interface AgentNodeOptions {
   now?: () => number;
   /** Serve the control socket (default true; tests of the node alone may turn it off). */
   control?: boolean;
+  /** Serve Prometheus metrics (GET /metrics) and /healthz here. */
+  metrics?: HostPort;
 }
 
 export interface NodeStatus {
   identifier: string;
+  /** Where the metrics are served, when they are. */
+  metrics?: string;
   relay: { url: string; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: { code: string; message: string } };
   inlets: InletStatus[];
   outlets: OutletStatus[];
@@ -63,6 +73,12 @@ export class AgentNode extends EventEmitter {
   readonly #served = new Map<string, Outlet>();
   readonly #context: ChannelContext;
   #control: ControlServer | undefined;
+  #metricsServer: MetricsServer | undefined;
+  /** Every metric of this node (the gateway's today). */
+  readonly #registry = new Registry();
+  /** The usage ledger of the node's gateway outlets: opened with the first of them. */
+  #ledger: UsageLedger | undefined;
+  readonly #gatewayHost: GatewayHost;
   #stopped = false;
   #ready = false;
 
@@ -95,6 +111,12 @@ export class AgentNode extends EventEmitter {
         isRevoked: (identifier) => relay.revoked.isRevoked(identifier),
       }),
     };
+    this.#gatewayHost = {
+      home: o.vault.home,
+      ledger: (retentionDays) => (this.#ledger ??= UsageLedger.open(join(o.vault.home, USAGE_LEDGER_FILE), { retentionDays, logger: o.logger.child({ component: 'ledger' }) })),
+      registry: this.#registry,
+      logger: o.logger,
+    };
     relay.on('data', (circuit: number, payload: Buffer) => this.#sessions.data(circuit, payload));
     relay.on('circuit-closed', (circuit: number, code: ErrorCode) => this.#sessions.circuitClosed(circuit, code));
     relay.on('drain', () => this.#sessions.drained());
@@ -118,6 +140,7 @@ export class AgentNode extends EventEmitter {
       if (o.control !== false) {
         node.#control = await ControlServer.listen(o.vault.controlSocketPath, node.#controlHandler(), o.logger);
       }
+      if (o.metrics !== undefined) node.#metricsServer = await MetricsServer.listen(o.metrics, node.#registry);
       // Inlets listen before the relay is up: apps can connect at once and wait for the path.
       for (const spec of o.config?.inlets ?? []) await node.addInlet(spec);
       for (const spec of o.config?.outlets ?? []) await node.addOutlet(spec);
@@ -165,7 +188,7 @@ export class AgentNode extends EventEmitter {
     this.#checkCapacity();
     if (this.#outlets.has(spec.name)) throw wicketError('WICKET_ERR_RESOURCE_EXISTS', `an outlet named ${spec.name} already exists`);
     if (this.#served.has(spec.relay)) throw wicketError('WICKET_ERR_RESOURCE_EXISTS', `outlet ${this.#served.get(spec.relay)!.spec.name} already serves relay name ${spec.relay}`);
-    const outlet = new Outlet(spec, this.#context);
+    const outlet = new Outlet(spec, this.#context, this.#gatewayHost);
     this.#outlets.set(spec.name, outlet);
     this.#served.set(spec.relay, outlet);
     try {
@@ -211,7 +234,7 @@ export class AgentNode extends EventEmitter {
       revokedPeers: this.relay.revoked.size,
     };
     if (!this.relay.connected && lastError !== undefined) relay.lastError = { code: lastError.code, message: lastError.message };
-    return {
+    const status: NodeStatus = {
       identifier: this.identifier,
       relay,
       inlets: [...this.#inlets.values()].map((i) => i.status()),
@@ -219,6 +242,8 @@ export class AgentNode extends EventEmitter {
       channels: this.#sessions.all().map((s) => s.status()),
       streams: [...[...this.#inlets.values()].flatMap((i) => i.streams()), ...[...this.#outlets.values()].flatMap((o) => o.streams())],
     };
+    if (this.#metricsServer !== undefined) status.metrics = this.#metricsServer.address;
+    return status;
   }
 
   /** Clean shutdown: stop listening, reset live streams, close channels, leave the relay. */
@@ -230,6 +255,9 @@ export class AgentNode extends EventEmitter {
     for (const outlet of this.#outlets.values()) outlet.stop();
     this.#sessions.closeAll('WICKET_ERR_CHANNEL_CLOSED', 'node stopping');
     await this.relay.stop();
+    await this.#metricsServer?.close();
+    // After the outlets: their last requests' rows are in the queue this flushes.
+    this.#ledger?.close();
     this.#log.info('node stopped');
   }
 

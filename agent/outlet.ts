@@ -7,7 +7,8 @@ import type { Identifier } from '../protocol/identity.js';
 import { TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
-import { formatHostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
+import { AzureGateway, type GatewayHost, type GatewayStatus } from './gateway/azure-gateway.js';
+import { formatHostPort, type HostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
 import type { ChannelContext } from './channel-context.js';
 import { ConnectionShares, type ShareRefusal } from './connection-shares.js';
 import { SecureSession } from './secure-session.js';
@@ -23,6 +24,9 @@ import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js
 // against --tls-ca or the system roots, for --tls-servername or the target host), then bridge. A target that cannot be reached resets the stream with
 // WICKET_ERR_TARGET_UNREACHABLE, a TLS failure with WICKET_ERR_TLS_TARGET, so the app behind the
 // inlet gets a TCP RST rather than an empty clean response.
+//
+// In gateway mode (spec.gateway) there is no fixed target: each admitted stream is handed to the
+// outlet's AzureGateway, which speaks HTTP on it and answers from its backend pool.
 
 export interface OutletStatus {
   name: string;
@@ -36,6 +40,7 @@ export interface OutletStatus {
   targetConnections: number;
   maxConnections: number;
   maxConnectionsPerPeer: number;
+  gateway?: GatewayStatus;
 }
 
 interface TargetConnection {
@@ -54,11 +59,12 @@ export class Outlet {
   readonly #bridges = new Set<StreamBridge>();
   readonly #connecting = new Set<Socket>();
   readonly #shares: ConnectionShares;
+  readonly #gateway: AzureGateway | undefined;
   /** Streams refused at a limit since a slot was last freed: one warning per episode, not per stream. */
   #busyRefusals = 0;
   #stopped = false;
 
-  constructor(spec: OutletSpec, context: ChannelContext) {
+  constructor(spec: OutletSpec, context: ChannelContext, gatewayHost?: GatewayHost) {
     this.spec = spec;
     this.#policy = parsePolicy(spec.allow);
     this.#context = context;
@@ -70,6 +76,10 @@ export class Outlet {
       } catch (err) {
         throw wicketError('WICKET_ERR_ARGUMENT', `--tls-ca ${spec.tlsCa} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
       }
+    }
+    if (spec.gateway !== undefined) {
+      if (gatewayHost === undefined) throw wicketError('WICKET_ERR_INTERNAL', `outlet ${spec.name} has a gateway block but its node gave it no gateway host`);
+      this.#gateway = AzureGateway.open(spec.name, spec.gateway, gatewayHost);
     }
   }
 
@@ -117,6 +127,12 @@ export class Outlet {
       this.#shares.release(peer);
       this.#busyRefusals = 0;
     };
+    if (this.#gateway !== undefined) {
+      stream.once('close', release);
+      this.#gateway.serve(stream, session.peer!);
+      return;
+    }
+    const to = this.spec.to!;
     // Hold the peer's bytes in the mux (its credit window bounds them) until the target answers.
     stream.pause();
     let gone = false;
@@ -126,7 +142,7 @@ export class Outlet {
     };
     stream.once('reset', abandon);
     stream.once('close', abandon);
-    this.#connectTarget().then(
+    this.#connectTarget(to).then(
       (connected) => {
         stream.off('reset', abandon);
         stream.off('close', abandon);
@@ -161,7 +177,7 @@ export class Outlet {
         release();
         if (gone) return;
         const code: ErrorCode = isWicketError(err) ? err.code : 'WICKET_ERR_TARGET_UNREACHABLE';
-        this.#log.warn({ code, peer, stream: stream.id, target: formatHostPort(this.spec.to), reason: err instanceof Error ? err.message : String(err) }, 'target connection failed');
+        this.#log.warn({ code, peer, stream: stream.id, target: formatHostPort(to), reason: err instanceof Error ? err.message : String(err) }, 'target connection failed');
         try {
           stream.reset(code);
         } catch {
@@ -179,8 +195,8 @@ export class Outlet {
   }
 
   /** TCP (then TLS) to the fixed target, within TARGET_CONNECT_TIMEOUT_MS. */
-  #connectTarget(): Promise<TargetConnection> {
-    const { host, port } = this.spec.to;
+  #connectTarget(to: HostPort): Promise<TargetConnection> {
+    const { host, port } = to;
     return new Promise<TargetConnection>((resolve, reject) => {
       const raw = netConnect({ host, port, allowHalfOpen: true, noDelay: true });
       this.#connecting.add(raw);
@@ -197,11 +213,11 @@ export class Outlet {
         } else resolve(conn!);
       };
       const timer = setTimeout(
-        () => finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(this.spec.to)} did not answer within ${TARGET_CONNECT_TIMEOUT_MS} ms`)),
+        () => finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(to)} did not answer within ${TARGET_CONNECT_TIMEOUT_MS} ms`)),
         TARGET_CONNECT_TIMEOUT_MS,
       );
       raw.once('error', (err: NodeJS.ErrnoException) => {
-        finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(this.spec.to)}: ${err.code ?? err.message}`));
+        finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(to)}: ${err.code ?? err.message}`));
       });
       raw.once('connect', () => {
         if (!this.spec.tls) {
@@ -220,12 +236,12 @@ export class Outlet {
           allowHalfOpen: true,
         } as ConnectionOptions);
         secure.once('error', (err: NodeJS.ErrnoException) => {
-          finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(this.spec.to)}: ${err.code ?? err.message}`));
+          finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(to)}: ${err.code ?? err.message}`));
         });
         secure.once('secureConnect', () => {
           // rejectUnauthorized already refused a bad chain or name; this is the second belt.
           if (!secure.authorized) {
-            finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(this.spec.to)}: ${String(secure.authorizationError)}`));
+            finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(to)}: ${String(secure.authorizationError)}`));
             return;
           }
           finish(undefined, { socket: secure, reset: () => { resetSocket(raw); secure.destroy(); } });
@@ -235,10 +251,11 @@ export class Outlet {
   }
 
   status(): OutletStatus {
-    return {
+    const gateway = this.#gateway?.status();
+    const status: OutletStatus = {
       name: this.spec.name,
       relay: this.spec.relay,
-      to: formatHostPort(this.spec.to),
+      to: this.spec.to !== undefined ? formatHostPort(this.spec.to) : `gateway: ${(gateway?.backends ?? []).map((b) => b.name).join(', ')}`,
       tls: this.spec.tls,
       allow: this.spec.allow,
       channels: [...this.#sessions].filter((s) => s.isOpen).length,
@@ -247,6 +264,8 @@ export class Outlet {
       maxConnections: this.#shares.max,
       maxConnectionsPerPeer: this.#shares.maxPerPeer,
     };
+    if (gateway !== undefined) status.gateway = gateway;
+    return status;
   }
 
   streams(): BridgeStatus[] {
@@ -264,5 +283,6 @@ export class Outlet {
     this.#connecting.clear();
     for (const bridge of [...this.#bridges]) bridge.abort(code, 'outlet stopped');
     for (const session of [...this.#sessions]) session.close(code, `outlet ${this.spec.name} stopped`);
+    void this.#gateway?.close();
   }
 }

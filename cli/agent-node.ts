@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { controlRequest } from '../agent/control-client.js';
 import type { ControlOp } from '../agent/control-server.js';
 import { AgentNode, type NodeStatus } from '../agent/node.js';
-import { checkPolicy, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
+import { checkPolicy, formatHostPort, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
 import type { WicketError } from '../protocol/errors.js';
 import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
@@ -44,12 +44,13 @@ function printTable(header: string[], lines: string[][], empty: string): void {
 
 // --- agent node start --------------------------------------------------------------------------
 
-async function startNode(flags: { config?: string } & JsonFlag, command: Command): Promise<void> {
+async function startNode(flags: { config?: string; metrics?: string } & JsonFlag, command: Command): Promise<void> {
   const globals = agentGlobals(command);
+  const metrics = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics');
   const config: NodeConfig = flags.config !== undefined ? loadNodeConfig(flags.config) : { inlets: [], outlets: [] };
   const vault = openVault(command);
   const logger = createLogger('agent');
-  const node = await AgentNode.start({ vault, logger, config, insecure: globals.insecure });
+  const node = await AgentNode.start({ vault, logger, config, insecure: globals.insecure, ...(metrics !== undefined ? { metrics } : {}) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (exitCode: number, reason: string): Promise<void> => {
@@ -99,6 +100,8 @@ async function startNode(flags: { config?: string } & JsonFlag, command: Command
 
 interface OutletFlags extends JsonFlag {
   to: string;
+  gateway?: string;
+  apiKeyFile?: string;
   tls?: boolean;
   tlsCa?: string;
   tlsServername?: string;
@@ -117,16 +120,39 @@ export function outletArgs(flags: OutletFlags): Record<string, unknown> {
   if (flags.tls !== true && (flags.tlsCa !== undefined || flags.tlsServername !== undefined)) {
     throw usageError('--tls-ca and --tls-servername need --tls');
   }
-  const args: Record<string, unknown> = { to: flags.to, relay, allow: flags.allow, tls: flags.tls === true };
+  if (flags.gateway !== undefined && flags.gateway !== 'azure-openai') throw usageError(`--gateway ${JSON.stringify(flags.gateway.slice(0, 40))}: the one gateway is azure-openai`);
+  if (flags.gateway === undefined && flags.apiKeyFile !== undefined) throw usageError('--api-key-file needs --gateway azure-openai');
+  if (flags.gateway !== undefined && flags.tlsServername !== undefined) throw usageError('--tls-servername is not used with --gateway (the backend URL names the host); use a node config for more');
+  const args: Record<string, unknown> = { relay, allow: flags.allow };
+  if (flags.gateway !== undefined) args.gateway = gatewayArgs(flags);
+  else args.to = flags.to;
+  if (flags.gateway === undefined) args.tls = flags.tls === true;
   if (flags.name !== undefined) args.name = flags.name;
   // The node may run in another folder: send it an absolute path.
-  if (flags.tlsCa !== undefined) args.tlsCa = resolve(flags.tlsCa);
+  if (flags.tlsCa !== undefined && flags.gateway === undefined) args.tlsCa = resolve(flags.tlsCa);
   if (flags.tlsServername !== undefined) args.tlsServername = flags.tlsServername;
   if (flags.maxConnections !== undefined) args.maxConnections = parseWholeNumber(flags.maxConnections, '--max-connections', MAX_TARGET_CONNECTIONS_SETTING);
   if (flags.maxConnectionsPerPeer !== undefined) {
     args.maxConnectionsPerPeer = parseWholeNumber(flags.maxConnectionsPerPeer, '--max-connections-per-peer', MAX_TARGET_CONNECTIONS_SETTING);
   }
   return args;
+}
+
+/**
+ * `--gateway azure-openai --to HOST:PORT [--tls [--tls-ca F]] [--api-key-file F]`: a gateway with one
+ * backend at that address, authenticated by the key file or else by the host's Entra identity.
+ * Pools of backends, limits and the content log are set in the node config's gateway block.
+ */
+function gatewayArgs(flags: OutletFlags): Record<string, unknown> {
+  const to = parseHostPort(flags.to, '--to');
+  const url = `${flags.tls === true ? 'https' : 'http'}://${formatHostPort(to)}`;
+  const backend: Record<string, unknown> = {
+    name: 'primary',
+    url,
+    auth: flags.apiKeyFile !== undefined ? { kind: 'api-key', file: resolve(flags.apiKeyFile) } : { kind: 'entra' },
+  };
+  if (flags.tlsCa !== undefined) backend.tlsCa = resolve(flags.tlsCa);
+  return { kind: 'azure-openai', backends: [backend] };
 }
 
 interface InletFlags extends JsonFlag {
@@ -161,6 +187,12 @@ function printStatus(status: NodeStatus): void {
       `  ${o.name}  relay ${o.relay} to ${o.to}${o.tls ? ' (tls)' : ''}  allow ${JSON.stringify(o.allow)}  channels ${o.channels}  streams ${o.streams}` +
         `  target connections ${o.targetConnections}/${o.maxConnections} (per peer ${o.maxConnectionsPerPeer})`,
     );
+    for (const b of o.gateway?.backends ?? []) {
+      const until = b.breaker.until === undefined ? '' : ` until ${b.breaker.until}`;
+      const credential = `${b.credential.kind} ${b.credential.state}${b.credential.expiresAt !== undefined ? ` (expires ${b.credential.expiresAt})` : ''}`;
+      const lastError = b.lastError === undefined ? '' : `  last error ${b.lastError.at}: ${b.lastError.message}`;
+      out.push(`    backend ${b.name}  ${b.url}  priority ${b.priority} weight ${b.weight}  ${b.breaker.state}${until}  credential ${credential}  requests ${b.requests} failures ${b.failures} throttled ${b.throttled}${lastError}`);
+    }
   }
   out.push(`channels (${status.channels.length})`);
   for (const c of status.channels) {
@@ -181,6 +213,7 @@ export function registerNodeCommands(program: Command): void {
     .description('Run the node in the foreground until SIGTERM/SIGINT; prints one line once connected to the relay')
     .option('--config <file>', 'node.json listing outlets and inlets to run')
     .option('--json', 'print the ready line as JSON: {"ready": true, "identifier", "inlets", "outlets"}')
+    .option('--metrics <host:port>', 'serve Prometheus metrics (GET /metrics) and GET /healthz on this address, e.g. 127.0.0.1:9464')
     .addHelpText(
       'after',
       `
@@ -205,6 +238,8 @@ Examples:
     .requiredOption('--relay <name>', 'relay name to register (your ticket must allow it)')
     .requiredOption('--allow <expr>', 'policy over the inlet: attr, attr=value, identifier=I…, and, or, not, ( )')
     .option('--name <name>', 'resource name (default: the relay name)')
+    .option('--gateway <kind>', 'serve HTTP as an Azure OpenAI gateway (azure-openai): per-identity usage, limits, the outlet\'s own backend credential')
+    .option('--api-key-file <file>', 'with --gateway: the backend api-key, in a mode-0600 file (default: the host\'s Entra identity)')
     .option('--max-connections <n>', `target connections held at once, in all (default ${OUTLET_MAX_TARGET_CONNECTIONS})`)
     .option('--max-connections-per-peer <n>', `target connections one peer identity may hold (default ${OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER})`)
     .option('--json', 'print the result as JSON')
@@ -213,7 +248,8 @@ Examples:
       `
 Examples:
   $ agent outlet create --to aoai.internal:443 --tls --relay openai --allow openai-inlet
-  $ agent outlet create --to 127.0.0.1:5432 --relay db --allow 'db-client and not env=dev'`,
+  $ agent outlet create --to 127.0.0.1:5432 --relay db --allow 'db-client and not env=dev'
+  $ agent outlet create --gateway azure-openai --to aoai-eastus.openai.azure.com:443 --tls --relay openai --allow openai-inlet`,
     )
     .action(async (flags: OutletFlags, command: Command) => {
       const result = (await callNode(command, 'outlet.create', outletArgs(flags))) as { name: string; relay: string };

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAdminCommands } from './agent-admin.js';
 import { registerEnrollCommand } from './agent-enroll.js';
 import { registerNodeCommands } from './agent-node.js';
+import { registerUsageCommand } from './agent-usage.js';
 import { runCli } from './cli-errors.js';
 
 // The `agent` program (bin/agent.js runs this file through tsx). One file per command group:
@@ -27,5 +28,6 @@ Examples:
 registerEnrollCommand(program);
 registerAdminCommands(program);
 registerNodeCommands(program);
+registerUsageCommand(program);
 
 await runCli(program, process.argv);

@@ -244,14 +244,6 @@ export const CLOSED_EARLY_CIRCUITS_KEPT = 256;
 /** Inlets and outlets on one node (each holds a listener or a registration). */
 export const MAX_NODE_RESOURCES = 256;
 
-// --- Azure scenario (scripts/azure) ---
-/** AI Corp's token proxy renews its managed-identity token when less than this is left (IMDS tokens live ~24 h). */
-export const AOAI_TOKEN_REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
-/** The token proxy gives up on the Instance Metadata Service after this (it answers in milliseconds). */
-export const AOAI_IMDS_TIMEOUT_MS = 10_000;
-/** The token proxy gives up on Azure OpenAI after this: long enough for a slow completion. */
-export const AOAI_UPSTREAM_TIMEOUT_MS = 120_000;
-
 // --- Azure OpenAI gateway (agent/gateway) ---
 /** Request header block the gateway parses (node:http maxHeaderSize); larger is 431. */
 export const GATEWAY_MAX_HEADER_BYTES = 16 * 1024;
@@ -296,3 +288,8 @@ export const GATEWAY_METRIC_IDENTITIES = 100;
 /** Content log caps (off unless configured): one entry, and the file before it is rotated once. */
 export const GATEWAY_CONTENT_ENTRY_BYTES = 64 * 1024;
 export const GATEWAY_CONTENT_TOTAL_BYTES = 256 * 1024 * 1024;
+/**
+ * Prompt text the tokenizer reads exactly for a request's estimate; the rest is counted at 4
+ * characters a token, so an 8 MB prompt cannot hold the event loop for seconds.
+ */
+export const GATEWAY_TOKENIZE_MAX_CHARS = 256 * 1024;

@@ -89,7 +89,7 @@ const limitRates = {
 
 const limitRule = z.union([
   z.object({ identity: z.string().regex(/^I[0-9a-f]{64}$/, 'must be an identifier (I followed by 64 hex digits)'), ...limitRates }).strict(),
-  z.object({ attribute: z.string().min(1).max(64), value: z.string().min(1).max(256), ...limitRates }).strict(),
+  z.object({ attribute: z.string().min(1).max(64).regex(/^[^=]+$/, 'must not contain ='), value: z.string().min(1).max(256), ...limitRates }).strict(),
 ]).superRefine((rule, ctx) => {
   if (rule.tokensPerMinute === undefined && rule.requestsPerMinute === undefined && rule.tokensPerDay === undefined && rule.tokensPerMonth === undefined) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'sets no limit (tokensPerMinute, requestsPerMinute, tokensPerDay or tokensPerMonth)' });

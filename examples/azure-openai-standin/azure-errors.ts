@@ -14,9 +14,21 @@
 //   supported"}}` (openai/codex#3725).
 // - 429: `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under
 //   Azure OpenAI API version … have exceeded call rate limit …"}}` with `retry-after`.
+//   The `_Create` operation names (ChatCompletions_Create, Completions_Create, Embeddings_Create)
+//   are the ones seen from the service (langchain-ai/langchain#12986); for the Responses API the
+//   stand-in uses the service's generic "Rate limit is exceeded" wording (microsoft/copilot-camp#551).
 // - 400, body that is not JSON or misses a field: the OpenAI-style `invalid_request_error` shape
 //   that Azure passes through from the model backend (openai/openai-python#257,
 //   Azure/azure-sdk-for-net#40645).
+// - 403, an `api-key` sent to a resource with local (key) auth disabled: code
+//   `AuthenticationTypeDisabled` (microsoft/sample-app-aoai-chatGPT#1000,
+//   Azure-Samples/azure-search-openai-demo#1617).
+// - 400, an operation the deployment's model cannot do: code `OperationNotSupported`
+//   (run-llama/llama_index#6436, microsoft/graphrag#1557).
+// - 500 / 503: the model backend's `server_error` shape passed through, with the request id in the
+//   message (Azure-Samples/azure-search-openai-demo#1390, scalaone/azure-openai-proxy#22). For 502
+//   (the front door giving up on the model) no public sample was found; the stand-in uses Azure's
+//   own `{code, message}` shape so a client still gets JSON.
 
 export interface AzureErrorAnswer {
   readonly status: number;
@@ -50,6 +62,13 @@ export function invalidBearerToken(): AzureErrorAnswer {
   };
 }
 
+export function keyAuthenticationDisabled(): AzureErrorAnswer {
+  return {
+    status: 403,
+    body: { error: { code: 'AuthenticationTypeDisabled', message: 'Key based authentication is disabled for this resource.' } },
+  };
+}
+
 export function deploymentNotFound(): AzureErrorAnswer {
   return {
     status: 404,
@@ -71,23 +90,58 @@ export function apiVersionNotSupported(): AzureErrorAnswer {
   return { status: 400, body: { error: { code: 'BadRequest', message: 'API version not supported' } } };
 }
 
-export function rateLimited(apiVersion: string, retryAfterSeconds: number): AzureErrorAnswer {
-  const unit = retryAfterSeconds === 1 ? 'second' : 'seconds';
+export function responsesNeedNewerApiVersion(): AzureErrorAnswer {
   return {
-    status: 429,
-    headers: { 'retry-after': String(retryAfterSeconds), 'retry-after-ms': String(retryAfterSeconds * 1000) },
+    status: 400,
+    body: { error: { code: 'BadRequest', message: 'Azure OpenAI Responses API is enabled only for api-version 2025-03-01-preview and later' } },
+  };
+}
+
+/** `operation` as Azure names it in this message: chatCompletion, completion, embeddings, responses. */
+export function operationNotSupported(operation: string, model: string): AzureErrorAnswer {
+  return {
+    status: 400,
     body: {
       error: {
-        code: '429',
-        message: `Requests to the ChatCompletions_Create Operation under Azure OpenAI API version ${apiVersion} have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after ${retryAfterSeconds} ${unit}. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.`,
+        code: 'OperationNotSupported',
+        message: `The ${operation} operation does not work with the specified model, ${model}. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.`,
       },
     },
   };
 }
 
+/**
+ * `operation` is the `_Create` name (e.g. ChatCompletions_Create), or undefined for the generic
+ * wording. `retry-after` is whole seconds rounded up; `retry-after-ms` keeps the exact wait.
+ */
+export function rateLimited(operation: string | undefined, apiVersion: string, retryAfterMs: number): AzureErrorAnswer {
+  const wholeMs = Math.max(0, Math.ceil(retryAfterMs));
+  const seconds = Math.max(1, Math.ceil(wholeMs / 1000));
+  const unit = seconds === 1 ? 'second' : 'seconds';
+  const message =
+    operation === undefined
+      ? `Rate limit is exceeded. Try again in ${seconds} ${unit}.`
+      : `Requests to the ${operation} Operation under Azure OpenAI API version ${apiVersion} have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after ${seconds} ${unit}. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.`;
+  return {
+    status: 429,
+    headers: { 'retry-after': String(seconds), 'retry-after-ms': String(wholeMs) },
+    body: { error: { code: '429', message } },
+  };
+}
+
+/** A failing backend: 500 and 503 as the model backend words them, 502 as Azure's front door does. */
+export function serverFailure(status: 500 | 502 | 503, requestId: string): AzureErrorAnswer {
+  const support = `You can retry your request, or contact us through an Azure support request at: https://go.microsoft.com/fwlink/?linkid=2213926 if the error persists. (Please include the request ID ${requestId} in your message.)`;
+  if (status === 502) {
+    return { status, body: { error: { code: 'BadGateway', message: 'Bad gateway' } } };
+  }
+  const opening = status === 500 ? 'The server had an error while processing your request. Sorry about that!' : 'That model is currently overloaded with other requests.';
+  return { status, body: { error: { message: `${opening} ${support}`, type: 'server_error', param: null, code: null } } };
+}
+
 /** The OpenAI backend's shape for a request it refuses; Azure passes it through unchanged. */
-export function invalidRequest(message: string, param: string | null = null): AzureErrorAnswer {
-  return { status: 400, body: { error: { message, type: 'invalid_request_error', param, code: null } } };
+export function invalidRequest(message: string, param: string | null = null, code: string | null = null): AzureErrorAnswer {
+  return { status: 400, body: { error: { message, type: 'invalid_request_error', param, code } } };
 }
 
 export function unparsableJsonBody(): AzureErrorAnswer {

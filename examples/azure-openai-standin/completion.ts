@@ -41,13 +41,16 @@ export interface Usage {
   };
 }
 
+/** Content-part types that carry text: chat's `text`, the Responses API's input and output text. */
+const TEXT_PART_TYPES: ReadonlySet<unknown> = new Set(['text', 'input_text', 'output_text']);
+
 /** The text of a message's content: a string, or the text parts of a content-part array. */
 export function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
   return content
     .map((part: unknown) =>
-      typeof part === 'object' && part !== null && (part as { type?: unknown }).type === 'text'
+      typeof part === 'object' && part !== null && TEXT_PART_TYPES.has((part as { type?: unknown }).type)
         ? String((part as { text?: unknown }).text ?? '')
         : '',
     )
@@ -76,6 +79,15 @@ export function answerPieces(answer: string): string[] {
   return answer.match(/\s*\S+/g) ?? [];
 }
 
+/** Tokens of a bare text (a legacy prompt, an embeddings input): one per word, as pieces count. */
+export function countTextTokens(text: string): number {
+  return answerPieces(text).length;
+}
+
+/**
+ * Tokens of a conversation; chat and the Responses API count the same messages the same way, so
+ * a test can predict `prompt_tokens` / `input_tokens` exactly.
+ */
 export function countPromptTokens(messages: readonly ChatMessage[]): number {
   // ~4 tokens of framing per message plus 3 to prime the reply, as OpenAI's cookbook counts.
   let tokens = 3;
@@ -100,28 +112,27 @@ export function makeUsage(promptTokens: number, completionTokens: number): Usage
   };
 }
 
-export function newCompletionId(): string {
-  // Real ids are "chatcmpl-" followed by 29 base62-ish characters.
-  return `chatcmpl-${randomBytes(22).toString('base64url').replace(/[-_]/g, 'x').slice(0, 29)}`;
+export function newCompletionId(prefix = 'chatcmpl'): string {
+  // Real ids are "chatcmpl-" (legacy: "cmpl-") followed by 29 base62-ish characters.
+  return `${prefix}-${randomBytes(22).toString('base64url').replace(/[-_]/g, 'x').slice(0, 29)}`;
 }
 
 function safe(): { filtered: false; severity: 'safe' } {
   return { filtered: false, severity: 'safe' };
 }
 
-export function promptFilterResults(): unknown[] {
-  return [
-    {
-      prompt_index: 0,
-      content_filter_results: {
-        hate: safe(),
-        jailbreak: { filtered: false, detected: false },
-        self_harm: safe(),
-        sexual: safe(),
-        violence: safe(),
-      },
+/** One entry per prompt (legacy completions take several; chat has one). */
+export function promptFilterResults(prompts = 1): unknown[] {
+  return Array.from({ length: prompts }, (_unused, index) => ({
+    prompt_index: index,
+    content_filter_results: {
+      hate: safe(),
+      jailbreak: { filtered: false, detected: false },
+      self_harm: safe(),
+      sexual: safe(),
+      violence: safe(),
     },
-  ];
+  }));
 }
 
 export function choiceFilterResults(): Record<string, unknown> {
@@ -153,17 +164,22 @@ export function planCompletion(
   maxTokens: number | undefined,
   nowMs: number,
 ): CompletionPlan {
-  const all = answerPieces(answerFor(messages, deployment));
-  const cut = maxTokens !== undefined && maxTokens < all.length;
-  const pieces = cut ? all.slice(0, maxTokens) : all;
+  const { pieces, finishReason } = cutAnswer(answerFor(messages, deployment), maxTokens);
   return {
     id: newCompletionId(),
     created: Math.floor(nowMs / 1000),
     model,
     pieces,
-    finishReason: cut ? 'length' : 'stop',
+    finishReason,
     usage: makeUsage(countPromptTokens(messages), pieces.length),
   };
+}
+
+/** The answer's pieces, cut to `maxTokens` (one piece is one completion token). */
+export function cutAnswer(answer: string, maxTokens: number | undefined): { pieces: string[]; finishReason: 'stop' | 'length' } {
+  const all = answerPieces(answer);
+  const cut = maxTokens !== undefined && maxTokens < all.length;
+  return { pieces: cut ? all.slice(0, maxTokens) : all, finishReason: cut ? 'length' : 'stop' };
 }
 
 export function chatCompletion(plan: CompletionPlan): Record<string, unknown> {

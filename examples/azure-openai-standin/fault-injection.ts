@@ -5,6 +5,9 @@
 //                                    the connection (TCP RST where the socket allows it). The
 //                                    client sees a truncated response, never a clean end.
 //   x-standin-chunk-delay-ms: N      wait N ms between streamed events (a slow model).
+//   x-standin-first-token-delay-ms: N
+//                                    wait N ms before the response head and first byte (a model
+//                                    slow to start), for time-to-first-token and timeout tests.
 //
 // The header wins over the option. The stand-in never honours these headers on its own unless a
 // client sends them, so a normal client is unaffected.
@@ -15,26 +18,33 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ABORT_AFTER_BYTES_HEADER = 'x-standin-abort-after-bytes';
 export const CHUNK_DELAY_HEADER = 'x-standin-chunk-delay-ms';
+export const FIRST_TOKEN_DELAY_HEADER = 'x-standin-first-token-delay-ms';
 /** Longest pause between events we accept: long enough for any slow-reader test, never a hang. */
 export const MAX_CHUNK_DELAY_MS = 10_000;
+/** Longer than the pause between events: upstream-timeout tests need a start slower than their limit. */
+export const MAX_FIRST_TOKEN_DELAY_MS = 60_000;
 
 export interface Faults {
   readonly abortAfterBytes: number | undefined;
   readonly chunkDelayMs: number;
+  readonly firstTokenDelayMs: number;
 }
 
 /** Reads the fault headers; returns an error text for a malformed one. */
 export function faultsFor(
   headers: Readonly<Record<string, string | string[] | undefined>>,
-  defaults: { abortAfterBytes?: number | undefined; chunkDelayMs?: number | undefined },
+  defaults: { abortAfterBytes?: number | undefined; chunkDelayMs?: number | undefined; firstTokenDelayMs?: number | undefined },
 ): Faults | { error: string } {
   const abort = parseCount(headers[ABORT_AFTER_BYTES_HEADER], Number.MAX_SAFE_INTEGER);
   if (abort === 'invalid') return { error: `${ABORT_AFTER_BYTES_HEADER} must be a non-negative integer` };
   const delay = parseCount(headers[CHUNK_DELAY_HEADER], MAX_CHUNK_DELAY_MS);
   if (delay === 'invalid') return { error: `${CHUNK_DELAY_HEADER} must be an integer from 0 to ${MAX_CHUNK_DELAY_MS}` };
+  const first = parseCount(headers[FIRST_TOKEN_DELAY_HEADER], MAX_FIRST_TOKEN_DELAY_MS);
+  if (first === 'invalid') return { error: `${FIRST_TOKEN_DELAY_HEADER} must be an integer from 0 to ${MAX_FIRST_TOKEN_DELAY_MS}` };
   return {
     abortAfterBytes: abort ?? defaults.abortAfterBytes,
     chunkDelayMs: delay ?? defaults.chunkDelayMs ?? 0,
+    firstTokenDelayMs: first ?? defaults.firstTokenDelayMs ?? 0,
   };
 }
 

@@ -40,7 +40,7 @@ function collectDeployment(value: string, previous: Record<string, string> | und
 
 const program = new Command()
   .name('azure-openai-standin')
-  .description('An HTTPS server that answers like the Azure OpenAI chat completions data plane.')
+  .description('An HTTPS server that answers like the Azure OpenAI data plane (chat, completions, embeddings, responses).')
   .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 0 })
   .option('--cert <file>', 'PEM server certificate (chain)')
   .option('--key <file>', 'PEM private key of the certificate')
@@ -50,6 +50,8 @@ const program = new Command()
   .option('--rate-limit <requests/seconds>', 'answer 429 past this many requests per window, per deployment', parseRateLimit)
   .option('--chunk-delay-ms <ms>', 'pause between streamed events', parseCount)
   .option('--abort-after-bytes <n>', 'kill every connection after N response body bytes', parseCount)
+  .option('--first-token-delay-ms <ms>', 'pause before the head of every successful answer', parseCount)
+  .option('--region <name>', 'what the x-ms-region header says (e.g. "Sweden Central")')
   .addHelpText(
     'after',
     '\nExample:\n  npx tsx examples/azure-openai-standin/main.ts --listen 127.0.0.1:0 --cert c.pem --key k.pem --api-key-file key\n',
@@ -67,6 +69,8 @@ async function main(): Promise<void> {
     rateLimit?: { requests: number; windowMs: number };
     chunkDelayMs?: number;
     abortAfterBytes?: number;
+    firstTokenDelayMs?: number;
+    region?: string;
   }>();
   if ((opts.cert === undefined) !== (opts.key === undefined)) {
     throw new Error('--cert and --key go together');
@@ -86,6 +90,8 @@ async function main(): Promise<void> {
     ...(opts.rateLimit ? { rateLimit: opts.rateLimit } : {}),
     ...(opts.chunkDelayMs !== undefined ? { chunkDelayMs: opts.chunkDelayMs } : {}),
     ...(opts.abortAfterBytes !== undefined ? { abortAfterBytes: opts.abortAfterBytes } : {}),
+    ...(opts.firstTokenDelayMs !== undefined ? { firstTokenDelayMs: opts.firstTokenDelayMs } : {}),
+    ...(opts.region !== undefined ? { region: opts.region } : {}),
   };
   const standin = await startStandin(options);
   process.stdout.write(`${JSON.stringify({ url: standin.url })}\n`);

@@ -13,8 +13,8 @@ import { ensureVm } from './vm.js';
 // AI Corp: an Azure OpenAI account nobody can reach from the internet (public network access
 // Disabled, network ACLs default Deny, keys disabled), reached from its own VNet through a private
 // endpoint whose name resolves via the privatelink.openai.azure.com zone. Its VM has no public IP
-// and runs the outlet. The account's keys are never read: the VM's managed identity gets the
-// "Cognitive Services OpenAI User" role, and a loopback proxy on the VM adds its token.
+// and runs the outlet as an Azure OpenAI gateway. The account has no usable key: the VM's managed
+// identity gets the "Cognitive Services OpenAI User" role, and the outlet adds its Entra token.
 
 export interface AiCorpNetwork {
   /** The account's endpoint as ARM reports it, e.g. https://wicket-1a2b3c-aoai.openai.azure.com/. */
@@ -184,7 +184,7 @@ export async function provisionAiCorpVm(d: DeploymentContext, net: AiCorpNetwork
     spec: spec.vm,
     nicId: d.ids.aiCorp.nic,
     sshPublicKey: d.sshPublicKey,
-    cloudConfig: async () => aiCorpCloudConfig(d.source, await mintOutletTicket(), net.endpoint),
+    cloudConfig: async () => aiCorpCloudConfig(d.source, await mintOutletTicket(), { region: d.bp.location, endpoint: net.endpoint }),
   });
   await ensureRoleAssignment(ctx, d, vm);
 }

@@ -13,9 +13,8 @@ export const ROLE_ASSIGNMENT_API_VERSION = '2022-04-01';
 export const UBUNTU_IMAGE = { publisher: 'Canonical', offer: 'ubuntu-24_04-lts', sku: 'server', version: 'latest' } as const;
 export const VM_ADMIN_USERNAME = 'wicketadmin';
 export const RELAY_PORT = 443;
-/** Where the demo's inlet listens on Health Corp's VM, and where AI Corp's token proxy listens. */
+/** Where the demo's inlet listens on Health Corp's VM. */
 export const INLET_ADDRESS = '127.0.0.1:8443';
-export const TOKEN_PROXY_ADDRESS = '127.0.0.1:8081';
 
 /** The portal: AI Corp's outlet registers relay name `openai`; each side admits only the other. */
 export const PORTAL = {
@@ -61,6 +60,8 @@ export interface VmSpec {
   osDiskGb: number;
   /** One line: what its cloud-init starts. */
   runs: string;
+  /** Further lines `plan` prints under the VM (what an operator should know about what it runs). */
+  notes: string[];
 }
 
 export interface Blueprint {
@@ -125,12 +126,13 @@ export function relayNsgRules(adminCidr: string | undefined): NsgRule[] {
 export function buildBlueprint(settings: AzureSettings, subscriptionId: string, nameSource: NameSource): Blueprint {
   const hash = nameHash(nameSource);
   const names = resourceNames(hash);
-  const vm = (name: string, extra: Pick<VmSpec, 'publicIp' | 'systemAssignedIdentity' | 'runs'>): VmSpec => ({
+  const vm = (name: string, extra: Pick<VmSpec, 'publicIp' | 'systemAssignedIdentity' | 'runs'> & Partial<Pick<VmSpec, 'notes'>>): VmSpec => ({
     name,
     size: settings.vmSize,
     image: UBUNTU_IMAGE,
     adminUsername: VM_ADMIN_USERNAME,
     osDiskGb: 30,
+    notes: [],
     ...extra,
   });
   return {
@@ -166,7 +168,11 @@ export function buildBlueprint(settings: AzureSettings, subscriptionId: string, 
       vm: vm(names.aiCorp.vm, {
         publicIp: false,
         systemAssignedIdentity: true,
-        runs: `agent enroll (ticket: openai-outlet, relay name openai); outlet openai -> token proxy ${TOKEN_PROXY_ADDRESS} -> https://${names.aiCorp.account}.openai.azure.com:443`,
+        runs: `agent enroll (ticket: openai-outlet, relay name openai); outlet openai = Azure OpenAI gateway -> https://${names.aiCorp.account}.openai.azure.com (backend ${settings.location})`,
+        notes: [
+          "outlet: the Azure OpenAI gateway, authenticated by this VM's managed identity (no API key, no separate token proxy)",
+          'usage: recorded per caller identity in the agent home /var/lib/wicket; see it with `agent usage` on this VM (as user wicket)',
+        ],
       }),
     },
     healthCorp: {

@@ -1,7 +1,8 @@
+import { validateGatewaySpec, type GatewayInput } from '../../agent/gateway/gateway-spec.js';
 import { wicketError } from '../../protocol/errors.js';
 import { MAX_TICKET_TEXT_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
-import { INLET_ADDRESS, PORTAL, TOKEN_PROXY_ADDRESS } from './blueprint.js';
+import { INLET_ADDRESS, PORTAL } from './blueprint.js';
 import { renderTemplate, SAFE_WORDS, words } from './templates.js';
 
 // The three VMs' first-boot configuration. A cloud-config document is YAML; we emit JSON (a
@@ -9,8 +10,9 @@ import { renderTemplate, SAFE_WORDS, words } from './templates.js';
 // parse it exactly. Every file it writes comes from a template in scripts/azure/templates/.
 //
 // What a document holds: scripts, systemd units, node.json, and for agents one enrollment ticket
-// (written mode 0600, deleted after enrollment). Nothing else secret: no API key (AI Corp's VM
-// uses its managed identity), no admin ticket (it stays on the relay until `up` fetches it).
+// (written mode 0600, deleted after enrollment). Nothing else secret: no API key (AI Corp's outlet
+// is an Azure OpenAI gateway that authenticates with the VM's managed identity), no admin ticket
+// (it stays on the relay until `up` fetches it).
 
 export const CLOUD_CONFIG_HEADER = '#cloud-config\n';
 /** Azure's limit on customData; our documents are a fraction of it. */
@@ -33,9 +35,25 @@ export interface WicketSource {
   ref: string;
 }
 
+/** An outlet in gateway mode: its backends replace `to` (agent/gateway/gateway-spec.ts). */
+export interface GatewayOutlet {
+  name: string;
+  relay: string;
+  allow: string;
+  gateway: GatewayInput;
+}
+
 export interface NodeConfig {
-  outlets: Array<{ name: string; to: string; tls: boolean; relay: string; allow: string }>;
+  outlets: GatewayOutlet[];
   inlets: Array<{ name: string; from: string; via: string; allow: string }>;
+}
+
+/** AI Corp's Azure OpenAI account as the gateway's one backend. */
+export interface AoaiBackend {
+  /** The backend's name: the region it runs in (settings LOCATION, e.g. eastus). */
+  region: string;
+  /** The account's endpoint as ARM reports it, e.g. https://x.openai.azure.com/. */
+  endpoint: string;
 }
 
 const TICKET_TEXT = /^wkt1_[A-Za-z0-9_-]+$/;
@@ -83,10 +101,23 @@ export function relayCloudConfig(src: WicketSource, relayPublicUrl: string): Sec
   });
 }
 
-/** AI Corp: one outlet, reachable only by identities with the inlet attribute, to the token proxy. */
-export function aiCorpNodeConfig(): NodeConfig {
+/**
+ * AI Corp: one outlet, reachable only by identities with the inlet attribute, in Azure OpenAI
+ * gateway mode. The outlet itself adds an Entra token for the VM's managed identity (role
+ * "Cognitive Services OpenAI User"; the account has key auth disabled, so there is no key to
+ * configure) and calls the account over TLS, which resolves to the private endpoint inside the
+ * VNet. Its usage ledger and limit counters live in the agent home.
+ */
+export function aiCorpNodeConfig(aoai: AoaiBackend): NodeConfig {
+  const gateway: GatewayInput = {
+    kind: 'azure-openai',
+    backends: [{ name: aoai.region, url: new URL(aoai.endpoint).origin, auth: { kind: 'entra' } }],
+  };
+  // Checked here, before the VM exists: cloud-init runs once, and an agent that refuses its
+  // node.json on the VM would only show up as a demo that never answers.
+  validateGatewaySpec(gateway, 'outlets[0].gateway', 'WICKET_ERR_AZURE_CONFIG');
   return {
-    outlets: [{ name: PORTAL.relayName, to: TOKEN_PROXY_ADDRESS, tls: false, relay: PORTAL.relayName, allow: PORTAL.inletAttribute }],
+    outlets: [{ name: PORTAL.relayName, relay: PORTAL.relayName, allow: PORTAL.inletAttribute, gateway }],
     inlets: [],
   };
 }
@@ -107,20 +138,14 @@ function agentBootstrap(services: string[], startOnce: string[]): WriteFile {
   return file(`${LIB}/bootstrap.sh`, text, '0755');
 }
 
-/** `aoaiEndpoint`: the account's endpoint as ARM reports it, e.g. https://x.openai.azure.com/. */
-export function aiCorpCloudConfig(src: WicketSource, ticket: Secret<string>, aoaiEndpoint: string): Secret<string> {
-  const origin = new URL(aoaiEndpoint).origin;
+export function aiCorpCloudConfig(src: WicketSource, ticket: Secret<string>, aoai: AoaiBackend): Secret<string> {
   return document({
     write_files: [
       installFile(src),
-      agentBootstrap(['aoai-token-proxy.service', 'wicket-agent.service'], []),
-      file('/etc/wicket/node.json', JSON.stringify(aiCorpNodeConfig(), null, 2) + '\n'),
+      agentBootstrap(['wicket-agent.service'], []),
+      file('/etc/wicket/node.json', JSON.stringify(aiCorpNodeConfig(aoai), null, 2) + '\n'),
       ticketFile(ticket),
       file('/etc/systemd/system/wicket-agent.service', renderTemplate('wicket-agent.service')),
-      file(
-        '/etc/systemd/system/aoai-token-proxy.service',
-        renderTemplate('aoai-token-proxy.service', words({ AOAI_ENDPOINT: origin, TOKEN_PROXY_ADDRESS: TOKEN_PROXY_ADDRESS })),
-      ),
     ],
     runcmd: RUN_BOOTSTRAP,
   });

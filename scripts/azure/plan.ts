@@ -34,6 +34,7 @@ function vmLines(vm: VmSpec, bp: Blueprint): string[] {
     `size ${vm.size}; image ${i.publisher}:${i.offer}:${i.sku}:${i.version}; ${vm.osDiskGb} GB StandardSSD OS disk`,
     `admin ${vm.adminUsername}, SSH key only; ${vm.publicIp ? 'public IP' : 'no public IP'}${vm.systemAssignedIdentity ? '; system-assigned managed identity' : ''}`,
     `cloud-init: Node 20 + Wicket ${bp.wicket.ref ?? '<WICKET_REF>'} as system user wicket; ${vm.runs}`,
+    ...vm.notes,
   ];
 }
 

@@ -12,7 +12,6 @@ export type TemplateName =
   | 'agent-bootstrap.sh'
   | 'wicket-relay.service'
   | 'wicket-agent.service'
-  | 'aoai-token-proxy.service'
   | 'wicket-demo.service'
   | 'run-demo.sh'
   | 'wait-for-bootstrap.sh'

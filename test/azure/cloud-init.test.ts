@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { gatewaySpecSchema } from '../../agent/gateway/gateway-spec.js';
 import { parseNodeConfig } from '../../agent/node-config.js';
 import { isWicketError } from '../../protocol/errors.js';
 import { Secret } from '../../protocol/secret.js';
@@ -20,7 +21,7 @@ import {
 
 const SOURCE = { repo: 'https://github.com/example/wicket.git', ref: '0123456789abcdef0123456789abcdef01234567' };
 const RELAY_URL = 'wss://203.0.113.10:443';
-const AOAI = 'https://wicket-abc123-aoai.openai.azure.com/';
+const AOAI = { region: 'eastus', endpoint: 'https://wicket-abc123-aoai.openai.azure.com/' };
 
 function ticket(): Secret<string> {
   return new Secret(
@@ -82,27 +83,64 @@ describe('cloud-init documents', () => {
     expect(relay.write_files.map((f) => f.path)).not.toContain('/etc/wicket/ticket');
   });
 
-  it('AI Corp enrolls with its ticket, deletes it, and runs the outlet towards the token proxy', () => {
+  it('AI Corp enrolls with its ticket, deletes it, and runs one agent whose outlet is the Azure OpenAI gateway', () => {
     expect(file(ai, '/etc/wicket/ticket')).toBe(`${outletTicket.reveal()}\n`);
     expect(permissionsOf(ai, '/etc/wicket/ticket')).toBe('0600');
     const bootstrap = file(ai, '/usr/local/lib/wicket/bootstrap.sh');
     expect(bootstrap).toContain(ENROLL);
     expect(bootstrap.indexOf('rm -f /etc/wicket/ticket')).toBeGreaterThan(bootstrap.indexOf(ENROLL));
-    expect(bootstrap).toContain('services=(aoai-token-proxy.service wicket-agent.service)');
+    expect(bootstrap).toContain('services=(wicket-agent.service)\n');
     expect(bootstrap).toContain('start_once=()');
     const agent = file(ai, '/etc/systemd/system/wicket-agent.service');
     expect(agent).toContain('ExecStart=/opt/wicket/bin/agent.js node start --config /etc/wicket/node.json\n');
     expect(agent).toContain('User=wicket\n');
+    // The gateway's usage ledger lives in the agent home, which the unit keeps writable.
     expect(agent).toContain('Environment=WICKET_HOME=/var/lib/wicket\n');
+    expect(agent).toContain('StateDirectory=wicket\n');
     expect(JSON.parse(file(ai, '/etc/wicket/node.json'))).toEqual({
-      outlets: [{ name: 'openai', to: '127.0.0.1:8081', tls: false, relay: 'openai', allow: 'openai-inlet' }],
+      outlets: [
+        {
+          name: 'openai',
+          relay: 'openai',
+          allow: 'openai-inlet',
+          gateway: {
+            kind: 'azure-openai',
+            backends: [{ name: 'eastus', url: 'https://wicket-abc123-aoai.openai.azure.com', auth: { kind: 'entra' } }],
+          },
+        },
+      ],
       inlets: [],
     });
-    const proxy = file(ai, '/etc/systemd/system/aoai-token-proxy.service');
-    expect(proxy).toContain('Environment=AOAI_UPSTREAM=https://wicket-abc123-aoai.openai.azure.com\n');
-    expect(proxy).toContain('Environment=PROXY_LISTEN=127.0.0.1:8081\n');
-    expect(proxy).toContain('ExecStart=/usr/bin/node --import tsx /opt/wicket/scripts/azure/vm/aoai-token-proxy.ts\n');
-    expect(proxy).toContain('DynamicUser=yes\n');
+  });
+
+  it('AI Corp runs no separate token proxy: no unit, no program, nothing listening on 8081', () => {
+    const paths = ai.write_files.map((f) => f.path);
+    expect(paths.sort()).toEqual(
+      ['/etc/systemd/system/wicket-agent.service', '/etc/wicket/node.json', '/etc/wicket/ticket', '/usr/local/lib/wicket/bootstrap.sh', '/usr/local/lib/wicket/install-wicket.sh'].sort(),
+    );
+    const text = aiDoc.reveal();
+    expect(text).not.toMatch(/token-proxy|token proxy|AOAI_UPSTREAM|PROXY_LISTEN|8081/);
+  });
+
+  it("AI Corp's gateway authenticates with the VM's managed identity only: no API key anywhere", () => {
+    const config = JSON.parse(file(ai, '/etc/wicket/node.json')) as { outlets: Array<{ gateway: unknown; to?: unknown }> };
+    const gateway = gatewaySpecSchema.parse(config.outlets[0]?.gateway);
+    expect(gateway.backends.map((b) => b.auth)).toEqual([{ kind: 'entra' }]);
+    expect(gateway.backends[0]?.url).toBe('https://wicket-abc123-aoai.openai.azure.com');
+    // The backends replace the TCP target: nothing for the inlet to steer, no plaintext hop.
+    expect(config.outlets[0]).not.toHaveProperty('to');
+    expect(aiDoc.reveal()).not.toMatch(/api-key|apiKey|AZURE_OPENAI_API_KEY/i);
+  });
+
+  it("refuses a backend the gateway would refuse, before any VM exists (cloud-init runs once)", () => {
+    let caught: unknown;
+    try {
+      aiCorpCloudConfig(SOURCE, ticket(), { region: 'east us', endpoint: AOAI.endpoint });
+    } catch (err) {
+      caught = err;
+    }
+    expect(isWicketError(caught, 'WICKET_ERR_AZURE_CONFIG')).toBe(true);
+    expect((caught as Error).message).toContain('outlets[0].gateway.backends[0].name');
   });
 
   it('Health Corp enrolls with its ticket, runs the inlet on 127.0.0.1:8443 and the demo client against it', () => {
@@ -123,7 +161,7 @@ describe('cloud-init documents', () => {
   it("writes node.json files the agent's own parser accepts (the contract with `agent node start`)", () => {
     const outletSide = parseNodeConfig(file(ai, '/etc/wicket/node.json'), '/etc/wicket');
     expect(outletSide.outlets).toHaveLength(1);
-    expect(outletSide.outlets[0]).toMatchObject({ relay: 'openai', allow: 'openai-inlet', tls: false });
+    expect(outletSide.outlets[0]).toMatchObject({ relay: 'openai', allow: 'openai-inlet' });
     const inletSide = parseNodeConfig(file(health, '/etc/wicket/node.json'), '/etc/wicket');
     expect(inletSide.inlets).toHaveLength(1);
     expect(inletSide.inlets[0]).toMatchObject({ via: 'openai', allow: 'openai-outlet' });

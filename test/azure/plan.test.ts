@@ -54,6 +54,18 @@ describe('run.sh plan', () => {
     expect(result.stdout).toContain('23 resources in 3 resource groups.');
   });
 
+  it("says AI Corp's outlet is the Azure OpenAI gateway on the VM's managed identity, and where its usage is", async () => {
+    const result = await runScript(['plan'], demoEnv(standIn));
+    expect(result.code).toBe(0);
+    const aiCorp = result.stdout.slice(result.stdout.indexOf('\nai-corp:'), result.stdout.indexOf('\nhealth-corp:'));
+    expect(aiCorp).toContain('outlet openai = Azure OpenAI gateway -> https://');
+    expect(aiCorp).toContain("outlet: the Azure OpenAI gateway, authenticated by this VM's managed identity (no API key, no separate token proxy)");
+    expect(aiCorp).toContain('usage: recorded per caller identity in the agent home /var/lib/wicket; see it with `agent usage` on this VM');
+    expect(aiCorp).toContain('local (key) auth disabled');
+    expect(aiCorp).toContain('Cognitive Services OpenAI User');
+    expect(result.stdout).not.toMatch(/8081|token proxy 127/);
+  });
+
   it('makes no call even with DefaultAzureCredential, and shows SSH only from ADMIN_CIDR', async () => {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,

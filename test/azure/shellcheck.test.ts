@@ -41,7 +41,7 @@ describe.skipIf(!hasShellcheck)('shellcheck', () => {
     const ticket = new Secret('wkt1_AAAA');
     const docs = [
       relayCloudConfig(source, 'wss://203.0.113.10:443'),
-      aiCorpCloudConfig(source, ticket, 'https://x.openai.azure.com/'),
+      aiCorpCloudConfig(source, ticket, { region: 'eastus', endpoint: 'https://x.openai.azure.com/' }),
       healthCorpCloudConfig(source, ticket, 'gpt-4o-mini'),
     ];
     const scripts = docs.flatMap((d) => parseCloudConfig(d.reveal()).write_files.filter((f) => f.path.endsWith('.sh')).map((f) => f.content));

@@ -150,7 +150,9 @@ describe('run.sh up against the ARM stand-in', () => {
   });
 
   it("lets only AI Corp's VM identity call the model: OpenAI User role on the account", () => {
-    const principal = (body(ids.aiCorp.vm).identity as Json).principalId;
+    const identity = body(ids.aiCorp.vm).identity as Json;
+    expect(identity.type).toBe('SystemAssigned');
+    const principal = identity.principalId;
     expect(typeof principal).toBe('string');
     const ra = props(ids.aiCorp.roleAssignment);
     expect(ra.principalId).toBe(principal);
@@ -189,14 +191,23 @@ describe('run.sh up against the ARM stand-in', () => {
     );
   });
 
-  it("starts the outlet towards the account's endpoint through the token proxy, and the inlet on 127.0.0.1:8443", () => {
+  it("runs the outlet as the Azure OpenAI gateway to the account's endpoint (no token proxy), and the inlet on 127.0.0.1:8443", () => {
     const ai = cloudConfigOf(ids.aiCorp.vm);
     const endpoint = new URL(String(props(ids.aiCorp.account).endpoint)).origin;
-    expect(fileIn(ai, '/etc/systemd/system/aoai-token-proxy.service').content).toContain(`Environment=AOAI_UPSTREAM=${endpoint}\n`);
     expect(JSON.parse(fileIn(ai, '/etc/wicket/node.json').content)).toEqual({
-      outlets: [{ name: 'openai', to: '127.0.0.1:8081', tls: false, relay: 'openai', allow: 'openai-inlet' }],
+      outlets: [
+        {
+          name: 'openai',
+          relay: 'openai',
+          allow: 'openai-inlet',
+          gateway: { kind: 'azure-openai', backends: [{ name: bp.location, url: endpoint, auth: { kind: 'entra' } }] },
+        },
+      ],
       inlets: [],
     });
+    expect(fileIn(ai, '/etc/systemd/system/wicket-agent.service').content).toContain('node start --config /etc/wicket/node.json\n');
+    expect(fileIn(ai, '/usr/local/lib/wicket/bootstrap.sh').content).toContain('services=(wicket-agent.service)\n');
+    expect(JSON.stringify(ai)).not.toMatch(/token-proxy|8081/);
     const health = cloudConfigOf(ids.healthCorp.vm);
     expect(JSON.parse(fileIn(health, '/etc/wicket/node.json').content)).toEqual({
       outlets: [],

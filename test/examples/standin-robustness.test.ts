@@ -174,7 +174,7 @@ describe('hostile requests get an answer, never a crash', () => {
   });
 
   it('answers unknown routes, methods and undecodable deployment names with 404', async () => {
-    const wrongPath = await rawRequest(`${plain.url}/openai/deployments/gpt-4o-mini/completions?api-version=2024-10-21`, { headers: { 'api-key': TEST_API_KEY }, body: ASK });
+    const wrongPath = await rawRequest(`${plain.url}/openai/deployments/gpt-4o-mini/images/generations?api-version=2024-10-21`, { headers: { 'api-key': TEST_API_KEY }, body: ASK });
     expect(wrongPath.status).toBe(404);
     const wrongMethod = await rawRequest(chatUrl(plain.url), { method: 'GET', headers: { 'api-key': TEST_API_KEY } });
     expect(wrongMethod.status).toBe(404);
@@ -201,7 +201,7 @@ describe('the stand-in command line', () => {
     await writeFile(keyFile, `${TEST_API_KEY}\n`, { mode: 0o600 });
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'examples/azure-openai-standin/main.ts', '--listen', '127.0.0.1:0', '--cert', ca.certPath, '--key', ca.keyPath, '--api-key-file', keyFile],
+      ['--import', 'tsx', 'examples/azure-openai-standin/main.ts', '--listen', '127.0.0.1:0', '--cert', ca.certPath, '--key', ca.keyPath, '--api-key-file', keyFile, '--region', 'CLI Region'],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -218,6 +218,7 @@ describe('the stand-in command line', () => {
       expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       const res = await rawRequest(chatUrl(url), { ca: ca.caPem, servername: 'aoai-standin.internal', headers: { 'api-key': TEST_API_KEY }, body: ASK });
       expect(res.status).toBe(200);
+      expect(res.headers['x-ms-region']).toBe('CLI Region');
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

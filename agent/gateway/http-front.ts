@@ -1,0 +1,173 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import {
+  GATEWAY_HEADERS_TIMEOUT_MS,
+  GATEWAY_KEEP_ALIVE_TIMEOUT_MS,
+  GATEWAY_MAX_HEADER_BYTES,
+  GATEWAY_REQUEST_TIMEOUT_MS,
+} from '../../protocol/limits.js';
+import type { MuxStream } from '../../protocol/mux/index.js';
+import { writeRawError } from './gateway-errors.js';
+import { MuxDuplex } from './mux-duplex.js';
+
+// The gateway's HTTP/1.1 front: node:http's parser run on each mux stream (keep-alive, chunked
+// bodies, pipelining and the smuggling checks are node's). The server never listens: streams are
+// handed to it as connections.
+//
+// node:http enforces headersTimeout/requestTimeout only for servers that listen, so the deadlines
+// are kept here, per connection:
+//   idle    (no byte of a next request yet)     → closed quietly after GATEWAY_KEEP_ALIVE_TIMEOUT_MS
+//   head    (first byte seen, no 'request' yet) → 408 after GATEWAY_HEADERS_TIMEOUT_MS (slow-loris)
+//   body    (request seen, body not all read)   → 408 after GATEWAY_REQUEST_TIMEOUT_MS from its first byte
+//   answer  (body read; the gateway is answering) → no deadline here (the backend client has its own)
+// A request head over GATEWAY_MAX_HEADER_BYTES is 431; bytes the parser refuses (conflicting
+// Content-Length and Transfer-Encoding, garbage) are 400; each then closes the stream.
+
+/**
+ * One request. `deadline` aborts when the body has not all arrived in time: the handler stops
+ * reading and answers 408 (the front destroys the stream if it does not within a second).
+ */
+export type RequestHandler<C> = (req: IncomingMessage, res: ServerResponse, caller: C, deadline: AbortSignal) => void;
+
+export interface HttpFrontOptions<C> {
+  logger: Logger;
+  onRequest: RequestHandler<C>;
+  /** Deadlines (tests shorten them). */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+}
+
+type Phase = 'idle' | 'head' | 'body' | 'answer';
+
+interface Connection<C> {
+  duplex: MuxDuplex;
+  caller: C;
+  phase: Phase;
+  timer: NodeJS.Timeout | undefined;
+  requestStartedAt: number;
+  /** Aborted when the current request's body misses its deadline. */
+  deadline: AbortController | undefined;
+}
+
+export class HttpFront<C> {
+  readonly #server: http.Server;
+  readonly #connections = new Map<MuxDuplex, Connection<C>>();
+  readonly #log: Logger;
+  readonly #headersTimeoutMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #keepAliveTimeoutMs: number;
+
+  constructor(options: HttpFrontOptions<C>) {
+    this.#log = options.logger;
+    this.#headersTimeoutMs = options.headersTimeoutMs ?? GATEWAY_HEADERS_TIMEOUT_MS;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? GATEWAY_REQUEST_TIMEOUT_MS;
+    this.#keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? GATEWAY_KEEP_ALIVE_TIMEOUT_MS;
+    this.#server = http.createServer(
+      { maxHeaderSize: GATEWAY_MAX_HEADER_BYTES, requireHostHeader: false, insecureHTTPParser: false, keepAlive: true },
+      (req, res) => this.#request(req, res, options.onRequest),
+    );
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.#clientError(err, socket as MuxDuplex));
+  }
+
+  /** Serves HTTP on one stream for `caller` (whose identity the channel proved). */
+  serve(stream: MuxStream, caller: C): void {
+    const duplex = new MuxDuplex(stream);
+    const connection: Connection<C> = { duplex, caller, phase: 'idle', timer: undefined, requestStartedAt: 0, deadline: undefined };
+    this.#connections.set(duplex, connection);
+    duplex.on('data', () => {
+      if (connection.phase === 'idle') this.#enter(connection, 'head');
+    });
+    duplex.on('error', (err) => this.#log.debug({ stream: stream.id, reason: err.message }, 'gateway stream failed'));
+    duplex.once('close', () => {
+      clearTimeout(connection.timer);
+      this.#connections.delete(duplex);
+    });
+    this.#enter(connection, 'idle');
+    this.#server.emit('connection', duplex);
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Stops serving: every stream is reset. */
+  close(): void {
+    for (const { duplex, timer } of [...this.#connections.values()]) {
+      clearTimeout(timer);
+      duplex.destroy();
+    }
+    this.#connections.clear();
+  }
+
+  #request(req: IncomingMessage, res: ServerResponse, onRequest: RequestHandler<C>): void {
+    const connection = this.#connections.get(req.socket as unknown as MuxDuplex);
+    if (connection === undefined) {
+      res.destroy();
+      return;
+    }
+    connection.deadline = new AbortController();
+    const { signal } = connection.deadline;
+    this.#enter(connection, 'body');
+    req.once('end', () => {
+      if (connection.phase === 'body') this.#enter(connection, 'answer');
+    });
+    res.once('finish', () => {
+      if (!connection.duplex.destroyed) this.#enter(connection, 'idle');
+    });
+    onRequest(req, res, connection.caller, signal);
+  }
+
+  #enter(connection: Connection<C>, phase: Phase): void {
+    clearTimeout(connection.timer);
+    connection.timer = undefined;
+    connection.phase = phase;
+    if (phase === 'head') connection.requestStartedAt = Date.now();
+    const { duplex } = connection;
+    switch (phase) {
+      case 'idle':
+        connection.timer = setTimeout(() => duplex.end(), this.#keepAliveTimeoutMs);
+        break;
+      case 'head':
+        connection.timer = setTimeout(() => this.#timedOut(connection, `the request head did not arrive within ${this.#headersTimeoutMs} ms`), this.#headersTimeoutMs);
+        break;
+      case 'body': {
+        const left = Math.max(0, connection.requestStartedAt + this.#requestTimeoutMs - Date.now());
+        connection.timer = setTimeout(() => this.#bodyTimedOut(connection), left);
+        break;
+      }
+      case 'answer':
+        break;
+    }
+    connection.timer?.unref();
+  }
+
+  /** The head never finished: no request object exists, so the 408 is written raw. */
+  #timedOut(connection: Connection<C>, why: string): void {
+    this.#log.info({ stream: connection.duplex.stream.id, code: 'WICKET_ERR_HTTP_REQUEST' }, `gateway request timed out: ${why}`);
+    connection.duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
+    writeRawError(connection.duplex, 408, `WICKET_ERR_HTTP_REQUEST: ${why}; the stream is closed.`);
+  }
+
+  /** The body stalls: the handler (reading it) answers 408 through node; a handler that does not is cut. */
+  #bodyTimedOut(connection: Connection<C>): void {
+    this.#log.info({ stream: connection.duplex.stream.id, code: 'WICKET_ERR_HTTP_REQUEST' }, `gateway request body did not arrive within ${this.#requestTimeoutMs} ms`);
+    connection.duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
+    connection.deadline?.abort(new Error(`the request did not arrive within ${this.#requestTimeoutMs} ms`));
+    setTimeout(() => connection.duplex.destroy(), 1_000).unref();
+  }
+
+  #clientError(err: NodeJS.ErrnoException, duplex: MuxDuplex): void {
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : 400;
+    const message = tooLarge
+      ? `WICKET_ERR_HTTP_REQUEST: the request head is larger than ${GATEWAY_MAX_HEADER_BYTES} bytes`
+      : `WICKET_ERR_HTTP_REQUEST: the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`;
+    this.#log.info({ stream: duplex.stream?.id, code: 'WICKET_ERR_HTTP_REQUEST', parser: err.code }, 'gateway refused a malformed request');
+    duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
+    // A response already under way on this connection cannot be followed by another: just cut.
+    const busy = (duplex as unknown as { _httpMessage?: unknown })._httpMessage;
+    if (busy !== undefined && busy !== null) duplex.destroy();
+    else writeRawError(duplex, status, message);
+  }
+}

@@ -1,0 +1,237 @@
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { type ErrorCode, isWicketError, wicketError } from '../../protocol/errors.js';
+import { GATEWAY_RATE_WINDOW_MS } from '../../protocol/limits.js';
+
+// The gateway's limit counters in one SQLite file: per-second buckets for the sliding per-minute
+// windows, and token totals per UTC day and month for the quotas. Outlets on one host share
+// budgets by opening the same file (the relay must learn nothing about usage, so the counters live
+// with the outlets); every check-and-reserve runs in one `BEGIN IMMEDIATE` transaction, which
+// takes SQLite's single write lock first, so two processes never both admit the last request.
+//
+// Modes: the file names identities and their usage. SQLite creates -wal and -shm with the database
+// file's permissions, so the file is created 0600 BEFORE SQLite opens it, and older side files are
+// narrowed (the same rule as relay/authority/sqlite-schema.ts, which agent/ must not import).
+
+/** Bucket width: the sliding window moves in whole seconds (60 buckets per scope at most). */
+export const BUCKET_MS = 1_000;
+export const WINDOW_SECONDS = GATEWAY_RATE_WINDOW_MS / BUCKET_MS;
+
+/**
+ * How long admit() waits for another outlet process's transaction. Transactions here last
+ * microseconds, so a longer wait means a stuck process; the request is then failed rather than
+ * held (STORE_BUSY_TIMEOUT_MS, 5 s, is sized for the relay's administrative writes).
+ * Wanted in protocol/limits.ts as GATEWAY_COUNTERS_BUSY_TIMEOUT_MS.
+ */
+export const COUNTERS_BUSY_TIMEOUT_MS = 2_000;
+
+/**
+ * The code a counters failure is thrown with. The ledger's code is the nearest registered one
+ * ("check the agent home is writable"); a dedicated WICKET_ERR_GATEWAY_COUNTERS is wanted.
+ */
+export const COUNTERS_ERROR: ErrorCode = 'WICKET_ERR_LEDGER';
+
+export const COUNTERS_SCHEMA_VERSION = 1;
+
+const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'];
+
+const MIGRATIONS: Record<number, string> = {
+  // 0 -> 1: the first schema. WITHOUT ROWID: every read and write is by (scope, …) prefix.
+  1: `
+CREATE TABLE IF NOT EXISTS window_buckets (
+  scope    TEXT NOT NULL,
+  second   INTEGER NOT NULL,
+  tokens   INTEGER NOT NULL,
+  requests INTEGER NOT NULL,
+  PRIMARY KEY (scope, second)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS period_totals (
+  scope  TEXT NOT NULL,
+  period TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  PRIMARY KEY (scope, period)
+) WITHOUT ROWID;`,
+};
+
+/** One scope's counters as seen at `fromSecond` (exclusive) onwards. */
+export interface ScopeUsage {
+  windowTokens: number;
+  windowRequests: number;
+  dayTokens: number;
+  monthTokens: number;
+}
+
+export interface Bucket {
+  second: number;
+  tokens: number;
+  requests: number;
+}
+
+/** The UTC calendar periods `now` falls in, with the instants they end (when quotas reset). */
+export interface UtcPeriods {
+  day: string; // '2026-12-03'
+  month: string; // '2026-12'
+  dayStartsAt: number;
+  dayEndsAt: number;
+  monthStartsAt: number;
+  monthEndsAt: number;
+}
+
+export function utcPeriods(now: number): UtcPeriods {
+  const date = new Date(now);
+  const y = date.getUTCFullYear();
+  const m = date.getUTCMonth();
+  const d = date.getUTCDate();
+  const day = date.toISOString().slice(0, 10);
+  return { day, month: day.slice(0, 7), dayStartsAt: Date.UTC(y, m, d), dayEndsAt: Date.UTC(y, m, d + 1), monthStartsAt: Date.UTC(y, m, 1), monthEndsAt: Date.UTC(y, m + 1, 1) };
+}
+
+/** The second the bucket for `now` is keyed by. */
+export function bucketSecond(now: number): number {
+  return Math.floor(now / BUCKET_MS);
+}
+
+function prepareFileModes(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > COUNTERS_SCHEMA_VERSION) {
+    throw wicketError(COUNTERS_ERROR, `limit counters schema version ${version} is newer than this agent (${COUNTERS_SCHEMA_VERSION}); upgrade every outlet sharing the file`);
+  }
+  for (let next = version + 1; next <= COUNTERS_SCHEMA_VERSION; next++) {
+    db.transaction(() => {
+      // Another outlet may have migrated between our read and our lock: re-read under the lock.
+      if ((db.pragma('user_version', { simple: true }) as number) >= next) return;
+      db.exec(MIGRATIONS[next]!);
+      db.pragma(`user_version = ${next}`);
+    }).immediate();
+  }
+}
+
+/** Wraps a SQLite failure (busy past the timeout, disk full, corrupt file) with the counters' code. */
+export function countersFailure(what: string, err: unknown): Error {
+  if (isWicketError(err)) return err;
+  return wicketError(COUNTERS_ERROR, `limit counters: ${what} failed (${err instanceof Error ? err.message : String(err)})`, err);
+}
+
+/**
+ * The storage primitives. Methods do no locking of their own: GatewayLimits wraps the ones that
+ * must be atomic together in `immediate()`.
+ */
+export class LimitCounters {
+  readonly #db: Database.Database;
+  readonly #read: Database.Statement<{ scope: string; from: number; day: string; month: string }, { wt: number; wr: number; dt: number; mt: number }>;
+  readonly #buckets: Database.Statement<[string, number], Bucket>;
+  readonly #addBucket: Database.Statement<[string, number, number, number]>;
+  readonly #addPeriods: Database.Statement<[string, string, number, string, string, number]>;
+  readonly #correctBucket: Database.Statement<[number, string, number]>;
+  readonly #correctPeriod: Database.Statement<[number, string, string]>;
+  readonly #pruneScope: Database.Statement<[string, number]>;
+  readonly #pruneAllBuckets: Database.Statement<[number]>;
+  readonly #prunePeriods: Database.Statement<[string, string]>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    // One statement reads everything a scope's check needs (window sums and both quotas).
+    this.#read = db.prepare(`
+WITH w AS (SELECT COALESCE(SUM(tokens), 0) AS wt, COALESCE(SUM(requests), 0) AS wr
+           FROM window_buckets WHERE scope = $scope AND second > $from)
+SELECT w.wt, w.wr,
+  COALESCE((SELECT tokens FROM period_totals WHERE scope = $scope AND period = $day), 0) AS dt,
+  COALESCE((SELECT tokens FROM period_totals WHERE scope = $scope AND period = $month), 0) AS mt
+FROM w`);
+    this.#buckets = db.prepare('SELECT second, tokens, requests FROM window_buckets WHERE scope = ? AND second > ? ORDER BY second');
+    this.#addBucket = db.prepare(`
+INSERT INTO window_buckets (scope, second, tokens, requests) VALUES (?, ?, ?, ?)
+ON CONFLICT (scope, second) DO UPDATE SET tokens = tokens + excluded.tokens, requests = requests + excluded.requests`);
+    this.#addPeriods = db.prepare(`
+INSERT INTO period_totals (scope, period, tokens) VALUES (?, ?, ?), (?, ?, ?)
+ON CONFLICT (scope, period) DO UPDATE SET tokens = tokens + excluded.tokens`);
+    // Corrections UPDATE only: a bucket or period already pruned stays gone (never resurrected),
+    // and a refund never takes a counter below zero.
+    this.#correctBucket = db.prepare('UPDATE window_buckets SET tokens = MAX(0, tokens + ?) WHERE scope = ? AND second = ?');
+    this.#correctPeriod = db.prepare('UPDATE period_totals SET tokens = MAX(0, tokens + ?) WHERE scope = ? AND period = ?');
+    this.#pruneScope = db.prepare('DELETE FROM window_buckets WHERE scope = ? AND second <= ?');
+    this.#pruneAllBuckets = db.prepare('DELETE FROM window_buckets WHERE second <= ?');
+    // Period keys sort as text; a day key ('2026-12-03') is 10 characters, a month key 7.
+    this.#prunePeriods = db.prepare('DELETE FROM period_totals WHERE (length(period) = 10 AND period < ?) OR (length(period) = 7 AND period < ?)');
+  }
+
+  /** Opens (creating 0600 and migrating as needed) the counters at `path`, or ':memory:'. */
+  static open(path: string): LimitCounters {
+    try {
+      if (path !== ':memory:') prepareFileModes(path);
+      const db = new Database(path);
+      try {
+        db.pragma('journal_mode = WAL');
+        db.pragma(`busy_timeout = ${COUNTERS_BUSY_TIMEOUT_MS}`);
+        // NORMAL, not FULL: in WAL a commit then needs no fsync. A power cut can lose the last
+        // few reservations (a caller gets a few more requests); an fsync per request would spend
+        // the gateway's whole latency budget.
+        db.pragma('synchronous = NORMAL');
+        migrate(db);
+        return new LimitCounters(db);
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+    } catch (err) {
+      throw countersFailure(`opening ${path}`, err);
+    }
+  }
+
+  /**
+   * `fn` as a BEGIN IMMEDIATE transaction: the write lock is taken before the first read, so a
+   * check and its reservation are atomic across processes. Wrap once, call per request.
+   */
+  immediateTransaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    const transaction = this.#db.transaction(fn);
+    return (...args: A) => transaction.immediate(...args);
+  }
+
+  read(scope: string, fromSecond: number, periods: UtcPeriods): ScopeUsage {
+    const row = this.#read.get({ scope, from: fromSecond, day: periods.day, month: periods.month })!;
+    return { windowTokens: row.wt, windowRequests: row.wr, dayTokens: row.dt, monthTokens: row.mt };
+  }
+
+  /** The scope's buckets after `fromSecond`, oldest first (only for a refusal's retry time). */
+  buckets(scope: string, fromSecond: number): Bucket[] {
+    return this.#buckets.all(scope, fromSecond);
+  }
+
+  reserve(scope: string, second: number, tokens: number, periods: UtcPeriods): void {
+    this.#addBucket.run(scope, second, tokens, 1);
+    this.#addPeriods.run(scope, periods.day, tokens, scope, periods.month, tokens);
+  }
+
+  correctBucket(scope: string, second: number, delta: number): void {
+    this.#correctBucket.run(delta, scope, second);
+  }
+
+  correctPeriod(scope: string, period: string, delta: number): void {
+    this.#correctPeriod.run(delta, scope, period);
+  }
+
+  /** Drops the scope's buckets at or before `second` (they are outside every window from now on). */
+  pruneScope(scope: string, second: number): void {
+    this.#pruneScope.run(scope, second);
+  }
+
+  /**
+   * Drops every scope's old buckets (scopes whose rule was removed are never pruned one by one)
+   * and period totals older than the previous day and month (a late settle() may still correct those).
+   */
+  pruneAll(second: number, keepDaysFrom: string, keepMonthsFrom: string): void {
+    this.#pruneAllBuckets.run(second);
+    this.#prunePeriods.run(keepDaysFrom, keepMonthsFrom);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,39 @@
+import type { IncomingMessage } from 'node:http';
+
+// Reads an app's request body whole (the gateway parses it to estimate tokens and to ask for
+// streamed usage), refusing one larger than `limit` as soon as its length says so or its bytes
+// pass it, and giving up when the front's deadline aborts (a body trickled in to hold the stream).
+
+export type BodyResult = { kind: 'body'; body: Buffer } | { kind: 'too-large' } | { kind: 'timeout' } | { kind: 'aborted' };
+
+export function readRequestBody(req: IncomingMessage, limit: number, deadline: AbortSignal): Promise<BodyResult> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ kind: 'too-large' });
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (result: BodyResult): void => {
+      if (settled) return;
+      settled = true;
+      deadline.removeEventListener('abort', onDeadline);
+      req.off('data', onData);
+      resolve(result);
+    };
+    const onDeadline = (): void => settle({ kind: 'timeout' });
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        settle({ kind: 'too-large' });
+        return;
+      }
+      parts.push(chunk);
+    };
+    if (deadline.aborted) return settle({ kind: 'timeout' });
+    deadline.addEventListener('abort', onDeadline);
+    req.on('data', onData);
+    req.once('end', () => settle({ kind: 'body', body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }));
+    req.once('error', () => settle({ kind: 'aborted' }));
+    req.once('close', () => settle(req.complete ? { kind: 'body', body: Buffer.concat(parts, size) } : { kind: 'aborted' }));
+  });
+}

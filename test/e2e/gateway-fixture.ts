@@ -1,0 +1,104 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { AzureOpenAI } from 'openai';
+import { enrollAgent, startNodeProcess, startRelayProcess, tempDir, type AgentHome, type NodeProcess, type RelayProcess } from '../../scripts/lib/local-processes.js';
+import type { UsageRow } from '../../agent/gateway/usage-row.js';
+
+// A whole gateway portal from real processes: a relay, an outlet node whose outlet carries the
+// given `gateway` block (started with `agent node start --config`), and one inlet node per caller,
+// each enrolled with its own ticket and attributes — so each caller is its own Wicket identity.
+// The app is the official openai SDK, pointed at the caller's inlet on localhost.
+
+export const API_VERSION = '2024-10-21';
+/** What the app sends as its key: any placeholder; the gateway drops it. */
+export const CALLER_PLACEHOLDER_KEY = 'caller-placeholder-key-never-forwarded';
+
+export interface Caller {
+  home: AgentHome;
+  node: NodeProcess;
+  /** "127.0.0.1:PORT" of this caller's inlet. */
+  address: string;
+  /** The official SDK, talking to this caller's inlet. */
+  client(options?: { maxRetries?: number; deployment?: string }): AzureOpenAI;
+}
+
+export interface GatewayPortal {
+  relay: RelayProcess;
+  outletHome: AgentHome;
+  outlet: NodeProcess;
+  callers: Caller[];
+}
+
+export function writeKeyFile(key: string): string {
+  const file = join(tempDir('wicket-gw-key-'), 'backend.key');
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return file;
+}
+
+export async function startGatewayPortal(o: {
+  gateway: Record<string, unknown>;
+  callers: string[][];
+  outletEnv?: NodeJS.ProcessEnv;
+  outletArgs?: string[];
+}): Promise<GatewayPortal> {
+  const relay = await startRelayProcess({});
+  const outletHome = await enrollAgent(relay, { attributes: ['openai-outlet'], relayNames: ['openai'] });
+  const outlet = await startNodeProcess(
+    outletHome,
+    { outlets: [{ name: 'openai', relay: 'openai', allow: 'openai-inlet', gateway: o.gateway }] },
+    { ...(o.outletEnv !== undefined ? { env: o.outletEnv } : {}) },
+  );
+  const callers: Caller[] = [];
+  for (const attributes of o.callers) {
+    const home = await enrollAgent(relay, { attributes: ['openai-inlet', ...attributes] });
+    const node = await startNodeProcess(home, { inlets: [{ name: 'openai', from: '127.0.0.1:0', via: 'openai', allow: 'openai-outlet' }] });
+    const address = node.inlets.openai!;
+    callers.push({
+      home,
+      node,
+      address,
+      client: (options = {}) =>
+        new AzureOpenAI({
+          endpoint: `http://${address}`,
+          apiKey: CALLER_PLACEHOLDER_KEY,
+          apiVersion: API_VERSION,
+          maxRetries: options.maxRetries ?? 0,
+          timeout: 30_000,
+          ...(options.deployment !== undefined ? { deployment: options.deployment } : {}),
+        }),
+    });
+  }
+  return { relay, outletHome, outlet, callers };
+}
+
+/** The outlet's ledger rows, once `count` are written (rows are batched: this waits for the flush). */
+export async function ledgerRows(outletHome: AgentHome, count: number, timeoutMs = 5_000): Promise<UsageRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = readLedger(outletHome);
+    if (rows.length >= count || Date.now() > deadline) return rows;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function readLedger(outletHome: AgentHome): UsageRow[] {
+  let db: Database.Database;
+  try {
+    db = new Database(join(outletHome.home, 'usage.db'), { readonly: true, fileMustExist: true });
+  } catch {
+    return [];
+  }
+  try {
+    const raw = db.prepare('SELECT * FROM usage ORDER BY id').all() as Record<string, unknown>[];
+    return raw.map((r) => ({
+      at: Number(r.at), outlet: String(r.outlet), identity: String(r.identity), attributes: JSON.parse(String(r.attributes)) as Record<string, string>,
+      deployment: r.deployment as string | null, model: r.model as string | null, operation: r.operation as UsageRow['operation'],
+      stream: r.stream === 1, status: Number(r.status), code: r.code as string | null,
+      promptTokens: r.prompt_tokens as number | null, completionTokens: r.completion_tokens as number | null, totalTokens: r.total_tokens as number | null,
+      latencyMs: Number(r.latency_ms), ttftMs: r.ttft_ms as number | null, backend: r.backend as string | null, requestId: r.request_id as string | null,
+    }));
+  } finally {
+    db.close();
+  }
+}
