@@ -1,11 +1,15 @@
 // `npm run demo`: the whole Wicket story on one machine, with real processes.
 //
-//   AI Corp:     the Azure OpenAI stand-in (HTTPS, a throwaway CA) and an outlet agent
-//   Health Corp: an inlet agent on 127.0.0.1 and an app built on the official `openai` SDK
+//   AI Corp:     the Azure OpenAI stand-in (HTTPS, a throwaway CA) and an outlet agent running
+//                the Azure OpenAI gateway: it alone holds the service key, records usage per
+//                caller identity and holds each team to its limits
+//   Health Corp: two inlet agents on 127.0.0.1 (cardiology, radiology), each behind an app built
+//                on the official `openai` SDK that sends a placeholder key
 //   the relay:   on loopback, hosting the project authority
 //
-// The app calls only the inlet's localhost address. Every step prints the CLI command a user
-// would type. At the end the admin revokes the inlet's identity and the next call fails.
+// The apps call only their inlet's localhost address. Every step prints the CLI command a user
+// would type. Radiology runs into its requests-per-minute limit; the outlet prints the usage per
+// identity; then the admin revokes cardiology's identity and its next call fails.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { askQuestion, describeFailure } from '../examples/demo-client.js';
@@ -23,6 +27,9 @@ import {
 
 const STANDIN_NAME = 'aoai-standin.internal';
 const DEPLOYMENT = 'gpt-4o-mini';
+/** What the apps send as their key: anything. The gateway drops it and uses the outlet's. */
+const PLACEHOLDER_KEY = 'any-placeholder-the-gateway-drops-it';
+const RADIOLOGY_REQUESTS_PER_MINUTE = 2;
 const started = Date.now();
 
 function step(text: string): void {
@@ -39,6 +46,10 @@ async function agent(home: string, args: string[], shown: string): Promise<strin
   const result = await runAgent(home, args);
   if (result.code !== 0) throw new Error(`agent ${args[0]} failed: ${result.stderr.trim().split('\n').pop()}`);
   return result.stdout.trim();
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((line) => `        ${line}`).join('\n');
 }
 
 async function enroll(home: string, ticket: string): Promise<AgentHome> {
@@ -72,44 +83,82 @@ async function main(): Promise<void> {
   step("The admin enrolls with it and creates one ticket for each side");
   const admin = await enroll(tempDir('wicket-demo-admin-'), relay.adminTicket);
   const outletTicket = await agent(admin.home, ['ticket', 'create', '--attribute', 'openai-outlet', '--relay', 'openai', '--expires-in', '60m'], 'ticket create --attribute openai-outlet --relay openai --expires-in 60m');
-  const inletTicket = await agent(admin.home, ['ticket', 'create', '--attribute', 'openai-inlet', '--expires-in', '60m'], 'ticket create --attribute openai-inlet --expires-in 60m');
-  process.stdout.write('        two one-use tickets minted (not shown: they are secrets)\n');
+  const cardiologyTicket = await agent(admin.home, ['ticket', 'create', '--attribute', 'openai-inlet', '--attribute', 'team=cardiology', '--expires-in', '60m'], 'ticket create --attribute openai-inlet --attribute team=cardiology --expires-in 60m');
+  const radiologyTicket = await agent(admin.home, ['ticket', 'create', '--attribute', 'openai-inlet', '--attribute', 'team=radiology', '--expires-in', '60m'], 'ticket create --attribute openai-inlet --attribute team=radiology --expires-in 60m');
+  process.stdout.write('        three one-use tickets minted (not shown: they are secrets)\n');
 
-  step('AI Corp: the outlet agent enrolls and opens the door to the private endpoint (TLS to it)');
+  step('AI Corp: the outlet agent enrolls and runs the Azure OpenAI gateway in front of the private endpoint');
   const outlet = await enroll(tempDir('wicket-demo-outlet-'), outletTicket);
-  show('agent node start');
-  await startNodeProcess(outlet);
-  await agent(
-    outlet.home,
-    ['outlet', 'create', '--to', `127.0.0.1:${standin.port}`, '--tls', '--tls-ca', ca.caCertPath, '--tls-servername', STANDIN_NAME, '--relay', 'openai', '--allow', 'openai-inlet'],
-    `outlet create --to 127.0.0.1:${standin.port} --tls --tls-ca ca.pem --tls-servername ${STANDIN_NAME} --relay openai --allow openai-inlet`,
-  );
+  // Only the outlet holds the service key, in a 0600 file; on Azure it would use its managed identity.
+  const keyFile = join(outlet.home, 'aoai.key');
+  writeFileSync(keyFile, apiKey.reveal(), { mode: 0o600 });
+  const nodeConfig = {
+    outlets: [
+      {
+        name: 'openai',
+        relay: 'openai',
+        allow: 'openai-inlet',
+        gateway: {
+          kind: 'azure-openai',
+          backends: [{ name: 'stand-in', url: standin.url, tlsCa: ca.caCertPath, auth: { kind: 'api-key', file: keyFile } }],
+          limits: [{ attribute: 'team', value: 'radiology', requestsPerMinute: RADIOLOGY_REQUESTS_PER_MINUTE }],
+        },
+      },
+    ],
+  };
+  writeFileSync(join(outlet.home, 'node.json'), JSON.stringify(nodeConfig, null, 2), { mode: 0o600 });
+  process.stdout.write(`        node.json: ${JSON.stringify(nodeConfig.outlets[0]!.gateway.limits)} (backend key in aoai.key, mode 0600)\n`);
+  show('agent node start --config node.json');
+  await startNodeProcess(outlet, nodeConfig);
 
-  step('Health Corp: the inlet agent enrolls and listens on localhost');
-  const inlet = await enroll(tempDir('wicket-demo-inlet-'), inletTicket);
-  show('agent node start');
-  await startNodeProcess(inlet);
-  const inletAddress = await agent(inlet.home, ['inlet', 'create', '--from', '127.0.0.1:0', '--via', 'openai', '--allow', 'openai-outlet'], 'inlet create --from 127.0.0.1:0 --via openai --allow openai-outlet');
-  const endpoint = `http://${inletAddress.split('\n').pop()}`;
-  process.stdout.write(`        the app's Azure OpenAI endpoint is now ${endpoint}\n`);
+  step('Health Corp: two inlet agents (cardiology, radiology) enroll and listen on localhost');
+  const endpoints: string[] = [];
+  const inlets: AgentHome[] = [];
+  for (const ticket of [cardiologyTicket, radiologyTicket]) {
+    const inlet = await enroll(tempDir('wicket-demo-inlet-'), ticket);
+    show('agent node start');
+    await startNodeProcess(inlet);
+    const address = await agent(inlet.home, ['inlet', 'create', '--from', '127.0.0.1:0', '--via', 'openai', '--allow', 'openai-outlet'], 'inlet create --from 127.0.0.1:0 --via openai --allow openai-outlet');
+    endpoints.push(`http://${address.split('\n').pop()}`);
+    inlets.push(inlet);
+  }
+  const [cardiology, radiology] = endpoints as [string, string];
+  process.stdout.write(`        cardiology's endpoint ${cardiology}, radiology's ${radiology}; both apps send a placeholder key\n`);
 
-  step(`Health Corp's app (official openai SDK, AzureOpenAI) asks "What is Ockham's Razor?" through ${endpoint}`);
-  const answer = await askQuestion({ endpoint, apiKey, deployment: DEPLOYMENT });
+  step(`Cardiology's app (official openai SDK, AzureOpenAI) asks "What is Ockham's Razor?" through ${cardiology}`);
+  const answer = await askQuestion({ endpoint: cardiology, apiKey: PLACEHOLDER_KEY, deployment: DEPLOYMENT });
   process.stdout.write(`        ${answer.text}\n        (model ${answer.model}, ${answer.usage?.total_tokens ?? '?'} tokens, x-request-id ${answer.requestId})\n`);
 
   step('The same question, streamed');
   process.stdout.write('        ');
-  const streamed = await askQuestion({ endpoint, apiKey, deployment: DEPLOYMENT, stream: true, onText: (t) => process.stdout.write(t) });
+  const streamed = await askQuestion({ endpoint: cardiology, apiKey: PLACEHOLDER_KEY, deployment: DEPLOYMENT, stream: true, onText: (t) => process.stdout.write(t) });
   process.stdout.write(`\n        (${streamed.chunks} chunks)\n`);
 
-  step("The admin revokes the inlet's identity");
+  step(`Radiology's app asks three times; its team may make ${RADIOLOGY_REQUESTS_PER_MINUTE} requests a minute`);
+  for (let i = 1; i <= 3; i++) {
+    try {
+      const reply = await askQuestion({ endpoint: radiology, apiKey: PLACEHOLDER_KEY, deployment: DEPLOYMENT });
+      process.stdout.write(`        ${i}: answered (${reply.usage?.total_tokens ?? '?'} tokens)\n`);
+    } catch (err) {
+      process.stdout.write(`        ${i}: ${describeFailure(err)}\n`);
+    }
+  }
+
+  step('AI Corp sees who used how many tokens (the ledger is written in batches; give it a moment)');
+  await new Promise((r) => setTimeout(r, 600));
+  process.stdout.write(`${indent(await agent(outlet.home, ['usage', '--by', 'identity'], 'usage --by identity'))}\n`);
+  process.stdout.write(`${indent(await agent(outlet.home, ['usage', '--by', 'attribute:team'], 'usage --by attribute:team'))}\n`);
+  const inlet = inlets[0]!;
+  const endpoint = cardiology;
+
+  step("The admin revokes cardiology's identity");
   const revokeStarted = Date.now();
   const revoked = await agent(admin.home, ['member', 'revoke', inlet.identifier], `member revoke ${inlet.identifier}`);
   process.stdout.write(`        ${revoked} (${Date.now() - revokeStarted} ms, command included)\n`);
 
-  step('The app asks again through the same localhost address');
+  step("Cardiology's app asks again through the same localhost address");
   try {
-    await askQuestion({ endpoint, apiKey, deployment: DEPLOYMENT, timeoutMs: 10_000 });
+    await askQuestion({ endpoint, apiKey: PLACEHOLDER_KEY, deployment: DEPLOYMENT, timeoutMs: 10_000 });
     throw new Error('the call through a revoked inlet succeeded: revocation did not bite');
   } catch (err) {
     if (err instanceof Error && err.message.startsWith('the call through a revoked inlet')) throw err;
