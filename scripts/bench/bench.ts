@@ -7,12 +7,15 @@
 // Workloads: a single-stream upload of BENCH_BYTES (default 1 GiB) and a 1 KiB request/response
 // loop (p50, p99). Floors (issue 3): Wicket throughput >= 0.5x ssh -L, Wicket p50 <= 2x ssh -L.
 // Exit code 1 when a floor is missed. Peak memory (VmHWM) of every tunnel process is reported.
+// Then the Azure OpenAI gateway's added latency and rate over a TCP portal (gateway-bench.ts;
+// BENCH_GATEWAY=0 skips it).
 //
 // All three paths are set up first and then measured in interleaved rounds (direct, ssh, Wicket,
 // direct, …): this machine shares its host, and interleaving makes any drift hit every path alike,
 // so the ratios stay honest. Throughput is the median round; latency pools every round's samples.
 import { stopAll } from '../lib/local-processes.js';
 import { startTarget, startWicketPortal, WARMUP_ROUND_TRIPS } from './bench-paths.js';
+import { benchGateway } from './gateway-bench.js';
 import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
 
@@ -123,7 +126,13 @@ async function main(): Promise<number> {
         ...(path.memory ? { memory: path.memory() } : {}),
       };
     });
-    return report([...results, ...skipped]) ? 0 : 1;
+    const tunnelOk = report([...results, ...skipped]);
+    // The tunnel's processes go first: the gateway is measured on a quiet machine of its own.
+    await sinkTunnel?.close();
+    await echoTunnel?.close();
+    await stopAll();
+    const gatewayOk = process.env.BENCH_GATEWAY === '0' ? true : await benchGateway();
+    return tunnelOk && gatewayOk ? 0 : 1;
   } finally {
     await sinkTunnel?.close();
     await echoTunnel?.close();
