@@ -293,3 +293,21 @@ export const GATEWAY_CONTENT_TOTAL_BYTES = 256 * 1024 * 1024;
  * characters a token, so an 8 MB prompt cannot hold the event loop for seconds.
  */
 export const GATEWAY_TOKENIZE_MAX_CHARS = 256 * 1024;
+/**
+ * How long a gateway request waits for another outlet process's limit-counter transaction. They
+ * last microseconds, so a longer wait means a stuck process: the request fails rather than hangs
+ * (STORE_BUSY_TIMEOUT_MS is sized for the relay's administrative writes).
+ */
+export const GATEWAY_COUNTERS_BUSY_TIMEOUT_MS = 2_000;
+/**
+ * How long a ledger flush waits for another process's write lock. Short on purpose: the flush runs
+ * on the event loop, and a busy file only delays the batch to the next timer (the rows stay queued).
+ */
+export const GATEWAY_LEDGER_BUSY_TIMEOUT_MS = 250;
+/** A backend api-key file larger than this is not a key. */
+export const GATEWAY_API_KEY_FILE_MAX_BYTES = 4_096;
+/**
+ * Token counts are clamped to this: far above any real request (context windows are ~1e6), and it
+ * keeps every sum far below 2^53 so SQLite's integers come back exact.
+ */
+export const GATEWAY_MAX_TOKENS_PER_REQUEST = 1e12;

@@ -1,14 +1,12 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { wicketError } from '../../protocol/errors.js';
+import { GATEWAY_API_KEY_FILE_MAX_BYTES } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 
 // The api-key of a backend lives in its own file, never in the node config (configs get pasted
 // into tickets, chats and bug reports). The file is held to ssh's rule for private keys: only its
 // owner may have any access, so a key readable by group or other is refused rather than used.
 // It is read once, when the outlet starts; rotating the key means restarting the outlet.
-
-/** Azure keys are under a hundred characters; a file near this size is the wrong file, not a key. */
-export const API_KEY_FILE_MAX_BYTES = 4_096;
 
 /** Visible ASCII only: the key goes verbatim into an HTTP header, where CR, LF or NUL would split it. */
 const HEADER_SAFE = /^[\x21-\x7e]+$/;
@@ -40,17 +38,17 @@ export function readApiKeyFile(path: string): Secret<string> {
         `api-key file ${path} has mode ${mode}; group or other may access it. The mode must be 0600 or 0400 (as ssh requires of private keys): run \`chmod 600 ${path}\``,
       );
     }
-    if (stat.size > API_KEY_FILE_MAX_BYTES) {
-      throw wicketError('WICKET_ERR_CONFIG', `api-key file ${path} is ${stat.size} bytes, more than ${API_KEY_FILE_MAX_BYTES}; it should hold only the key`);
+    if (stat.size > GATEWAY_API_KEY_FILE_MAX_BYTES) {
+      throw wicketError('WICKET_ERR_CONFIG', `api-key file ${path} is ${stat.size} bytes, more than ${GATEWAY_API_KEY_FILE_MAX_BYTES}; it should hold only the key`);
     }
     // One byte more than the cap, so a file that grew after the fstat is still caught.
-    const buffer = Buffer.alloc(API_KEY_FILE_MAX_BYTES + 1);
+    const buffer = Buffer.alloc(GATEWAY_API_KEY_FILE_MAX_BYTES + 1);
     let length = 0;
     for (;;) {
       const read = readSync(fd, buffer, length, buffer.length - length, null);
       if (read === 0) break;
       length += read;
-      if (length === buffer.length) throw wicketError('WICKET_ERR_CONFIG', `api-key file ${path} is more than ${API_KEY_FILE_MAX_BYTES} bytes; it should hold only the key`);
+      if (length === buffer.length) throw wicketError('WICKET_ERR_CONFIG', `api-key file ${path} is more than ${GATEWAY_API_KEY_FILE_MAX_BYTES} bytes; it should hold only the key`);
     }
     const text = buffer.toString('utf8', 0, length);
     buffer.fill(0);

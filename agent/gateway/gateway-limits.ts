@@ -1,4 +1,5 @@
 import { wicketError } from '../../protocol/errors.js';
+import { GATEWAY_MAX_TOKENS_PER_REQUEST } from '../../protocol/limits.js';
 import { type LimitRuleSpec, limitScope } from './gateway-spec.js';
 import { checkPerMinute, checkQuotas, decisive, type Refusal, type ScopeLimits } from './limit-checks.js';
 import { bucketSecond, COUNTERS_ERROR, countersFailure, LimitCounters, type UtcPeriods, utcPeriods, WINDOW_SECONDS } from './limit-counters.js';
@@ -47,19 +48,13 @@ export interface ScopeUsageReport {
 }
 
 /**
- * Token counts are clamped to this: far above any real request (context windows are ~1e6), and
- * it keeps every sum far below 2^53 so SQLite's integers come back exact.
- */
-export const MAX_TOKENS_PER_REQUEST = 1e12;
-
-/**
  * A token count from the tokenizer or the backend's usage, made safe to store: NaN, negative or
  * non-numbers count as 0 (a broken count must not refund other requests' tokens), fractions round
  * up, and an absurd count (Infinity) is clamped, so it is refused as larger than any limit.
  */
 export function normalizeTokens(value: number): number {
   if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) return 0;
-  return Math.min(MAX_TOKENS_PER_REQUEST, Math.ceil(value));
+  return Math.min(GATEWAY_MAX_TOKENS_PER_REQUEST, Math.ceil(value));
 }
 
 const RATE_FIELDS = ['tokensPerMinute', 'requestsPerMinute', 'tokensPerDay', 'tokensPerMonth'] as const;

@@ -1,7 +1,7 @@
-import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { type ErrorCode, isWicketError, wicketError } from '../../protocol/errors.js';
-import { GATEWAY_RATE_WINDOW_MS } from '../../protocol/limits.js';
+import { GATEWAY_COUNTERS_BUSY_TIMEOUT_MS, GATEWAY_RATE_WINDOW_MS } from '../../protocol/limits.js';
+import { openPrivateSqlite } from './private-sqlite.js';
 
 // The gateway's limit counters in one SQLite file: per-second buckets for the sliding per-minute
 // windows, and token totals per UTC day and month for the quotas. Outlets on one host share
@@ -9,21 +9,13 @@ import { GATEWAY_RATE_WINDOW_MS } from '../../protocol/limits.js';
 // with the outlets); every check-and-reserve runs in one `BEGIN IMMEDIATE` transaction, which
 // takes SQLite's single write lock first, so two processes never both admit the last request.
 //
-// Modes: the file names identities and their usage. SQLite creates -wal and -shm with the database
-// file's permissions, so the file is created 0600 BEFORE SQLite opens it, and older side files are
-// narrowed (the same rule as relay/authority/sqlite-schema.ts, which agent/ must not import).
+// The file is private (0600, side files too) and migrated as agent/gateway/private-sqlite.ts says.
+// synchronous NORMAL, not FULL: a power cut can lose the last few reservations (a caller gets a
+// few more requests); an fsync per request would spend the gateway's whole latency budget.
 
 /** Bucket width: the sliding window moves in whole seconds (60 buckets per scope at most). */
 export const BUCKET_MS = 1_000;
 export const WINDOW_SECONDS = GATEWAY_RATE_WINDOW_MS / BUCKET_MS;
-
-/**
- * How long admit() waits for another outlet process's transaction. Transactions here last
- * microseconds, so a longer wait means a stuck process; the request is then failed rather than
- * held (STORE_BUSY_TIMEOUT_MS, 5 s, is sized for the relay's administrative writes).
- * Wanted in protocol/limits.ts as GATEWAY_COUNTERS_BUSY_TIMEOUT_MS.
- */
-export const COUNTERS_BUSY_TIMEOUT_MS = 2_000;
 
 /**
  * The code a counters failure is thrown with. The ledger's code is the nearest registered one
@@ -32,8 +24,6 @@ export const COUNTERS_BUSY_TIMEOUT_MS = 2_000;
 export const COUNTERS_ERROR: ErrorCode = 'WICKET_ERR_LEDGER';
 
 export const COUNTERS_SCHEMA_VERSION = 1;
-
-const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'];
 
 const MIGRATIONS: Record<number, string> = {
   // 0 -> 1: the first schema. WITHOUT ROWID: every read and write is by (scope, …) prefix.
@@ -91,28 +81,6 @@ export function bucketSecond(now: number): number {
   return Math.floor(now / BUCKET_MS);
 }
 
-function prepareFileModes(path: string): void {
-  closeSync(openSync(path, 'a', 0o600));
-  for (const file of [path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)]) {
-    if (existsSync(file)) chmodSync(file, 0o600);
-  }
-}
-
-function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > COUNTERS_SCHEMA_VERSION) {
-    throw wicketError(COUNTERS_ERROR, `limit counters schema version ${version} is newer than this agent (${COUNTERS_SCHEMA_VERSION}); upgrade every outlet sharing the file`);
-  }
-  for (let next = version + 1; next <= COUNTERS_SCHEMA_VERSION; next++) {
-    db.transaction(() => {
-      // Another outlet may have migrated between our read and our lock: re-read under the lock.
-      if ((db.pragma('user_version', { simple: true }) as number) >= next) return;
-      db.exec(MIGRATIONS[next]!);
-      db.pragma(`user_version = ${next}`);
-    }).immediate();
-  }
-}
-
 /** Wraps a SQLite failure (busy past the timeout, disk full, corrupt file) with the counters' code. */
 export function countersFailure(what: string, err: unknown): Error {
   if (isWicketError(err)) return err;
@@ -165,21 +133,12 @@ ON CONFLICT (scope, period) DO UPDATE SET tokens = tokens + excluded.tokens`);
   /** Opens (creating 0600 and migrating as needed) the counters at `path`, or ':memory:'. */
   static open(path: string): LimitCounters {
     try {
-      if (path !== ':memory:') prepareFileModes(path);
-      const db = new Database(path);
-      try {
-        db.pragma('journal_mode = WAL');
-        db.pragma(`busy_timeout = ${COUNTERS_BUSY_TIMEOUT_MS}`);
-        // NORMAL, not FULL: in WAL a commit then needs no fsync. A power cut can lose the last
-        // few reservations (a caller gets a few more requests); an fsync per request would spend
-        // the gateway's whole latency budget.
-        db.pragma('synchronous = NORMAL');
-        migrate(db);
-        return new LimitCounters(db);
-      } catch (err) {
-        db.close();
-        throw err;
-      }
+      const db = openPrivateSqlite(path, {
+        busyTimeoutMs: GATEWAY_COUNTERS_BUSY_TIMEOUT_MS,
+        migrations: MIGRATIONS,
+        newerSchema: (version, known) => wicketError(COUNTERS_ERROR, `limit counters schema version ${version} is newer than this agent (${known}); upgrade every outlet sharing the file`),
+      });
+      return new LimitCounters(db);
     } catch (err) {
       throw countersFailure(`opening ${path}`, err);
     }

@@ -1,8 +1,8 @@
-import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
-import { GATEWAY_LEDGER_FLUSH_MS, GATEWAY_LEDGER_MAX_PENDING } from '../../protocol/limits.js';
+import { GATEWAY_LEDGER_BUSY_TIMEOUT_MS, GATEWAY_LEDGER_FLUSH_MS, GATEWAY_LEDGER_MAX_PENDING } from '../../protocol/limits.js';
+import { openPrivateSqlite } from './private-sqlite.js';
 import type { UsageRow } from './usage-row.js';
 
 // The usage ledger: one SQLite row per gateway request (agent/gateway/usage-row.ts), read back by
@@ -27,18 +27,11 @@ export const LEDGER_SCHEMA_VERSION = 1;
 
 /** Rows that trigger a flush before the timer: a burst is written while still small. */
 const FLUSH_EARLY_ROWS = 500;
-/**
- * How long a flush waits for another process's write lock. Short on purpose: the flush runs on the
- * event loop, and a busy file only delays the batch to the next timer (the rows stay queued).
- */
-const LEDGER_BUSY_TIMEOUT_MS = 250;
 /** Old rows are deleted at open and this often. */
 const RETENTION_SWEEP_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 /** A failing disk is reported once, then at most this often (each retry would otherwise log). */
 const FAILURE_LOG_EVERY_MS = 60_000;
-
-const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'];
 
 const MIGRATIONS: Record<number, string> = {
   // 0 -> 1: the first schema. Indexes serve the reports: by time (every report has a window, and
@@ -89,32 +82,6 @@ export interface UsageLedgerOptions {
 type SqlValue = string | number | null;
 
 /** Creates the file 0600 before SQLite opens it (its -wal/-shm copy that mode), narrows older ones. */
-function prepareFileModes(path: string): void {
-  closeSync(openSync(path, 'a', 0o600));
-  for (const file of [path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)]) {
-    if (existsSync(file)) chmodSync(file, 0o600);
-  }
-}
-
-/** One version per transaction; the version is re-read inside it, so two processes opening a new file at once migrate it once. */
-function migrate(db: Database.Database): void {
-  for (;;) {
-    const current = db
-      .transaction((): boolean => {
-        const version = db.pragma('user_version', { simple: true }) as number;
-        if (version > LEDGER_SCHEMA_VERSION) {
-          throw wicketError('WICKET_ERR_LEDGER', `usage ledger schema version ${version} is newer than this agent (${LEDGER_SCHEMA_VERSION}); upgrade the agent`);
-        }
-        if (version === LEDGER_SCHEMA_VERSION) return true;
-        db.exec(MIGRATIONS[version + 1]!);
-        db.pragma(`user_version = ${version + 1}`);
-        return false;
-      })
-      .immediate();
-    if (current) return;
-  }
-}
-
 function wholeOrNull(n: number | null | undefined): number | null {
   return typeof n === 'number' && Number.isFinite(n) ? Math.round(n) : null;
 }
@@ -195,14 +162,12 @@ export class UsageLedger {
     }
     let db: Database.Database | undefined;
     try {
-      prepareFileModes(path);
-      db = new Database(path);
-      db.pragma(`busy_timeout = ${LEDGER_BUSY_TIMEOUT_MS}`);
-      db.pragma('journal_mode = WAL');
-      // NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file;
-      // losing a fraction of a second of usage rows is the price of not fsyncing every batch.
-      db.pragma('synchronous = NORMAL');
-      migrate(db);
+      // A power cut may lose the last fraction of a second of rows: the price of not fsyncing every batch.
+      db = openPrivateSqlite(path, {
+        busyTimeoutMs: GATEWAY_LEDGER_BUSY_TIMEOUT_MS,
+        migrations: MIGRATIONS,
+        newerSchema: (version, known) => wicketError('WICKET_ERR_LEDGER', `usage ledger schema version ${version} is newer than this agent (${known}); upgrade the agent`),
+      });
       return new UsageLedger(path, db, options);
     } catch (err) {
       db?.close();

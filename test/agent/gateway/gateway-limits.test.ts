@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Admission, type Caller, GatewayLimits, MAX_TOKENS_PER_REQUEST } from '../../../agent/gateway/gateway-limits.js';
+import { type Admission, type Caller, GatewayLimits } from '../../../agent/gateway/gateway-limits.js';
+import { GATEWAY_MAX_TOKENS_PER_REQUEST as MAX_TOKENS_PER_REQUEST } from '../../../protocol/limits.js';
 import type { LimitRuleSpec } from '../../../agent/gateway/gateway-spec.js';
 import { isWicketError } from '../../../protocol/errors.js';
 
