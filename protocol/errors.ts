@@ -114,6 +114,8 @@ export const ERROR_CODES = {
   WICKET_ERR_BACKEND_AUTH: { num: 1106, meaning: 'The outlet has no valid credential for the backend: the Entra token could not be obtained or refreshed, or the api-key file is unreadable (HTTP 503).', fix: 'Check the outlet host\'s managed identity (role "Cognitive Services OpenAI User") or the api-key file (mode 0600); the outlet log says which failed.' },
   WICKET_ERR_HTTP_REQUEST: { num: 1107, meaning: 'The app\'s HTTP request is malformed or exceeds the gateway\'s limits (HTTP 400, 408, 413 or 431).', fix: 'Send well-formed HTTP/1.1 within the limits in protocol/limits.ts (GATEWAY_*); the stream was answered and closed.' },
   WICKET_ERR_LEDGER: { num: 1108, meaning: 'The usage ledger could not be written or read.', fix: 'Check the agent home is writable (usage.db); requests were served, their rows are in the log line.' },
+  WICKET_ERR_GATEWAY_COUNTERS: { num: 1109, meaning: 'The gateway could not read or write its limit counters (limits.db or gateway.sharedCounters); the request was refused (HTTP 503).', fix: 'Check the counters file is writable and not held by a stuck process; requests resume once it is.' },
+  WICKET_ERR_CONTENT_LOG: { num: 1110, meaning: 'The gateway\'s content log could not be written or rotated; content logging stopped, requests go on.', fix: 'Check the contentLog path\'s folder is writable and has room, then restart the outlet.' },
 
   WICKET_ERR_INTERNAL: { num: 9999, meaning: 'An unexpected internal error.', fix: 'Report it with the log lines around it.' },
 } as const satisfies Record<string, ErrorSpec>;

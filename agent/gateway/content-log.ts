@@ -324,7 +324,7 @@ export class ContentLog {
       // A disk error ends the log (it is best effort); the gateway keeps serving.
       if (this.#broken) return;
       this.#broken = true;
-      this.#logger.error({ code: 'WICKET_ERR_LEDGER', path: this.path, err: err.message }, 'content log write failed; content logging stopped');
+      this.#logger.error({ code: 'WICKET_ERR_CONTENT_LOG', path: this.path, err: err.message }, 'content log write failed; content logging stopped');
     });
     return stream;
   }
@@ -343,7 +343,7 @@ export class ContentLog {
       return true;
     } catch (err) {
       this.#broken = true;
-      this.#logger.error({ code: 'WICKET_ERR_LEDGER', path: this.path, err: err instanceof Error ? err.message : String(err) }, 'content log rotation failed; content logging stopped');
+      this.#logger.error({ code: 'WICKET_ERR_CONTENT_LOG', path: this.path, err: err instanceof Error ? err.message : String(err) }, 'content log rotation failed; content logging stopped');
       return false;
     }
   }

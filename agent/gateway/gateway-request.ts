@@ -117,8 +117,8 @@ async function answer(parts: GatewayParts, req: IncomingMessage, res: ServerResp
     admission = parts.limits.admit(caller, exchange.estimate);
   } catch (err) {
     // Budgets cannot be checked: refuse (closed) rather than let a caller spend without a count.
-    parts.logger.error({ code: 'WICKET_ERR_LEDGER', reason: err instanceof Error ? err.message : String(err) }, 'gateway limit counters failed');
-    refuse(exchange, res, { status: 503, code: 'WICKET_ERR_LEDGER', message: withFix('WICKET_ERR_LEDGER', 'WICKET_ERR_LEDGER: the gateway could not check its limit counters. Please retry after 1 second.'), headers: retryHeaders(1_000) });
+    parts.logger.error({ code: 'WICKET_ERR_GATEWAY_COUNTERS', reason: err instanceof Error ? err.message : String(err) }, 'gateway limit counters failed');
+    refuse(exchange, res, { status: 503, code: 'WICKET_ERR_GATEWAY_COUNTERS', message: withFix('WICKET_ERR_GATEWAY_COUNTERS', 'WICKET_ERR_GATEWAY_COUNTERS: the gateway could not check its limit counters. Please retry after 1 second.'), headers: retryHeaders(1_000) });
     return;
   }
   if (!admission.allowed) {

@@ -17,11 +17,8 @@ import { openPrivateSqlite } from './private-sqlite.js';
 export const BUCKET_MS = 1_000;
 export const WINDOW_SECONDS = GATEWAY_RATE_WINDOW_MS / BUCKET_MS;
 
-/**
- * The code a counters failure is thrown with. The ledger's code is the nearest registered one
- * ("check the agent home is writable"); a dedicated WICKET_ERR_GATEWAY_COUNTERS is wanted.
- */
-export const COUNTERS_ERROR: ErrorCode = 'WICKET_ERR_LEDGER';
+/** The code every counters failure is thrown with. */
+export const COUNTERS_ERROR: ErrorCode = 'WICKET_ERR_GATEWAY_COUNTERS';
 
 export const COUNTERS_SCHEMA_VERSION = 1;
 

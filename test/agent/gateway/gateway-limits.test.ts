@@ -254,7 +254,7 @@ describe('GatewayLimits: fast path', () => {
     const yes = allowed(limits.admit(alice, 50));
     expect(yes.remaining).toEqual({});
     limits.settle(yes.reservation, 10);
-    expect(() => limits.admit(bob, 0)).toThrow(/WICKET_ERR_LEDGER: limit counters are closed/);
+    expect(() => limits.admit(bob, 0)).toThrow(/WICKET_ERR_GATEWAY_COUNTERS: limit counters are closed/);
   });
 });
 
@@ -365,7 +365,7 @@ describe('GatewayLimits: hostile and odd inputs', () => {
     } catch (e) {
       err = e;
     }
-    expect(isWicketError(err, 'WICKET_ERR_LEDGER')).toBe(true);
+    expect(isWicketError(err, 'WICKET_ERR_GATEWAY_COUNTERS')).toBe(true);
   });
 });
 

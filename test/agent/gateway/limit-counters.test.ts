@@ -55,7 +55,7 @@ describe('LimitCounters: the file', () => {
     } catch (e) {
       err = e;
     }
-    expect(isWicketError(err, 'WICKET_ERR_LEDGER')).toBe(true);
+    expect(isWicketError(err, 'WICKET_ERR_GATEWAY_COUNTERS')).toBe(true);
     expect((err as Error).message).toContain('is newer than this agent');
   });
 
