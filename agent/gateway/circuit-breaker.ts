@@ -73,6 +73,9 @@ export class CircuitBreaker {
   failure(): void {
     this.#trialInFlight = false;
     this.#failures++;
+    // Requests in flight when the breaker opened fail after it: they are no new trial, so they
+    // must not re-open it (else a burst under load doubles the cooldown to 16× at once).
+    if (this.#state === 'open') return;
     if (this.#state === 'half-open' || this.#failures >= GATEWAY_BREAKER_FAILURES) {
       const cooldown = GATEWAY_BREAKER_COOLDOWN_MS * 2 ** Math.min(this.#openings, MAX_COOLDOWN_DOUBLINGS);
       this.#openings++;
