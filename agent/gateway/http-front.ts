@@ -20,8 +20,13 @@ import { MuxDuplex } from './mux-duplex.js';
 //   head    (first byte seen, no 'request' yet) → 408 after GATEWAY_HEADERS_TIMEOUT_MS (slow-loris)
 //   body    (request seen, body not all read)   → 408 after GATEWAY_REQUEST_TIMEOUT_MS from its first byte
 //   answer  (body read; the gateway is answering) → no deadline here (the backend client has its own)
+//   closing (an error was answered raw)          → nothing more is read; reset after CLOSE_GRACE_MS
 // A request head over GATEWAY_MAX_HEADER_BYTES is 431; bytes the parser refuses (conflicting
 // Content-Length and Transfer-Encoding, garbage) are 400; each then closes the stream.
+//
+// Pipelined requests overlap (node emits 'request' for each as soon as its head is parsed, and
+// answers them in order): each keeps its own body deadline, and the stream is idle only once every
+// answer has finished — an idle timer running under a later answer would cut it with a FIN.
 
 /**
  * One request. `deadline` aborts when the body has not all arrived in time: the handler stops
@@ -38,7 +43,14 @@ export interface HttpFrontOptions<C> {
   keepAliveTimeoutMs?: number;
 }
 
-type Phase = 'idle' | 'head' | 'body' | 'answer';
+type Phase = 'idle' | 'head' | 'body' | 'answer' | 'closing';
+
+/**
+ * After a raw error answer and our FIN, how long the app has to close its side before the stream
+ * is reset: long enough for the answer to reach it, short enough that a caller holding the stream
+ * open (a slow-loris) does not keep it.
+ */
+const CLOSE_GRACE_MS = 1_000;
 
 interface Connection<C> {
   duplex: MuxDuplex;
@@ -46,8 +58,8 @@ interface Connection<C> {
   phase: Phase;
   timer: NodeJS.Timeout | undefined;
   requestStartedAt: number;
-  /** Aborted when the current request's body misses its deadline. */
-  deadline: AbortController | undefined;
+  /** Requests whose answer has not finished (more than one when pipelined). */
+  answering: number;
 }
 
 export class HttpFront<C> {
@@ -73,7 +85,7 @@ export class HttpFront<C> {
   /** Serves HTTP on one stream for `caller` (whose identity the channel proved). */
   serve(stream: MuxStream, caller: C): void {
     const duplex = new MuxDuplex(stream);
-    const connection: Connection<C> = { duplex, caller, phase: 'idle', timer: undefined, requestStartedAt: 0, deadline: undefined };
+    const connection: Connection<C> = { duplex, caller, phase: 'idle', timer: undefined, requestStartedAt: 0, answering: 0 };
     this.#connections.set(duplex, connection);
     duplex.on('data', () => {
       if (connection.phase === 'idle') this.#enter(connection, 'head');
@@ -102,20 +114,30 @@ export class HttpFront<C> {
 
   #request(req: IncomingMessage, res: ServerResponse, onRequest: RequestHandler<C>): void {
     const connection = this.#connections.get(req.socket as unknown as MuxDuplex);
-    if (connection === undefined) {
+    // A head the parser completed after a raw error answer (a slow-loris finishing after its 408)
+    // must not reach the handler: the app was told the stream is closed.
+    if (connection === undefined || connection.phase === 'closing') {
       res.destroy();
       return;
     }
-    connection.deadline = new AbortController();
-    const { signal } = connection.deadline;
+    // A pipelined request had no head phase of its own: its clock starts now.
+    const startedAt = connection.phase === 'head' ? connection.requestStartedAt : Date.now();
+    connection.answering++;
     this.#enter(connection, 'body');
+    const deadline = new AbortController();
+    const bodyTimer = setTimeout(() => this.#bodyTimedOut(connection, deadline), Math.max(0, startedAt + this.#requestTimeoutMs - Date.now()));
+    bodyTimer.unref();
     req.once('end', () => {
+      clearTimeout(bodyTimer);
       if (connection.phase === 'body') this.#enter(connection, 'answer');
     });
+    // Answered (or cut) before its body was all read: the body deadline no longer applies.
+    res.once('close', () => clearTimeout(bodyTimer));
     res.once('finish', () => {
-      if (!connection.duplex.destroyed) this.#enter(connection, 'idle');
+      connection.answering--;
+      if (connection.answering === 0 && connection.phase !== 'closing' && !connection.duplex.destroyed) this.#enter(connection, 'idle');
     });
-    onRequest(req, res, connection.caller, signal);
+    onRequest(req, res, connection.caller, deadline.signal);
   }
 
   #enter(connection: Connection<C>, phase: Phase): void {
@@ -126,17 +148,20 @@ export class HttpFront<C> {
     const { duplex } = connection;
     switch (phase) {
       case 'idle':
-        connection.timer = setTimeout(() => duplex.end(), this.#keepAliveTimeoutMs);
+        // Already ended (the last answer said `connection: close`) and the app never closed: reset.
+        connection.timer = setTimeout(() => (duplex.writableEnded ? duplex.destroy() : duplex.end()), this.#keepAliveTimeoutMs);
         break;
       case 'head':
         connection.timer = setTimeout(() => this.#timedOut(connection, `the request head did not arrive within ${this.#headersTimeoutMs} ms`), this.#headersTimeoutMs);
         break;
-      case 'body': {
-        const left = Math.max(0, connection.requestStartedAt + this.#requestTimeoutMs - Date.now());
-        connection.timer = setTimeout(() => this.#bodyTimedOut(connection), left);
-        break;
-      }
+      case 'body': // each request's body deadline is its own (#request)
       case 'answer':
+        break;
+      case 'closing':
+        // Nothing more is parsed (node's parser would serve a head finished after the error);
+        // the app's unread bytes then wait in the stream's window, which bounds them.
+        duplex.pause();
+        connection.timer = setTimeout(() => duplex.destroy(), CLOSE_GRACE_MS);
         break;
     }
     connection.timer?.unref();
@@ -147,13 +172,14 @@ export class HttpFront<C> {
     this.#log.info({ stream: connection.duplex.stream.id, code: 'WICKET_ERR_HTTP_REQUEST' }, `gateway request timed out: ${why}`);
     connection.duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
     writeRawError(connection.duplex, 408, `WICKET_ERR_HTTP_REQUEST: ${why}; the stream is closed.`);
+    this.#enter(connection, 'closing');
   }
 
   /** The body stalls: the handler (reading it) answers 408 through node; a handler that does not is cut. */
-  #bodyTimedOut(connection: Connection<C>): void {
+  #bodyTimedOut(connection: Connection<C>, deadline: AbortController): void {
     this.#log.info({ stream: connection.duplex.stream.id, code: 'WICKET_ERR_HTTP_REQUEST' }, `gateway request body did not arrive within ${this.#requestTimeoutMs} ms`);
     connection.duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
-    connection.deadline?.abort(new Error(`the request did not arrive within ${this.#requestTimeoutMs} ms`));
+    deadline.abort(new Error(`the request did not arrive within ${this.#requestTimeoutMs} ms`));
     setTimeout(() => connection.duplex.destroy(), 1_000).unref();
   }
 
@@ -167,7 +193,11 @@ export class HttpFront<C> {
     duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
     // A response already under way on this connection cannot be followed by another: just cut.
     const busy = (duplex as unknown as { _httpMessage?: unknown })._httpMessage;
+    const connection = this.#connections.get(duplex);
     if (busy !== undefined && busy !== null) duplex.destroy();
-    else writeRawError(duplex, status, message);
+    else {
+      writeRawError(duplex, status, message);
+      if (connection !== undefined && !duplex.destroyed) this.#enter(connection, 'closing');
+    }
   }
 }
