@@ -46,7 +46,7 @@ function printTable(header: string[], lines: string[][], empty: string): void {
 
 async function startNode(flags: { config?: string; metrics?: string } & JsonFlag, command: Command): Promise<void> {
   const globals = agentGlobals(command);
-  const metrics = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics');
+  const metrics = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics', { allowPortZero: true });
   const config: NodeConfig = flags.config !== undefined ? loadNodeConfig(flags.config) : { inlets: [], outlets: [] };
   const vault = openVault(command);
   const logger = createLogger('agent');

@@ -72,6 +72,8 @@ export class AzureGateway {
       contentLog = ContentLog.open(spec.contentLog, { logger });
       const ledger = host.ledger(spec.ledger.retentionDays);
       const metrics = host.registry === undefined ? undefined : new GatewayMetrics(host.registry);
+      // The backend-state gauge reads the live pool at each scrape, not a snapshot from `status`.
+      metrics?.watchBackends(outlet, () => pool.status());
       const policies = new Map<string, Policy>(Object.entries(spec.deployments).map(([deployment, expr]) => [deployment, parsePolicy(expr)]));
       const parts = { outlet, pool, limits, deploymentPolicies: policies, ledger, contentLog, metrics, logger };
       const front = new HttpFront<Caller>({
@@ -96,11 +98,11 @@ export class AzureGateway {
 
   status(): GatewayStatus {
     const backends = this.#pool.status();
-    this.#metrics?.backends(this.#outlet, backends);
     return { kind: 'azure-openai', connections: this.#front.connections, backends, limits: this.#rules, contentLog: this.#contentLog !== undefined };
   }
 
   async close(): Promise<void> {
+    this.#metrics?.unwatchBackends(this.#outlet);
     this.#front.close();
     this.#limits.close();
     await Promise.all([this.#pool.close(), this.#contentLog?.close()]);

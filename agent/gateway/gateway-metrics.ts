@@ -9,6 +9,21 @@ import type { BackendStatus } from './backend.js';
 
 const BREAKER_STATES = ['closed', 'cooling', 'open', 'half-open'] as const;
 
+type BackendSource = () => readonly BackendStatus[];
+/**
+ * Per backend-state gauge (one per registry, shared by the outlets' GatewayMetrics): outlet → its
+ * pool's live status. A breaker changes state on its own clock (a cooldown ends, a half-open
+ * trial) with no event to push, and status() runs only for `agent status`; so the gauge is set
+ * from these at every scrape, or a scrape would show the state of the last `agent status`.
+ */
+const backendSources = new WeakMap<object, Map<string, BackendSource>>();
+
+function setBackendStates(gauge: Gauge<'outlet' | 'backend' | 'state'>, outlet: string, backends: readonly BackendStatus[]): void {
+  for (const backend of backends) {
+    for (const state of BREAKER_STATES) gauge.set({ outlet, backend: backend.name, state }, backend.breaker.state === state ? 1 : 0);
+  }
+}
+
 class BoundedLabel {
   readonly #seen = new Set<string>();
   constructor(readonly max: number) {}
@@ -52,7 +67,12 @@ export class GatewayMetrics {
       new Counter({ name: 'wicket_gateway_limit_refusals_total', help: 'Requests the gateway refused by its own limits or policy, by WICKET_ERR_* code.', labelNames: ['outlet', 'code'], registers });
     this.#backendState =
       existing('wicket_gateway_backend_state') ??
-      new Gauge({ name: 'wicket_gateway_backend_state', help: 'Backend breaker state: 1 for the state it is in, 0 for the others.', labelNames: ['outlet', 'backend', 'state'], registers });
+      new Gauge({
+        name: 'wicket_gateway_backend_state', help: 'Backend breaker state: 1 for the state it is in, 0 for the others.', labelNames: ['outlet', 'backend', 'state'], registers,
+        collect() {
+          for (const [outlet, source] of backendSources.get(this) ?? []) setBackendStates(this, outlet, source());
+        },
+      });
   }
 
   request(outlet: string, r: { operation: string; status: number; identity: string; model: string | null; promptTokens: number | null; completionTokens: number | null; latencyMs: number; ttftMs: number | null }): void {
@@ -69,9 +89,15 @@ export class GatewayMetrics {
     this.#refusals.inc({ outlet, code });
   }
 
-  backends(outlet: string, backends: readonly BackendStatus[]): void {
-    for (const backend of backends) {
-      for (const state of BREAKER_STATES) this.#backendState.set({ outlet, backend: backend.name, state }, backend.breaker.state === state ? 1 : 0);
-    }
+  /** Reads the outlet's backends at every scrape (see backendSources); the gateway calls this once it has its pool. */
+  watchBackends(outlet: string, source: BackendSource): void {
+    let sources = backendSources.get(this.#backendState);
+    if (sources === undefined) backendSources.set(this.#backendState, (sources = new Map()));
+    sources.set(outlet, source);
+  }
+
+  /** A closed gateway's pool is not read again. */
+  unwatchBackends(outlet: string): void {
+    backendSources.get(this.#backendState)?.delete(outlet);
   }
 }

@@ -268,14 +268,15 @@ export interface NodeProcess {
   ready: Record<string, unknown>;
 }
 
-/** `agent node start --json [--config F]` with its own home; waits for the ready line. */
-/** `nodeArgs` go to node itself (e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile). */
+/** `agent node start --json [--config F] [...args]` with its own home; waits for the ready line. */
+/** `nodeArgs` go to node itself (e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile); */
+/** `args` go to `agent node start` (e.g. ['--metrics', '127.0.0.1:0']). */
 export async function startNodeProcess(
   agent: AgentHome,
   config?: NodeConfigInput,
-  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] } = {},
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; args?: string[] } = {},
 ): Promise<NodeProcess> {
-  const args = [...AGENT_NODE_FLAGS, ...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json'];
+  const args = [...AGENT_NODE_FLAGS, ...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json', ...(o.args ?? [])];
   if (config !== undefined) {
     const file = join(agent.home, 'node.json');
     writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });

@@ -36,18 +36,40 @@ export function writeKeyFile(key: string): string {
   return file;
 }
 
+/**
+ * The host's Azure identity settings, unset: AZURE_* (service principal, workload identity,
+ * AZURE_TOKEN_CREDENTIALS, logging) and every variable MSAL reads to pick a managed identity
+ * source (App Service, Service Fabric, Arc, Cloud Shell / ML). The outlet then sees only what a
+ * test gives it, e.g. a managed identity stand-in's IDENTITY_ENDPOINT / IDENTITY_HEADER.
+ * (spawn drops variables whose value is undefined.)
+ */
+export function withoutHostAzureIdentity(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const unset: NodeJS.ProcessEnv = {};
+  for (const name of Object.keys(process.env)) {
+    if (/^(AZURE_|MSI_|IDENTITY_|IMDS_)/i.test(name)) unset[name] = undefined;
+  }
+  return { ...unset, ...extra };
+}
+
 export async function startGatewayPortal(o: {
   gateway: Record<string, unknown>;
   callers: string[][];
   outletEnv?: NodeJS.ProcessEnv;
+  /** Arguments for the outlet's `agent node start`, e.g. ['--metrics', '127.0.0.1:0']. */
   outletArgs?: string[];
+  /** Flags for the outlet's node itself, e.g. an `--import` that watches its connections. */
+  outletNodeArgs?: string[];
 }): Promise<GatewayPortal> {
   const relay = await startRelayProcess({});
   const outletHome = await enrollAgent(relay, { attributes: ['openai-outlet'], relayNames: ['openai'] });
   const outlet = await startNodeProcess(
     outletHome,
     { outlets: [{ name: 'openai', relay: 'openai', allow: 'openai-inlet', gateway: o.gateway }] },
-    { ...(o.outletEnv !== undefined ? { env: o.outletEnv } : {}) },
+    {
+      env: withoutHostAzureIdentity(o.outletEnv),
+      ...(o.outletArgs !== undefined ? { args: o.outletArgs } : {}),
+      ...(o.outletNodeArgs !== undefined ? { nodeArgs: o.outletNodeArgs } : {}),
+    },
   );
   const callers: Caller[] = [];
   for (const attributes of o.callers) {
