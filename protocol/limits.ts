@@ -311,3 +311,13 @@ export const GATEWAY_API_KEY_FILE_MAX_BYTES = 4_096;
  * keeps every sum far below 2^53 so SQLite's integers come back exact.
  */
 export const GATEWAY_MAX_TOKENS_PER_REQUEST = 1e12;
+/** An Entra token is refreshed when less than this (or half its lifetime, if shorter) is left. */
+export const GATEWAY_ENTRA_REFRESH_BEFORE_MS = 5 * 60_000;
+/** An Entra token is used only while it has more than this left (or 10% of its lifetime, if shorter): a request still has to reach the backend. */
+export const GATEWAY_ENTRA_VALIDITY_MARGIN_MS = 30_000;
+export const GATEWAY_ENTRA_VALIDITY_MARGIN_FRACTION = 0.1;
+/** One Entra token fetch (the whole credential chain) may take this long; a request waiting for a first token waits at most this. */
+export const GATEWAY_ENTRA_FETCH_TIMEOUT_MS = 15_000;
+/** Failed Entra fetches are retried after 1 s, doubling to 30 s (jittered). */
+export const GATEWAY_ENTRA_RETRY_MIN_MS = 1_000;
+export const GATEWAY_ENTRA_RETRY_MAX_MS = 30_000;

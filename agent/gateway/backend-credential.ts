@@ -45,7 +45,7 @@ export interface BackendCredentialOptions {
   now?: () => number;
   /** Replaces the @azure/identity chain (tests). */
   tokenCredential?: TokenCredential;
-  /** How long a request may wait for a first (or expired) Entra token; default ENTRA_FETCH_TIMEOUT_MS. */
+  /** How long a request may wait for a first (or expired) Entra token; default GATEWAY_ENTRA_FETCH_TIMEOUT_MS. */
   fetchTimeoutMs?: number;
 }
 

@@ -13,6 +13,14 @@ import {
 } from '@azure/identity';
 import type { Logger } from 'pino';
 import { wicketError, type WicketError } from '../../protocol/errors.js';
+import {
+  GATEWAY_ENTRA_FETCH_TIMEOUT_MS,
+  GATEWAY_ENTRA_REFRESH_BEFORE_MS,
+  GATEWAY_ENTRA_RETRY_MAX_MS,
+  GATEWAY_ENTRA_RETRY_MIN_MS,
+  GATEWAY_ENTRA_VALIDITY_MARGIN_FRACTION,
+  GATEWAY_ENTRA_VALIDITY_MARGIN_MS,
+} from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 import { Backoff } from '../backoff.js';
 
@@ -33,16 +41,6 @@ import { Backoff } from '../backoff.js';
 /** Azure OpenAI's audience; every Entra token for a backend is for this scope. */
 export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 
-/** Refresh when less than this (or half the token's lifetime, if shorter) is left. */
-export const ENTRA_REFRESH_BEFORE_MS = 5 * 60_000;
-/** A token is used only while it has more than this left (or 10% of its lifetime, if shorter): a request still has to reach the backend. */
-export const ENTRA_VALIDITY_MARGIN_MS = 30_000;
-export const ENTRA_VALIDITY_MARGIN_FRACTION = 0.1;
-/** One token fetch (the whole chain) may take this long; a request waiting for a first token waits at most this. */
-export const ENTRA_FETCH_TIMEOUT_MS = 15_000;
-/** Failed fetches are retried after 1 s, doubling to 30 s (jittered). */
-export const ENTRA_RETRY_MIN_MS = 1_000;
-export const ENTRA_RETRY_MAX_MS = 30_000;
 /** The CLI credentials run a process; one that hangs must not eat the whole fetch timeout. */
 const CLI_PROCESS_TIMEOUT_MS = 10_000;
 /** The current token handed back this many times in a row is no longer a cache hit but a refresh that fails quietly. */
@@ -130,7 +128,7 @@ export class EntraToken {
   readonly #now: () => number;
   readonly #clientId: string | undefined;
   readonly #fetchTimeoutMs: number;
-  readonly #backoff = new Backoff({ minDelayMs: ENTRA_RETRY_MIN_MS, maxDelayMs: ENTRA_RETRY_MAX_MS });
+  readonly #backoff = new Backoff({ minDelayMs: GATEWAY_ENTRA_RETRY_MIN_MS, maxDelayMs: GATEWAY_ENTRA_RETRY_MAX_MS });
   #held: HeldToken | undefined;
   #inflight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -150,7 +148,7 @@ export class EntraToken {
     this.#log = o.logger;
     this.#now = o.now;
     this.#clientId = o.clientId;
-    this.#fetchTimeoutMs = o.fetchTimeoutMs ?? ENTRA_FETCH_TIMEOUT_MS;
+    this.#fetchTimeoutMs = o.fetchTimeoutMs ?? GATEWAY_ENTRA_FETCH_TIMEOUT_MS;
     // Fetch now, so the first request does not wait and `agent status` shows the outcome early.
     void this.#attempt();
   }
@@ -166,7 +164,7 @@ export class EntraToken {
     }
     // No usable token: wait for one fetch, unless one just failed (a burst of requests must not
     // turn into a burst of fetches; the background retry goes on regardless).
-    if (this.#inflight === undefined && this.#now() - this.#lastAttemptEndedAt < ENTRA_RETRY_MIN_MS) throw this.#error();
+    if (this.#inflight === undefined && this.#now() - this.#lastAttemptEndedAt < GATEWAY_ENTRA_RETRY_MIN_MS) throw this.#error();
     await this.#attempt();
     if (this.#closed) throw closedError();
     const fresh = this.#valid();
@@ -247,12 +245,12 @@ export class EntraToken {
       this.#failed(new Error(`the credential returned a token that expires in ${Math.round(lifetime)} ms`));
       return;
     }
-    let refreshAt = token.expiresOnTimestamp - Math.min(ENTRA_REFRESH_BEFORE_MS, lifetime / 2);
+    let refreshAt = token.expiresOnTimestamp - Math.min(GATEWAY_ENTRA_REFRESH_BEFORE_MS, lifetime / 2);
     // Managed identity tokens of more than 2 h carry a "refresh after" (half their life): heeding
     // it leaves hours, not minutes, to ride out an identity-endpoint outage.
     const refreshAfter = token.refreshAfterTimestamp;
     if (refreshAfter !== undefined && refreshAfter > now && refreshAfter < refreshAt) refreshAt = refreshAfter;
-    const margin = Math.min(ENTRA_VALIDITY_MARGIN_MS, lifetime * ENTRA_VALIDITY_MARGIN_FRACTION);
+    const margin = Math.min(GATEWAY_ENTRA_VALIDITY_MARGIN_MS, lifetime * GATEWAY_ENTRA_VALIDITY_MARGIN_FRACTION);
     this.#held = { value: new Secret(token.token), expiresAt: token.expiresOnTimestamp, refreshAt, margin };
     if (previous !== undefined) this.#refreshes++;
     this.#sameTokenAnswers = 0;
