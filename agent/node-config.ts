@@ -156,8 +156,10 @@ export function validateOutletSpec(value: unknown, field: string, code: ErrorCod
   const relay = parseName(r.relay, `${field}.relay`, code);
   const name = r.name === undefined ? relay : parseName(r.name, `${field}.name`, code);
   const gateway = r.gateway === undefined ? undefined : validateGatewaySpec(r.gateway, `${field}.gateway`, code);
-  if (gateway !== undefined && (r.to !== undefined || r.tls !== undefined || r.tlsCa !== undefined || r.tlsServername !== undefined)) {
-    fail(code, `${field}.to`, 'a gateway outlet has no to/tls/tlsCa/tlsServername: its gateway.backends are the targets');
+  // The field named is the one given (it was always `.to`, even for a stray `tls`).
+  const targetField = gateway === undefined ? undefined : (['to', 'tls', 'tlsCa', 'tlsServername'] as const).find((key) => r[key] !== undefined);
+  if (targetField !== undefined) {
+    fail(code, `${field}.${targetField}`, 'a gateway outlet has no to/tls/tlsCa/tlsServername: its gateway.backends are the targets');
   }
   if (gateway === undefined && r.to === undefined) fail(code, `${field}.to`, 'is required (HOST:PORT), unless the outlet has a gateway block');
   const to = gateway === undefined ? parseHostPort(r.to, `${field}.to`, { code }) : undefined;
@@ -194,7 +196,11 @@ export function validateInletSpec(value: unknown, field: string, code: ErrorCode
 
 /** The JSON form of a spec (what node.json and the control socket carry). */
 export function outletSpecToJson(spec: OutletSpec): Record<string, unknown> {
-  return spec.to === undefined ? { ...spec } : { ...spec, to: formatHostPort(spec.to) };
+  if (spec.to !== undefined) return { ...spec, to: formatHostPort(spec.to) };
+  // A gateway outlet's form has no `tls` (validateOutletSpec refuses it there): with the `tls: false`
+  // the spec carries, its own JSON form was not a valid outlet.
+  const { tls: _tls, ...gateway } = spec;
+  return gateway;
 }
 
 export function inletSpecToJson(spec: InletSpec): Record<string, unknown> {

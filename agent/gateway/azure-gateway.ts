@@ -74,7 +74,8 @@ export class AzureGateway {
       const metrics = host.registry === undefined ? undefined : new GatewayMetrics(host.registry);
       // The backend-state gauge reads the live pool at each scrape, not a snapshot from `status`.
       metrics?.watchBackends(outlet, () => pool.status());
-      const policies = new Map<string, Policy>(Object.entries(spec.deployments).map(([deployment, expr]) => [deployment, parsePolicy(expr)]));
+      // Keyed in lower case: Azure matches deployment names without regard to case, so must the policy.
+      const policies = new Map<string, Policy>(Object.entries(spec.deployments).map(([deployment, expr]) => [deployment.toLowerCase(), parsePolicy(expr)]));
       const parts = { outlet, pool, limits, deploymentPolicies: policies, ledger, contentLog, metrics, logger };
       const front = new HttpFront<Caller>({
         logger,

@@ -23,6 +23,10 @@ export function backendRequestHeaders(headers: IncomingHttpHeaders): Record<stri
     if (value === undefined || NEVER_FORWARDED.has(name) || named.has(name)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
+  // The gateway reads every answer for its usage: it must come uncompressed. The app's
+  // `Accept-Encoding: gzip` (the OpenAI SDKs send it) let a compressing backend hide the usage
+  // (unknown usage: only the estimate charged) and the streamed usage chunk the app did not ask for.
+  out['accept-encoding'] = 'identity';
   return out;
 }
 

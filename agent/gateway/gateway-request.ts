@@ -31,7 +31,7 @@ export interface GatewayParts {
   outlet: string;
   pool: BackendPool;
   limits: GatewayLimits;
-  /** Deployment name → the policy its callers must satisfy. */
+  /** Deployment name (lower case) → the policy its callers must satisfy. */
   deploymentPolicies: ReadonlyMap<string, Policy>;
   ledger: UsageLedger;
   contentLog: ContentLog | undefined;
@@ -101,7 +101,7 @@ async function answer(parts: GatewayParts, req: IncomingMessage, res: ServerResp
   row.deployment = prepared.deployment;
   row.stream = prepared.stream;
 
-  const policy = prepared.deployment === null ? undefined : parts.deploymentPolicies.get(prepared.deployment);
+  const policy = prepared.deployment === null ? undefined : parts.deploymentPolicies.get(prepared.deployment.toLowerCase());
   if (policy !== undefined && !policy.allows(caller)) {
     refuse(exchange, res, {
       status: 403,

@@ -78,7 +78,15 @@ const backend = z
     /** The caller's deployment name → this backend's (regions often name deployments differently). */
     deployments: z.record(z.string().min(1).max(256), z.string().min(1).max(256)).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    // A credential over plain HTTP is readable by anything on the path; only a loopback stand-in may be http://.
+    const url = URL.canParse(b.url) ? new URL(b.url) : undefined;
+    const loopback = url !== undefined && (url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname));
+    if (url?.protocol === 'http:' && b.auth.kind !== 'none' && !loopback) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['url'], message: `http:// would send the ${b.auth.kind} credential in clear text; use https:// (plain http is for a loopback stand-in only)` });
+    }
+  });
 
 const limitRates = {
   tokensPerMinute: rate.optional(),
@@ -87,14 +95,30 @@ const limitRates = {
   tokensPerMonth: rate.optional(),
 };
 
-const limitRule = z.union([
-  z.object({ identity: z.string().regex(/^I[0-9a-f]{64}$/, 'must be an identifier (I followed by 64 hex digits)'), ...limitRates }).strict(),
-  z.object({ attribute: z.string().min(1).max(64).regex(/^[^=]+$/, 'must not contain ='), value: z.string().min(1).max(256), ...limitRates }).strict(),
-]).superRefine((rule, ctx) => {
-  if (rule.tokensPerMinute === undefined && rule.requestsPerMinute === undefined && rule.tokensPerDay === undefined && rule.tokensPerMonth === undefined) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'sets no limit (tokensPerMinute, requestsPerMinute, tokensPerDay or tokensPerMonth)' });
-  }
-});
+const identityRule = z.object({ identity: z.string().regex(/^I[0-9a-f]{64}$/, 'must be an identifier (I followed by 64 hex digits)'), ...limitRates }).strict();
+const attributeRule = z.object({ attribute: z.string().min(1).max(64).regex(/^[^=]+$/, 'must not contain ='), value: z.string().min(1).max(256), ...limitRates }).strict();
+type LimitRuleInput = z.input<typeof identityRule> | z.input<typeof attributeRule>;
+type LimitRuleOutput = z.output<typeof identityRule> | z.output<typeof attributeRule>;
+
+// A rule is checked against the shape it names (an identity, else an attribute), so a mistake is
+// reported at its field: a z.union of both said only `limits[0]: Invalid input` once neither
+// shape parsed (a rate given as a string, an attribute that is not a string).
+const limitRule = z
+  .unknown()
+  .transform((rule, ctx): LimitRuleOutput => {
+    const shape = typeof rule === 'object' && rule !== null && 'identity' in rule ? identityRule : attributeRule;
+    const result = shape.safeParse(rule);
+    if (!result.success) {
+      for (const issue of result.error.issues) ctx.addIssue(issue);
+      return z.NEVER;
+    }
+    const r = result.data;
+    if (r.tokensPerMinute === undefined && r.requestsPerMinute === undefined && r.tokensPerDay === undefined && r.tokensPerMonth === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'sets no limit (tokensPerMinute, requestsPerMinute, tokensPerDay or tokensPerMonth)' });
+      return z.NEVER;
+    }
+    return r;
+  }) as unknown as z.ZodType<LimitRuleOutput, z.ZodTypeDef, LimitRuleInput>;
 
 const contentLog = z
   .object({
@@ -153,8 +177,12 @@ export function validateGatewaySpec(value: unknown, field: string, code: ErrorCo
   const result = gatewaySpecSchema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const where = issue.path.reduce<string>((at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key).slice(0, 40)}`), field);
-  throw wicketError(code, `${where}: ${issue.message}`);
+  // An unknown field is named as node-config names one (`….backends[0].tlsCA: unknown field`);
+  // zod's own message put it after the parent and quoted every key whole, however long.
+  const unknown = issue.code === z.ZodIssueCode.unrecognized_keys ? issue.keys[0] : undefined;
+  const path = unknown === undefined ? issue.path : [...issue.path, unknown];
+  const where = path.reduce<string>((at, key) => (typeof key === 'number' ? `${at}[${key}]` : `${at}.${String(key).slice(0, 40)}`), field);
+  throw wicketError(code, `${where}: ${unknown === undefined ? issue.message : 'unknown field'}`);
 }
 
 /** The limit rule's scope key: `identity:I…` or `attribute:team=cardiology`. */

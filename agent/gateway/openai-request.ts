@@ -18,11 +18,14 @@ export interface OpenAiRoute {
   pathDeployment: string | null;
   /** The path after `/openai/deployments/{d}` (deployment style), to rebuild it for another deployment. */
   pathRest: string;
-  /** The request target as the app sent it (path and query). */
+  /** The request target as the backend gets it: the app's, in canonical form (see canonicalTarget). */
   target: string;
 }
 
-const DEPLOYMENT_PATH = /^\/openai\/deployments\/([^/?#]+)(\/[^?#]*)$/;
+// Case-insensitive, and a trailing slash ignored: Azure's routing matches paths that way, so a
+// request for /OpenAI/Deployments/d/Chat/Completions/ must not pass as 'other' (no estimate, no
+// streamed usage: tokens the limits never see).
+const DEPLOYMENT_PATH = /^\/openai\/deployments\/([^/?#]+)(\/[^?#]*)$/i;
 const OPERATIONS: Readonly<Record<string, GatewayOperation>> = {
   '/chat/completions': 'chat',
   '/completions': 'completions',
@@ -30,7 +33,35 @@ const OPERATIONS: Readonly<Record<string, GatewayOperation>> = {
   '/responses': 'responses',
 };
 
-export function classifyRequest(method: string | undefined, target: string): OpenAiRoute {
+/**
+ * The target in the one form the gateway both classifies and sends on. Without it a backend that
+ * resolves dot segments (`/openai/deployments/free/../gpt-4o/chat/completions`, `%2e%2e` too),
+ * merges slashes or takes an absolute-form target (`POST http://x/openai/deployments/gpt-4o/…`,
+ * which node:http and undici both pass as it is) served another deployment or operation than the
+ * one whose policy and limits were checked. A target that is not a path at all (`OPTIONS *`) made
+ * undici throw, which counted against the backend's breaker.
+ */
+export function canonicalTarget(target: string): string {
+  let url: URL | undefined;
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      url = new URL(target);
+    } catch {
+      url = undefined;
+    }
+  }
+  // After a fixed origin everything is path, query or fragment: nothing can name another host.
+  url ??= new URL(`http://gateway.invalid/${target.replace(/^[/\\]+/, '')}`);
+  return url.pathname.replace(/\/{2,}/g, '/') + url.search;
+}
+
+function operationOf(rest: string): GatewayOperation | undefined {
+  const key = rest.toLowerCase().replace(/(.)\/$/, '$1');
+  return Object.hasOwn(OPERATIONS, key) ? OPERATIONS[key] : undefined;
+}
+
+export function classifyRequest(method: string | undefined, appTarget: string): OpenAiRoute {
+  const target = canonicalTarget(appTarget);
   const queryAt = target.indexOf('?');
   const path = queryAt === -1 ? target : target.slice(0, queryAt);
   const post = method === 'POST';
@@ -43,16 +74,20 @@ export function classifyRequest(method: string | undefined, target: string): Ope
       name = null;
     }
     const rest = deployment[2]!;
-    const operation = post ? (OPERATIONS[rest] ?? 'other') : 'other';
+    const operation = post ? (operationOf(rest) ?? 'other') : 'other';
     return { operation, deploymentIn: name === null ? 'none' : 'path', pathDeployment: name, pathRest: rest, target };
   }
+  const lower = path.toLowerCase();
   for (const prefix of ['/openai/v1', '/openai']) {
-    if (!path.startsWith(`${prefix}/`)) continue;
-    const operation = OPERATIONS[path.slice(prefix.length)];
+    if (!lower.startsWith(`${prefix}/`)) continue;
+    const operation = operationOf(lower.slice(prefix.length));
     // `/openai/responses` is the preview responses API; the other bare /openai/… paths are not operations.
     if (operation !== undefined && post && (prefix === '/openai/v1' || operation === 'responses')) {
       return { operation, deploymentIn: 'body', pathDeployment: null, pathRest: '', target };
     }
+    // Any other v1 operation (images, audio, …) names its deployment in body.model too: its policy
+    // applies (it used to pass unchecked as 'other').
+    if (prefix === '/openai/v1') return { operation: 'other', deploymentIn: 'body', pathDeployment: null, pathRest: '', target };
   }
   return { operation: 'other', deploymentIn: 'none', pathDeployment: null, pathRest: '', target };
 }
@@ -70,9 +105,11 @@ export interface PreparedBody {
 /** Parses the body of an understood operation; a body that is not a JSON object passes as it is. */
 export function prepareBody(route: OpenAiRoute, raw: Buffer): PreparedBody {
   let json: Record<string, unknown> | undefined;
-  if (route.operation !== 'other' && raw.length > 0) {
+  if ((route.operation !== 'other' || route.deploymentIn === 'body') && raw.length > 0) {
     try {
-      const value: unknown = JSON.parse(raw.toString('utf8'));
+      // A leading BOM is skipped as the backend's JSON reader skips it: refused here, the request
+      // passed uncounted (and a v1 model unchecked) while the backend served it.
+      const value: unknown = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) json = value as Record<string, unknown>;
     } catch {
       // Not JSON: the backend answers its own 400.
@@ -103,14 +140,18 @@ export function backendRequest(
   raw: Buffer,
   deploymentMap: Readonly<Record<string, string>> | undefined,
 ): { target: string; body: Buffer } {
-  const mapped = prepared.deployment !== null ? deploymentMap?.[prepared.deployment] : undefined;
+  // Own keys only: a caller's deployment "constructor" or "__proto__" must not find Object's.
+  const mapped = prepared.deployment !== null && deploymentMap !== undefined && Object.hasOwn(deploymentMap, prepared.deployment) ? deploymentMap[prepared.deployment] : undefined;
   let target = route.target;
   if (mapped !== undefined && route.deploymentIn === 'path') {
     const queryAt = route.target.indexOf('?');
     target = `/openai/deployments/${encodeURIComponent(mapped)}${route.pathRest}${queryAt === -1 ? '' : route.target.slice(queryAt)}`;
   }
   const changeModel = mapped !== undefined && route.deploymentIn === 'body';
-  if (prepared.json === undefined || (!prepared.usageInjected && !changeModel)) return { target, body: raw };
+  // A body that names its deployment is always sent as the gateway read it: raw JSON with two
+  // "model" keys could otherwise be routed by a backend that takes the first, not the one checked.
+  const reserialise = prepared.usageInjected || route.deploymentIn === 'body';
+  if (prepared.json === undefined || (!reserialise && !changeModel)) return { target, body: raw };
   const json = changeModel ? { ...prepared.json, model: mapped } : prepared.json;
   return { target, body: Buffer.from(JSON.stringify(json), 'utf8') };
 }

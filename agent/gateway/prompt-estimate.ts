@@ -12,11 +12,19 @@ import type { GatewayOperation } from './usage-row.js';
 
 const require = createRequire(import.meta.url);
 let countTokens: ((text: string) => number) | undefined;
+/**
+ * Characters the tokenizer may still read for the estimate under way. The cap is per request, as
+ * GATEWAY_TOKENIZE_MAX_CHARS says: per string, 32 messages of 256 K characters each were all
+ * tokenized (8 MB, the event loop held for about a second per request).
+ */
+let budget = GATEWAY_TOKENIZE_MAX_CHARS;
 
 function tokenCount(text: string): number {
   countTokens ??= (require('gpt-tokenizer/cjs/encoding/o200k_base') as { countTokens: (text: string) => number }).countTokens;
-  if (text.length <= GATEWAY_TOKENIZE_MAX_CHARS) return countTokens(text);
-  return countTokens(text.slice(0, GATEWAY_TOKENIZE_MAX_CHARS)) + Math.ceil((text.length - GATEWAY_TOKENIZE_MAX_CHARS) / 4);
+  const exact = Math.min(text.length, budget);
+  budget -= exact;
+  if (exact === text.length) return countTokens(text);
+  return (exact > 0 ? countTokens(text.slice(0, exact)) : 0) + Math.ceil((text.length - exact) / 4);
 }
 
 /** Framing tokens per chat message and per reply, as OpenAI's cookbook counts them. */
@@ -58,7 +66,10 @@ function inputTokens(input: unknown): number {
   if (input.every((x) => typeof x === 'number')) return input.length;
   let tokens = 0;
   for (const item of input) {
-    if (typeof item === 'string' || Array.isArray(item)) tokens += inputTokens(item);
+    if (typeof item === 'string') tokens += tokenCount(item);
+    // One level only (a list of token arrays): recursing into whatever nesting the caller sent
+    // overflowed the stack on `[[[[…]]]]`.
+    else if (Array.isArray(item)) tokens += item.every((x) => typeof x === 'number') ? item.length : 0;
     else if (typeof item === 'object' && item !== null) tokens += messagesTokens([item]);
   }
   return tokens;
@@ -75,6 +86,7 @@ function requestedOutput(body: Record<string, unknown>): number {
 /** Estimated tokens of one request: its prompt plus the output it asks to be allowed. */
 export function estimateTokens(operation: GatewayOperation, body: Record<string, unknown> | undefined): number {
   if (body === undefined) return 0;
+  budget = GATEWAY_TOKENIZE_MAX_CHARS;
   switch (operation) {
     case 'chat':
       return messagesTokens(body.messages) + requestedOutput(body);

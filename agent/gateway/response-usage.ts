@@ -47,8 +47,10 @@ export function usageInTail(body: Buffer): TokenUsage | undefined {
   const tail = body.subarray(Math.max(0, body.length - 4_096)).toString('utf8');
   const at = tail.lastIndexOf('"usage"');
   if (at === -1) return undefined;
-  const open = tail.indexOf('{', at);
-  if (open === -1) return undefined;
+  // Only `"usage": {`: after `"usage": null` the next object (whatever it is) used to be read as the usage.
+  const key = /^"usage"\s*:\s*\{/.exec(tail.slice(at));
+  if (key === null) return undefined;
+  const open = at + key[0].length - 1;
   let depth = 0;
   for (let i = open; i < tail.length; i++) {
     if (tail[i] === '{') depth++;

@@ -1,4 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
 import { GATEWAY_MAX_SSE_EVENT_BYTES } from '../../protocol/limits.js';
 import { normaliseUsage, type TokenUsage } from './response-usage.js';
 
@@ -24,9 +23,16 @@ export class SseUsageFilter {
   /** The stream was too odd to read (an oversized event): usage unknown, bytes passed as they were. */
   unreadable = false;
   readonly #hideUsage: boolean;
-  #pending = '';
-  /** Holds a UTF-8 sequence split across two chunks until it is whole. */
-  readonly #decoder = new StringDecoder('utf8');
+  // The unfinished event, held as latin1 text (one char per byte), not decoded UTF-8: what is
+  // passed on is then the backend's exact bytes (a UTF-8 character split across chunks, or invalid
+  // UTF-8, used to be replaced or lost when hiding, and the bytes a decoder held were dropped when
+  // the stream turned unreadable), and lengths are bytes, as GATEWAY_MAX_SSE_EVENT_BYTES says.
+  // Kept as pieces, searched only where new bytes came: a large event arriving in small chunks
+  // used to be rescanned whole on every chunk (quadratic, the event loop held for minutes).
+  #pending: string[] = [];
+  #pendingBytes = 0;
+  /** The last ≤ 3 pending bytes: an event end (up to 4 bytes) may begin there and end in the next chunk. */
+  #tail = '';
 
   constructor(options: { hideUsage: boolean }) {
     this.#hideUsage = options.hideUsage;
@@ -35,34 +41,46 @@ export class SseUsageFilter {
   /** Takes backend bytes; returns what to send the app now (possibly nothing yet). */
   push(chunk: Buffer): Buffer {
     if (this.unreadable) return chunk;
-    this.#pending += this.#decoder.write(chunk);
+    let text = chunk.toString('latin1');
     let out = '';
     for (;;) {
-      const end = EVENT_END.exec(this.#pending);
+      const end = EVENT_END.exec(this.#tail + text);
       if (end === null) break;
-      const event = this.#pending.slice(0, end.index);
-      const whole = this.#pending.slice(0, end.index + end[0].length);
-      this.#pending = this.#pending.slice(end.index + end[0].length);
-      out += this.#event(event, whole);
+      const cut = end.index + end[0].length - this.#tail.length;
+      const whole = this.#pending.join('') + text.slice(0, cut);
+      text = text.slice(cut);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#tail = '';
+      out += this.#event(whole.slice(0, whole.length - end[0].length), whole);
     }
-    if (this.#pending.length > GATEWAY_MAX_SSE_EVENT_BYTES) {
+    if (text !== '') {
+      this.#pending.push(text);
+      this.#pendingBytes += text.length;
+      this.#tail = (this.#tail + text).slice(-3);
+    }
+    if (this.#pendingBytes > GATEWAY_MAX_SSE_EVENT_BYTES) {
       this.unreadable = true;
-      out += this.#pending;
-      this.#pending = '';
+      out += this.#pending.join('');
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#tail = '';
     }
     // Without hiding, the backend's bytes go on as they came; the events were read on the side.
-    return this.#hideUsage ? Buffer.from(out, 'utf8') : chunk;
+    return this.#hideUsage ? Buffer.from(out, 'latin1') : chunk;
   }
 
   /** The stream ended: whatever is left (an unterminated last event) goes to the app as it is. */
   end(): Buffer {
-    const rest = this.#pending + this.#decoder.end();
-    this.#pending = '';
+    const rest = this.#pending.join('');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#tail = '';
     if (rest.length > 0 && !this.unreadable) this.#event(rest, rest);
-    return this.#hideUsage ? Buffer.from(rest, 'utf8') : Buffer.alloc(0);
+    return this.#hideUsage ? Buffer.from(rest, 'latin1') : Buffer.alloc(0);
   }
 
-  /** One event (`text` without its blank-line end, `whole` with it): what to forward of it. */
+  /** One event (`text` without its blank-line end, `whole` with it; latin1 both): what to forward of it. */
   #event(text: string, whole: string): string {
     let data = '';
     for (const line of text.split(/\r?\n/)) {
@@ -71,7 +89,7 @@ export class SseUsageFilter {
     if (data === '' || data === '[DONE]') return whole;
     let json: Record<string, unknown>;
     try {
-      const value: unknown = JSON.parse(data);
+      const value: unknown = JSON.parse(Buffer.from(data, 'latin1').toString('utf8'));
       if (typeof value !== 'object' || value === null || Array.isArray(value)) return whole;
       json = value as Record<string, unknown>;
     } catch {
@@ -91,11 +109,27 @@ export class SseUsageFilter {
     // Ours to hide: the usage-only chunk goes; the `usage: null` on the others is taken out.
     if (Array.isArray(json.choices) && json.choices.length === 0 && usage !== undefined) return '';
     delete json.usage;
-    return `data: ${JSON.stringify(json)}\n\n`;
+    return Buffer.from(`data: ${JSON.stringify(json)}\n\n`, 'utf8').toString('latin1');
   }
 }
 
 function carriesOutput(json: Record<string, unknown>): boolean {
   if (typeof json.type === 'string') return json.type === 'response.output_text.delta';
-  return Array.isArray(json.choices) && json.choices.length > 0;
+  // A chunk with choices is not yet a token: Azure's role chunk (`delta: {role, content: ""}`) and
+  // content-filter chunks come first, and a reasoning model's role chunk long before its answer.
+  return Array.isArray(json.choices) && json.choices.some(choiceCarriesOutput);
+}
+
+function choiceCarriesOutput(choice: unknown): boolean {
+  if (typeof choice !== 'object' || choice === null) return false;
+  const c = choice as { text?: unknown; delta?: unknown };
+  if (typeof c.text === 'string') return c.text !== '';
+  if (typeof c.delta !== 'object' || c.delta === null) return false;
+  const d = c.delta as { content?: unknown; refusal?: unknown; tool_calls?: unknown; function_call?: unknown };
+  return (
+    (typeof d.content === 'string' && d.content !== '') ||
+    (typeof d.refusal === 'string' && d.refusal !== '') ||
+    (Array.isArray(d.tool_calls) && d.tool_calls.length > 0) ||
+    (typeof d.function_call === 'object' && d.function_call !== null)
+  );
 }
