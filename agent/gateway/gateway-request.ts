@@ -101,6 +101,16 @@ async function answer(parts: GatewayParts, req: IncomingMessage, res: ServerResp
   row.deployment = prepared.deployment;
   row.stream = prepared.stream;
 
+  // A request that names its deployment in a body the gateway cannot read (not JSON: a multipart
+  // upload, say) could name a reserved one unseen: with reserved deployments, it is refused.
+  if (route.deploymentIn === 'body' && prepared.deployment === null && parts.deploymentPolicies.size > 0) {
+    refuse(exchange, res, {
+      status: 403,
+      code: 'WICKET_ERR_GATEWAY_DENIED',
+      message: withFix('WICKET_ERR_GATEWAY_DENIED', 'WICKET_ERR_GATEWAY_DENIED: this outlet reserves some deployments, and the deployment this request names (the JSON body\'s "model") cannot be read; send a JSON body with a "model" string.'),
+    });
+    return;
+  }
   const policy = prepared.deployment === null ? undefined : parts.deploymentPolicies.get(prepared.deployment.toLowerCase());
   if (policy !== undefined && !policy.allows(caller)) {
     refuse(exchange, res, {
