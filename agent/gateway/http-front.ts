@@ -180,7 +180,7 @@ export class HttpFront<C> {
     this.#log.info({ stream: connection.duplex.stream.id, code: 'WICKET_ERR_HTTP_REQUEST' }, `gateway request body did not arrive within ${this.#requestTimeoutMs} ms`);
     connection.duplex.resetCode = 'WICKET_ERR_HTTP_REQUEST';
     deadline.abort(new Error(`the request did not arrive within ${this.#requestTimeoutMs} ms`));
-    setTimeout(() => connection.duplex.destroy(), 1_000).unref();
+    setTimeout(() => connection.duplex.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   #clientError(err: NodeJS.ErrnoException, duplex: MuxDuplex): void {
