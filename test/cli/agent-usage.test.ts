@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageLedger } from '../../agent/gateway/usage-ledger.js';
 import type { UsageRow } from '../../agent/gateway/usage-row.js';
 import { identifierFor } from '../helpers/identifier.js';
+import { usageRow } from '../helpers/usage-row.js';
 import { errorLine, hasStackTrace, type RunResult } from './agent-cli-helpers.js';
 
 // `agent usage` as a real process, on a ledger this test writes. It runs cli/agent.ts through tsx
@@ -37,27 +38,9 @@ function runUsage(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise
   });
 }
 
+/** A streamed row a minute old (inside --since 24h), with no tokens unless the case sets them. */
 function row(overrides: Partial<UsageRow>): UsageRow {
-  return {
-    at: Date.now() - 60_000,
-    outlet: 'openai',
-    identity: ALICE,
-    attributes: {},
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-08-06',
-    operation: 'chat',
-    stream: true,
-    status: 200,
-    code: null,
-    promptTokens: 0,
-    completionTokens: 0,
-    totalTokens: 0,
-    latencyMs: 100,
-    ttftMs: 10,
-    backend: 'eastus',
-    requestId: null,
-    ...overrides,
-  };
+  return usageRow({ at: Date.now() - 60_000, stream: true, promptTokens: 0, completionTokens: 0, totalTokens: 0, ttftMs: 10, ...overrides });
 }
 
 beforeAll(() => {

@@ -2,8 +2,8 @@ import { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
 import { startManagedIdentityStandin, type ManagedIdentityStandin } from '../../examples/managed-identity-standin.js';
-import { runAgent, stopAll } from '../../scripts/lib/local-processes.js';
-import { CALLER_PLACEHOLDER_KEY, ledgerRows, startGatewayPortal, type GatewayPortal } from './gateway-fixture.js';
+import { runAgent } from '../../scripts/lib/local-processes.js';
+import { CALLER_PLACEHOLDER_KEY, ledgerRows, startGatewayPortal, stopPortal, type GatewayPortal } from './gateway-fixture.js';
 
 // Keyless all the way: the Azure OpenAI stand-in has key auth disabled and accepts only Entra
 // tokens its managed identity stand-in issued; the outlet (a real `agent node start` process) gets
@@ -75,11 +75,7 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => {
-  await stopAll();
-  await standin?.close();
-  await mi?.close();
-});
+afterAll(() => stopPortal(standin, mi));
 
 describe('gateway with an Entra token from a managed identity: keyless callers, keyless backend', () => {
   it('chat through the SDK reaches a key-disabled backend with a token the managed identity issued, never the caller\'s key', async () => {

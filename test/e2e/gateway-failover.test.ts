@@ -1,12 +1,11 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
 import type { BackendStatus } from '../../agent/gateway/backend.js';
 import { GATEWAY_BREAKER_FAILURES } from '../../protocol/limits.js';
-import { runAgent, stopAll } from '../../scripts/lib/local-processes.js';
-import { API_VERSION, ledgerRows, startGatewayPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
+import { runAgent } from '../../scripts/lib/local-processes.js';
+import { API_VERSION, ledgerRows, refusal, startGatewayPortal, stopPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
 
 // The gateway's backend pool from the app's side: real relay and agent processes, Azure OpenAI
 // stand-ins as the backends, the official openai SDK (maxRetries 0) as the app. A backend that
@@ -46,25 +45,11 @@ async function backendStatus(portal: GatewayPortal): Promise<Record<string, Back
   return Object.fromEntries(status.outlets[0]!.gateway!.backends.map((b) => [b.name, b]));
 }
 
-/** The APIError a refused request raises (asserting it is an HTTP answer, not a connection error). */
-async function refusal(request: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  const err = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(OpenAI.APIError);
-  expect(err).not.toBeInstanceOf(OpenAI.APIConnectionError);
-  return err as InstanceType<typeof OpenAI.APIError>;
-}
-
 beforeAll(() => {
   keyFile = writeKeyFile(KEY);
 });
 
-afterAll(async () => {
-  await stopAll();
-  await Promise.all(standins.map((s) => s.close()));
-});
+afterAll(() => stopPortal(...standins));
 
 describe('failover: throttled, failing and dead backends are passed over for the healthy one', () => {
   // One backend per priority, so the order is fixed: every request tries throttled (unless it

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { AzureOpenAI } from 'openai';
-import { enrollAgent, startNodeProcess, startRelayProcess, tempDir, type AgentHome, type NodeProcess, type RelayProcess } from '../../scripts/lib/local-processes.js';
+import { APIConnectionError, APIError, AzureOpenAI } from 'openai';
+import { enrollAgent, startNodeProcess, startRelayProcess, stopAll, tempDir, type AgentHome, type NodeProcess, type RelayProcess } from '../../scripts/lib/local-processes.js';
 import type { UsageRow } from '../../agent/gateway/usage-row.js';
 
 // A whole gateway portal from real processes: a relay, an outlet node whose outlet carries the
@@ -34,6 +34,34 @@ export function writeKeyFile(key: string): string {
   const file = join(tempDir('wicket-gw-key-'), 'backend.key');
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return file;
+}
+
+/** A gateway block with one backend, 'eastus' at `url`, holding `key` in a 0600 file; `more` adds e.g. limits. */
+export function apiKeyGateway(url: string, key: string, more: Record<string, unknown> = {}): Record<string, unknown> {
+  return { kind: 'azure-openai', backends: [{ name: 'eastus', url, auth: { kind: 'api-key', file: writeKeyFile(key) } }], ...more };
+}
+
+/**
+ * After a file's tests: every relay and agent process, then the in-process servers (stand-ins),
+ * in order. A server is undefined when beforeAll failed before starting it.
+ */
+export async function stopPortal(...servers: ({ close(): Promise<unknown> } | undefined)[]): Promise<void> {
+  await stopAll();
+  for (const server of servers) await server?.close();
+}
+
+/**
+ * The APIError a refused request raises. A gateway refusal is an HTTP answer with a status, so a
+ * connection error (an APIError too) is not one: it is rethrown, as is any other error.
+ */
+export async function refusal(request: Promise<unknown>): Promise<APIError> {
+  try {
+    await request;
+  } catch (err) {
+    if (err instanceof APIError && !(err instanceof APIConnectionError)) return err;
+    throw err;
+  }
+  throw new Error('the request was not refused');
 }
 
 /**

@@ -2,9 +2,9 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
 import { GATEWAY_HEADERS_TIMEOUT_MS, GATEWAY_MAX_HEADER_BYTES, GATEWAY_MAX_REQUEST_BODY_BYTES } from '../../protocol/limits.js';
-import { stopAll } from '../../scripts/lib/local-processes.js';
+import { responses } from '../helpers/http-responses.js';
 import { seededBytes } from '../helpers/seeded.js';
-import { API_VERSION, ledgerRows, startGatewayPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
+import { API_VERSION, apiKeyGateway, ledgerRows, startGatewayPortal, stopPortal, type GatewayPortal } from './gateway-fixture.js';
 
 // Hostile HTTP from an app, through a real inlet: raw TCP bytes to the caller's inlet address are
 // forwarded as they are through the relay, and the outlet's gateway parses them. Each attack gets
@@ -27,16 +27,13 @@ let address: string;
 beforeAll(async () => {
   standin = await startStandin({ apiKey: BACKEND_KEY, region: 'eastus' });
   portal = await startGatewayPortal({
-    gateway: { kind: 'azure-openai', backends: [{ name: 'eastus', url: standin.url, auth: { kind: 'api-key', file: writeKeyFile(BACKEND_KEY) } }] },
+    gateway: apiKeyGateway(standin.url, BACKEND_KEY),
     callers: [['team=red']],
   });
   address = portal.callers[0]!.address;
 }, 60_000);
 
-afterAll(async () => {
-  await stopAll();
-  await standin?.close();
-});
+afterAll(() => stopPortal(standin));
 
 interface RawResult {
   data: Buffer;
@@ -74,49 +71,6 @@ function raw(drive: (socket: Socket, closed: () => boolean) => void | Promise<vo
 }
 
 const send = (bytes: Buffer | string) => (socket: Socket) => void socket.write(bytes);
-
-interface ParsedResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** The complete HTTP/1.1 responses in `bytes`, in order (content-length or chunked bodies). */
-function responses(bytes: Buffer): ParsedResponse[] {
-  const text = bytes.toString('latin1');
-  const out: ParsedResponse[] = [];
-  let at = 0;
-  for (;;) {
-    const headEnd = text.indexOf('\r\n\r\n', at);
-    if (headEnd < 0) return out;
-    const [statusLine, ...lines] = text.slice(at, headEnd).split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    let cursor = headEnd + 4;
-    let body = '';
-    if (headers['transfer-encoding'] === 'chunked') {
-      for (;;) {
-        const sizeEnd = text.indexOf('\r\n', cursor);
-        if (sizeEnd < 0) return out;
-        const size = parseInt(text.slice(cursor, sizeEnd), 16);
-        if (text.length < sizeEnd + 2 + size + 2) return out;
-        body += text.slice(sizeEnd + 2, sizeEnd + 2 + size);
-        cursor = sizeEnd + 2 + size + 2;
-        if (size === 0) break;
-      }
-    } else {
-      const length = Number(headers['content-length'] ?? 0);
-      if (text.length < cursor + length) return out;
-      body = text.slice(cursor, cursor + length);
-      cursor += length;
-    }
-    out.push({ status: Number(statusLine!.split(' ')[1]), headers, body });
-    at = cursor;
-  }
-}
 
 /** The one gateway refusal in `result`: its status, after checking the JSON error body and the close. */
 function refusal(result: RawResult): number {

@@ -1,8 +1,7 @@
-import { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
-import { stopAll } from '../../scripts/lib/local-processes.js';
-import { ledgerRows, startGatewayPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
+import { startNodeProcess } from '../../scripts/lib/local-processes.js';
+import { apiKeyGateway, ledgerRows, refusal, startGatewayPortal, stopPortal, type GatewayPortal } from './gateway-fixture.js';
 
 // Limits per identity and per attribute value, as the app sees them through the official SDK:
 // 429 with retry-after (which the SDK's own retry honours), 403 for a spent quota, separate
@@ -13,22 +12,12 @@ let standin: RunningStandin;
 let portal: GatewayPortal;
 const messages = [{ role: 'user' as const, content: 'What is Ockham\'s razor?' }];
 
-async function refusal(promise: Promise<unknown>): Promise<APIError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof APIError) return err;
-    throw err;
-  }
-  throw new Error('the request was not refused');
-}
-
 beforeAll(async () => {
   standin = await startStandin({ apiKey: BACKEND_KEY });
   // Enrol first, then write the rules naming the identities: a second portal start is not needed
   // because limits are keyed by identifier, which enrolment fixes.
   portal = await startGatewayPortal({
-    gateway: { kind: 'azure-openai', backends: [{ name: 'eastus', url: standin.url, auth: { kind: 'api-key', file: writeKeyFile(BACKEND_KEY) } }], limits: [] },
+    gateway: apiKeyGateway(standin.url, BACKEND_KEY, { limits: [] }),
     callers: [['team=cardiology'], ['team=oncology'], ['team=radiology'], ['team=radiology']],
   });
   const [alice, bob] = portal.callers;
@@ -39,16 +28,12 @@ beforeAll(async () => {
     { attribute: 'team', value: 'radiology', tokensPerMonth: 100 },
   ];
   await portal.outlet.proc.kill('SIGTERM', 5_000);
-  const { startNodeProcess } = await import('../../scripts/lib/local-processes.js');
   portal.outlet = await startNodeProcess(portal.outletHome, {
-    outlets: [{ name: 'openai', relay: 'openai', allow: 'openai-inlet', gateway: { kind: 'azure-openai', backends: [{ name: 'eastus', url: standin.url, auth: { kind: 'api-key', file: writeKeyFile(BACKEND_KEY) } }], limits } }],
+    outlets: [{ name: 'openai', relay: 'openai', allow: 'openai-inlet', gateway: apiKeyGateway(standin.url, BACKEND_KEY, { limits }) }],
   });
 }, 90_000);
 
-afterAll(async () => {
-  await stopAll();
-  await standin?.close();
-});
+afterAll(() => stopPortal(standin));
 
 describe('gateway limits: per identity, per attribute, as Azure answers them', () => {
   it('a spent daily quota is 403 for that identity only', async () => {

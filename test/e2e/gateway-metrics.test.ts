@@ -1,10 +1,9 @@
 import { createServer } from 'node:net';
-import { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
-import { runAgent, stopAll } from '../../scripts/lib/local-processes.js';
+import { runAgent } from '../../scripts/lib/local-processes.js';
 import type { UsageRow } from '../../agent/gateway/usage-row.js';
-import { ledgerRows, startGatewayPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
+import { apiKeyGateway, ledgerRows, refusal, startGatewayPortal, stopPortal, type GatewayPortal } from './gateway-fixture.js';
 
 // The gateway's Prometheus metrics, scraped from a real outlet started with
 // `agent node start --metrics 127.0.0.1:0`: tokens per identity/model/type agree with the usage
@@ -47,16 +46,6 @@ async function scrape(): Promise<{ status: number; contentType: string | null; s
   return { status: res.status, contentType: res.headers.get('content-type'), samples: parseSamples(text), text };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<APIError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof APIError) return err;
-    throw err;
-  }
-  throw new Error('the request was not refused');
-}
-
 /** A port free on 127.0.0.1 right now (`--metrics` takes no port 0: an operator names the scrape address). */
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -73,11 +62,7 @@ beforeAll(async () => {
   const port = await freePort();
   standin = await startStandin({ apiKey: BACKEND_KEY, region: 'eastus' });
   portal = await startGatewayPortal({
-    gateway: {
-      kind: 'azure-openai',
-      backends: [{ name: 'eastus', url: standin.url, auth: { kind: 'api-key', file: writeKeyFile(BACKEND_KEY) } }],
-      limits: [{ attribute: 'team', value: 'radiology', requestsPerMinute: 1 }],
-    },
+    gateway: apiKeyGateway(standin.url, BACKEND_KEY, { limits: [{ attribute: 'team', value: 'radiology', requestsPerMinute: 1 }] }),
     callers: [['team=cardiology'], ['team=radiology']],
     outletArgs: ['--metrics', `127.0.0.1:${port}`],
   });
@@ -87,10 +72,7 @@ beforeAll(async () => {
   expect(metricsAddress).toBe(`127.0.0.1:${port}`);
 }, 60_000);
 
-afterAll(async () => {
-  await stopAll();
-  await standin?.close();
-});
+afterAll(() => stopPortal(standin));
 
 describe('gateway metrics on the agent\'s --metrics address', () => {
   it('tokens per identity, model and type match the ledger; requests by status, a limit refusal included; latency and ttft histograms', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandin, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
-import { runAgent, stopAll } from '../../scripts/lib/local-processes.js';
-import { CALLER_PLACEHOLDER_KEY, ledgerRows, startGatewayPortal, writeKeyFile, type GatewayPortal } from './gateway-fixture.js';
+import { runAgent } from '../../scripts/lib/local-processes.js';
+import { apiKeyGateway, CALLER_PLACEHOLDER_KEY, ledgerRows, startGatewayPortal, stopPortal, type GatewayPortal } from './gateway-fixture.js';
 
 // The gateway as AI Corp runs it: the official openai SDK behind two callers' inlets, an outlet in
 // gateway mode holding the only backend key (in a 0600 file). Usage is recorded per caller
@@ -15,15 +15,12 @@ const messages = [{ role: 'user' as const, content: 'What is Ockham\'s razor?' }
 beforeAll(async () => {
   standin = await startStandin({ apiKey: BACKEND_KEY, region: 'eastus' });
   portal = await startGatewayPortal({
-    gateway: { kind: 'azure-openai', backends: [{ name: 'eastus', url: standin.url, auth: { kind: 'api-key', file: writeKeyFile(BACKEND_KEY) } }] },
+    gateway: apiKeyGateway(standin.url, BACKEND_KEY),
     callers: [['team=cardiology'], ['team=radiology']],
   });
 }, 60_000);
 
-afterAll(async () => {
-  await stopAll();
-  await standin?.close();
-});
+afterAll(() => stopPortal(standin));
 
 describe('gateway usage ledger: exact per identity, streams included', () => {
   it('records chat (plain and streamed) and embeddings under the caller identity, with the backend key only', async () => {

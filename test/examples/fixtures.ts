@@ -13,6 +13,10 @@ import { makeTestCa, type TestCaFiles } from '../../examples/test-ca.js';
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const TEST_API_KEY = 'test-key-0123456789abcdef';
 export const STANDIN_NAME = 'aoai-standin.internal';
+/** The question every stand-in test asks: the stand-in answers it with OCKHAMS_RAZOR_ANSWER. */
+export const QUESTION = "What is Ockham's Razor?";
+/** A chat request body asking QUESTION, for raw requests. */
+export const ASK = JSON.stringify({ messages: [{ role: 'user', content: QUESTION }] });
 
 export interface TempCa extends TestCaFiles {
   readonly dir: string;

@@ -16,10 +16,8 @@ import {
   startStandin,
   type RunningStandin,
 } from '../../examples/azure-openai-standin/index.js';
-import { TEST_API_KEY, chatUrl, rawRequest } from './fixtures.js';
+import { ASK, QUESTION, TEST_API_KEY, chatUrl, rawRequest } from './fixtures.js';
 
-const QUESTION = "What is Ockham's Razor?";
-const ASK = JSON.stringify({ messages: [{ role: 'user', content: QUESTION }] });
 const ENTRA_TOKEN = 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.standin-managed-identity.sig';
 
 let standin: RunningStandin;

@@ -16,10 +16,8 @@ import {
   startStandin,
   type RunningStandin,
 } from '../../examples/azure-openai-standin/index.js';
-import { REPO_ROOT, TEST_API_KEY, chatUrl, makeTempCa, rawRequest, runTsx, type TempCa } from './fixtures.js';
+import { ASK, QUESTION, REPO_ROOT, TEST_API_KEY, chatUrl, makeTempCa, rawRequest, runTsx, type TempCa } from './fixtures.js';
 
-const QUESTION = "What is Ockham's Razor?";
-const ASK = JSON.stringify({ messages: [{ role: 'user', content: QUESTION }] });
 const ASK_STREAM = JSON.stringify({ messages: [{ role: 'user', content: QUESTION }], stream: true });
 
 let ca: TempCa;

@@ -16,9 +16,8 @@ import {
   startStandin,
   type RunningStandin,
 } from '../../examples/azure-openai-standin/index.js';
-import { TEST_API_KEY, rawRequest } from './fixtures.js';
+import { QUESTION, TEST_API_KEY, rawRequest } from './fixtures.js';
 
-const QUESTION = "What is Ockham's Razor?";
 const OCKHAM_PIECES = answerPieces(OCKHAMS_RAZOR_ANSWER).length;
 const CHAT_PROMPT_TOKENS = countPromptTokens([{ role: 'user', content: QUESTION }]);
 

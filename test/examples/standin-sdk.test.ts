@@ -6,9 +6,8 @@ import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, AzureOpenAI, BadRequestError, NotFoundError, RateLimitError } from 'openai';
 import { startStandin, OCKHAMS_RAZOR_ANSWER, type RunningStandin } from '../../examples/azure-openai-standin/index.js';
-import { TEST_API_KEY, chatUrl, makeTempCa, rawRequest, sseEvents, type TempCa } from './fixtures.js';
+import { QUESTION, TEST_API_KEY, chatUrl, makeTempCa, rawRequest, sseEvents, type TempCa } from './fixtures.js';
 
-const QUESTION = "What is Ockham's Razor?";
 const API_VERSION = '2024-10-21';
 
 let ca: TempCa;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +6,7 @@ import { decodeTicket } from '../../protocol/ticket.js';
 import { Authority } from '../../relay/authority/authority.js';
 import { loadOrCreateAuthorityKey } from '../../relay/authority/authority-key.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
+import { runJsonWorker } from '../helpers/json-worker.js';
 import { tempDir, testLogger } from './relay-fixture.js';
 
 // DESIGN.md property 4: two racing redemptions of a one-use ticket give one member, even from
@@ -14,23 +14,8 @@ import { tempDir, testLogger } from './relay-fixture.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/redeem-worker.ts', import.meta.url));
 const RACERS = 6;
-
-function race(input: object): Promise<{ identifier: string; outcome: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`racer exited ${code}: ${err.slice(0, 500)}`));
-      else resolve(JSON.parse(out.trim()) as { identifier: string; outcome: string });
-    });
-    child.stdin.end(JSON.stringify(input));
-  });
-}
+/** One racer process: its own identity and SQLite connection, one redemption. */
+const race = (input: object) => runJsonWorker<{ identifier: string; outcome: string }>(WORKER, input);
 
 let folder: string | undefined;
 afterEach(() => {

@@ -4,6 +4,7 @@ import { createBackendCredential } from '../../../agent/gateway/backend-credenti
 import { BackendPool } from '../../../agent/gateway/backend-pool.js';
 import type { BackendSpec } from '../../../agent/gateway/gateway-spec.js';
 import { GATEWAY_BREAKER_COOLDOWN_MS, GATEWAY_BREAKER_FAILURES } from '../../../protocol/limits.js';
+import { seededRandom } from '../../helpers/seeded.js';
 
 // The order a request tries the pool's backends in: lowest priority number first, a weighted
 // random order within a priority, and none the breaker keeps out. Clock and random are injected;
@@ -30,18 +31,6 @@ function poolOf(specs: BackendSpec[], options: { random?: () => number } = {}): 
 const names = (pool: BackendPool): string[] => pool.plan().map((b) => b.spec.name);
 const byName = (pool: BackendPool, name: string) => pool.backends.find((b) => b.spec.name === name)!;
 
-/** A small seeded generator (mulberry32), so the frequency test is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 describe('BackendPool.plan: the order to try backends in', () => {
   it('tries the lowest priority number first, every usable backend once', () => {
     const { pool } = poolOf([spec('c', 2), spec('a', 0), spec('b', 1), spec('d', 1)], { random: () => 0 });
@@ -67,7 +56,7 @@ describe('BackendPool.plan: the order to try backends in', () => {
   });
 
   it('weights 1:2:3 take about 1/6, 2/6, 3/6 of first tries over many plans (seeded random)', () => {
-    const { pool } = poolOf([spec('w1', 0, 1), spec('w2', 0, 2), spec('w3', 0, 3), spec('backup', 1, 100)], { random: seeded(42) });
+    const { pool } = poolOf([spec('w1', 0, 1), spec('w2', 0, 2), spec('w3', 0, 3), spec('backup', 1, 100)], { random: seededRandom(42) });
     const first: Record<string, number> = { w1: 0, w2: 0, w3: 0, backup: 0 };
     const plans = 6_000;
     for (let i = 0; i < plans; i++) {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +8,11 @@ import { type Admission, type Caller, GatewayLimits } from '../../../agent/gatew
 import { GATEWAY_MAX_TOKENS_PER_REQUEST as MAX_TOKENS_PER_REQUEST } from '../../../protocol/limits.js';
 import type { LimitRuleSpec } from '../../../agent/gateway/gateway-spec.js';
 import { isWicketError } from '../../../protocol/errors.js';
+import { runJsonWorker } from '../../helpers/json-worker.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/limits-worker.ts', import.meta.url));
+/** One limits-worker process: `admits` admits against `db`, counted as admitted and refused. */
+const runWorker = (input: object) => runJsonWorker<{ admitted: number; refused: number }>(WORKER, input);
 
 const ALICE = `I${'a1'.repeat(32)}`;
 const BOB = `I${'b2'.repeat(32)}`;
@@ -292,23 +294,6 @@ describe('GatewayLimits: sharing one file', () => {
     check.close();
   });
 });
-
-function runWorker(input: object): Promise<{ admitted: number; refused: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`worker exited ${code}: ${err.slice(0, 500)}`));
-      else resolve(JSON.parse(out.trim()) as { admitted: number; refused: number });
-    });
-    child.stdin.end(JSON.stringify(input));
-  });
-}
 
 describe('GatewayLimits: hostile and odd inputs', () => {
   it('a NaN, negative or non-number estimate counts as 0; a fraction rounds up; Infinity is refused as too large', () => {

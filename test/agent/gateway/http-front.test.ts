@@ -12,6 +12,7 @@ import { sendGatewayError } from '../../../agent/gateway/gateway-errors.js';
 import { readRequestBody, type BodyResult } from '../../../agent/gateway/request-body.js';
 import { GATEWAY_MAX_HEADER_BYTES, STREAM_WRITE_HIGH_WATER } from '../../../protocol/limits.js';
 import { MuxSession, type MuxStream } from '../../../protocol/mux/index.js';
+import { responses } from '../../helpers/http-responses.js';
 import { silentLogger } from '../session-pair.js';
 
 interface Caller {
@@ -109,33 +110,6 @@ async function until(condition: () => boolean, ms: number, what: string): Promis
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface ParsedResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** Complete HTTP/1.1 responses in `bytes`, in order (content-length bodies only: all the front's own answers use it). */
-function responses(bytes: Buffer): ParsedResponse[] {
-  const text = bytes.toString('latin1');
-  const out: ParsedResponse[] = [];
-  let at = 0;
-  for (;;) {
-    const headEnd = text.indexOf('\r\n\r\n', at);
-    if (headEnd < 0) return out;
-    const [statusLine, ...lines] = text.slice(at, headEnd).split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const length = Number(headers['content-length'] ?? 0);
-    if (text.length < headEnd + 4 + length) return out;
-    out.push({ status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(headEnd + 4, headEnd + 4 + length) });
-    at = headEnd + 4 + length;
-  }
-}
 
 /** Answers every request with its path once the body is read. */
 function echoPath(req: IncomingMessage, res: ServerResponse): void {

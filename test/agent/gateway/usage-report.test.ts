@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageLedger } from '../../../agent/gateway/usage-ledger.js';
 import { usageTotals } from '../../../agent/gateway/usage-report.js';
-import type { UsageRow } from '../../../agent/gateway/usage-row.js';
 import { isWicketError } from '../../../protocol/errors.js';
 import { identifierFor } from '../../helpers/identifier.js';
+import { usageRow as row } from '../../helpers/usage-row.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 11, 1);
@@ -17,29 +17,6 @@ const BOB = identifierFor(2);
 
 let dir: string;
 let path: string;
-
-function row(overrides: Partial<UsageRow>): UsageRow {
-  return {
-    at: T0,
-    outlet: 'openai',
-    identity: ALICE,
-    attributes: {},
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-08-06',
-    operation: 'chat',
-    stream: false,
-    status: 200,
-    code: null,
-    promptTokens: 10,
-    completionTokens: 10,
-    totalTokens: 20,
-    latencyMs: 100,
-    ttftMs: null,
-    backend: 'eastus',
-    requestId: null,
-    ...overrides,
-  };
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'wicket-report-'));
