@@ -113,7 +113,11 @@ export class AgentNode extends EventEmitter {
     };
     this.#gatewayHost = {
       home: o.vault.home,
-      ledger: (retentionDays) => (this.#ledger ??= UsageLedger.open(join(o.vault.home, USAGE_LEDGER_FILE), { retentionDays, logger: o.logger.child({ component: 'ledger' }) })),
+      ledger: (retentionDays) => {
+        this.#ledger ??= UsageLedger.open(join(o.vault.home, USAGE_LEDGER_FILE), { retentionDays, logger: o.logger.child({ component: 'ledger' }) });
+        this.#ledger.retainAtLeast(retentionDays);
+        return this.#ledger;
+      },
       registry: this.#registry,
       logger: o.logger,
     };

@@ -321,3 +321,9 @@ export const GATEWAY_ENTRA_FETCH_TIMEOUT_MS = 15_000;
 /** Failed Entra fetches are retried after 1 s, doubling to 30 s (jittered). */
 export const GATEWAY_ENTRA_RETRY_MIN_MS = 1_000;
 export const GATEWAY_ENTRA_RETRY_MAX_MS = 30_000;
+/**
+ * Request bodies one gateway outlet holds at once (each at most GATEWAY_MAX_REQUEST_BODY_BYTES):
+ * past it a request is answered 503 with retry-after, so hundreds of streams sending large
+ * bodies at once cannot take the agent's memory.
+ */
+export const GATEWAY_MAX_BUFFERED_BODY_BYTES = 256 * 1024 * 1024;

@@ -1,9 +1,8 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { GATEWAY_USAGE_PARSE_BYTES } from '../../protocol/limits.js';
 import type { BackendAnswer } from './backend.js';
 import { appResponseHeaders } from './gateway-headers.js';
-import { type TokenUsage, usageInTail, usageOfAnswer } from './response-usage.js';
+import { type TokenUsage, USAGE_TAIL_BYTES, usageInTail, usageOfAnswer } from './response-usage.js';
 import { SseUsageFilter } from './sse-usage-filter.js';
 
 // Passes one backend answer to the app, reading it on the way for the ledger: usage and model
@@ -43,11 +42,16 @@ export async function relayAnswer(answer: BackendAnswer, res: ServerResponse, op
   let firstByteAt: number | undefined;
   let text = '';
   const outcome: RelayOutcome = { usage: undefined, model: null, ttftMs: null, cut: false, appGone: false, text: '' };
+  // One watcher for the app leaving, shared by every wait for 'drain' (a listener per wait would
+  // pile up on a long stream to a slow app).
+  let appLeft: () => void = () => {};
+  const left = new Promise<void>((resolve) => (appLeft = resolve));
+  res.once('close', appLeft);
   const send = async (bytes: Buffer): Promise<void> => {
     if (bytes.length === 0) return;
     firstByteAt ??= performance.now();
     if (text.length < options.keepText) text += bytes.toString('utf8', 0, Math.min(bytes.length, options.keepText - text.length));
-    if (!res.write(bytes)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (!res.write(bytes)) await Promise.race([new Promise<void>((resolve) => res.once('drain', resolve)), left]);
   };
   try {
     for await (const chunk of answer.body as AsyncIterable<Buffer>) {
@@ -59,7 +63,7 @@ export async function relayAnswer(answer: BackendAnswer, res: ServerResponse, op
         // A JSON answer: kept whole up to the parse cap, else only its tail (where usage sits).
         if (wholeBytes + chunk.length <= GATEWAY_USAGE_PARSE_BYTES) whole.push(chunk);
         wholeBytes += chunk.length;
-        tail = chunk.length >= 4_096 ? chunk.subarray(-4_096) : Buffer.concat([tail, chunk]).subarray(-4_096);
+        tail = chunk.length >= USAGE_TAIL_BYTES ? chunk.subarray(-USAGE_TAIL_BYTES) : Buffer.concat([tail, chunk]).subarray(-USAGE_TAIL_BYTES);
         await send(chunk);
       } else {
         await send(filter.push(chunk));
@@ -71,6 +75,7 @@ export async function relayAnswer(answer: BackendAnswer, res: ServerResponse, op
     if (res.destroyed || res.writableEnded) outcome.appGone = true;
     else outcome.cut = true;
   }
+  res.off('close', appLeft);
   if (outcome.cut || outcome.appGone) {
     answer.body.destroy();
     res.destroy();

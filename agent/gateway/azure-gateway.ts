@@ -1,13 +1,15 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { GATEWAY_MAX_BUFFERED_BODY_BYTES } from '../../protocol/limits.js';
 import type { MuxStream } from '../../protocol/mux/index.js';
-import { parsePolicy, type Policy } from '../../protocol/policy.js';
 import type { ChannelPeer } from '../../protocol/secure-channel/index.js';
 import type { BackendStatus } from './backend.js';
 import { createBackendCredential } from './backend-credential.js';
 import { BackendPool } from './backend-pool.js';
+import { ByteBudget } from './byte-budget.js';
 import { ContentLog } from './content-log.js';
+import { deploymentPolicies } from './deployment-policies.js';
 import type { Caller } from './gateway-limits.js';
 import { GatewayLimits } from './gateway-limits.js';
 import { GatewayMetrics } from './gateway-metrics.js';
@@ -74,12 +76,16 @@ export class AzureGateway {
       const metrics = host.registry === undefined ? undefined : new GatewayMetrics(host.registry);
       // The backend-state gauge reads the live pool at each scrape, not a snapshot from `status`.
       metrics?.watchBackends(outlet, () => pool.status());
-      // Keyed in lower case: Azure matches deployment names without regard to case, so must the policy.
-      const policies = new Map<string, Policy>(Object.entries(spec.deployments).map(([deployment, expr]) => [deployment.toLowerCase(), parsePolicy(expr)]));
-      const parts = { outlet, pool, limits, deploymentPolicies: policies, ledger, contentLog, metrics, logger };
+      const parts = { outlet, pool, limits, deploymentPolicies: deploymentPolicies(spec), bodyBudget: new ByteBudget(GATEWAY_MAX_BUFFERED_BODY_BYTES), ledger, contentLog, metrics, logger };
       const front = new HttpFront<Caller>({
         logger,
-        onRequest: (req, res, caller, deadline) => void serveGatewayRequest(parts, req, res, caller, deadline),
+        onRequest: (req, res, caller, deadline) =>
+          serveGatewayRequest(parts, req, res, caller, deadline).catch((err: unknown) => {
+            // serveGatewayRequest answers its own failures; this is the last net under a bug, so
+            // the process never dies of an unhandled rejection.
+            logger.error({ code: 'WICKET_ERR_INTERNAL', reason: err instanceof Error ? err.message : String(err) }, 'gateway request handler failed');
+            res.destroy();
+          }),
       });
       loadTokenizer();
       logger.info({ backends: spec.backends.map((b) => b.name), limits: spec.limits.length, contentLog: contentLog !== undefined }, 'Azure OpenAI gateway ready');

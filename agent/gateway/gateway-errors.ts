@@ -41,6 +41,12 @@ export function sendGatewayError(res: ServerResponse, answer: GatewayErrorAnswer
   res.end(body);
 }
 
+/** Azure's pair: whole seconds (at least 1) for retry-after, exact milliseconds for retry-after-ms. */
+export function retryHeaders(ms: number): Record<string, string> {
+  const wait = Math.max(0, Math.ceil(ms));
+  return { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))), 'retry-after-ms': String(wait) };
+}
+
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large' };
 
 /**

@@ -1,17 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { type ErrorCode, isWicketError } from '../../protocol/errors.js';
-import { GATEWAY_DEFAULT_RETRY_AFTER_MS, GATEWAY_MAX_REQUEST_BODY_BYTES } from '../../protocol/limits.js';
+import { GATEWAY_MAX_REQUEST_BODY_BYTES } from '../../protocol/limits.js';
 import type { Policy } from '../../protocol/policy.js';
 import { relayAnswer, type RelayOutcome } from './answer-relay.js';
-import { type Backend, type BackendAnswer, retryAfterMs } from './backend.js';
+import type { Backend, BackendAnswer } from './backend.js';
+import { type AttemptTally, attemptBackend, coolingError, exhaustedError } from './backend-attempt.js';
 import type { BackendPool } from './backend-pool.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { ContentLog } from './content-log.js';
-import { type GatewayErrorAnswer, sendGatewayError, withFix } from './gateway-errors.js';
+import { type GatewayErrorAnswer, retryHeaders, sendGatewayError, withFix } from './gateway-errors.js';
 import { backendRequestHeaders } from './gateway-headers.js';
 import type { Caller, GatewayLimits, Remaining, Reservation } from './gateway-limits.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
-import { backendRequest, classifyRequest, type OpenAiRoute, prepareBody, type PreparedBody } from './openai-request.js';
+import { classifyRequest, type OpenAiRoute, prepareBody, type PreparedBody } from './openai-request.js';
 import { estimateTokens } from './prompt-estimate.js';
 import { readRequestBody } from './request-body.js';
 import type { UsageLedger } from './usage-ledger.js';
@@ -21,18 +22,25 @@ import type { UsageRow } from './usage-row.js';
 //   1. read the body (≤ GATEWAY_MAX_REQUEST_BODY_BYTES, within the front's deadline)
 //   2. deployment policy: a deployment listed in gateway.deployments needs its policy  → 403
 //   3. limits: estimated tokens and one request against every matching rule            → 429 / 403
-//   4. backends in the pool's order; a connection failure, 5xx or 429 moves to the next
-//      (429 cools that backend for its retry-after) — all before the first byte to the app;
-//      none left → 502 (unreachable / failing) or 503 (all cooling, with retry-after)
+//   4. backends in the pool's order (backend-attempt.ts says which failures move to the next) —
+//      all before the first byte to the app; none left → 502 / 503 (all cooling, retry-after)
 //   5. the answer to the app, read on the way for usage; then the real tokens are charged
 //      and one ledger row is queued — for every request, refused ones included.
+// An answer the backend gave is charged even when the app leaves before its end or the backend
+// cuts it: its real usage when the gateway saw it, else the estimate. Hanging up early must not
+// make a stream free.
 
 export interface GatewayParts {
   outlet: string;
   pool: BackendPool;
   limits: GatewayLimits;
-  /** Deployment name (lower case) → the policy its callers must satisfy. */
+  /**
+   * Deployment name (lower case) → the policy its callers must satisfy; the backends' own names
+   * for a reserved deployment (their `deployments` maps) carry its policy too.
+   */
   deploymentPolicies: ReadonlyMap<string, Policy>;
+  /** Request bodies held at once by this gateway's requests: past it a request is 503 (memory stays bounded). */
+  bodyBudget: ByteBudget;
   ledger: UsageLedger;
   contentLog: ContentLog | undefined;
   metrics: GatewayMetrics | undefined;
@@ -49,6 +57,10 @@ interface Exchange {
   estimate: number;
   prepared: PreparedBody | undefined;
   responseText: string;
+  /** The status the backend answered with (the row's status is the app's: 499 when it left). */
+  backendStatus: number | undefined;
+  /** Body bytes taken from the gateway's budget, given back when the request is recorded. */
+  bodyBytes: number;
 }
 
 export async function serveGatewayRequest(parts: GatewayParts, req: IncomingMessage, res: ServerResponse, caller: Caller, deadline: AbortSignal): Promise<void> {
@@ -64,9 +76,11 @@ export async function serveGatewayRequest(parts: GatewayParts, req: IncomingMess
     estimate: 0,
     prepared: undefined,
     responseText: '',
+    backendStatus: undefined,
+    bodyBytes: 0,
   };
   try {
-    await answer(parts, req, res, caller, deadline, route, exchange);
+    await handle(parts, req, res, caller, deadline, route, exchange);
   } catch (err) {
     parts.logger.error({ err: err instanceof Error ? err.message : String(err), code: 'WICKET_ERR_INTERNAL' }, 'gateway request failed');
     refuse(exchange, res, { status: 500, code: 'WICKET_ERR_INTERNAL', message: withFix('WICKET_ERR_INTERNAL', 'WICKET_ERR_INTERNAL: the gateway failed on this request.') });
@@ -75,9 +89,20 @@ export async function serveGatewayRequest(parts: GatewayParts, req: IncomingMess
   }
 }
 
-async function answer(parts: GatewayParts, req: IncomingMessage, res: ServerResponse, caller: Caller, deadline: AbortSignal, route: OpenAiRoute, exchange: Exchange): Promise<void> {
+async function handle(parts: GatewayParts, req: IncomingMessage, res: ServerResponse, caller: Caller, deadline: AbortSignal, route: OpenAiRoute, exchange: Exchange): Promise<void> {
   const { row } = exchange;
-  const read = await readRequestBody(req, GATEWAY_MAX_REQUEST_BODY_BYTES, deadline);
+  if (route.operation !== 'other' && !identityEncoded(req.headers['content-encoding'])) {
+    // A compressed body cannot be read for its tokens or deployment, yet the backend would inflate it.
+    refuse(exchange, res, { status: 415, code: 'WICKET_ERR_HTTP_REQUEST', message: 'WICKET_ERR_HTTP_REQUEST: the gateway reads request bodies to count and limit them; send it without Content-Encoding.' });
+    return;
+  }
+  const read = await readRequestBody(req, GATEWAY_MAX_REQUEST_BODY_BYTES, deadline, parts.bodyBudget);
+  exchange.bodyBytes = read.held;
+  if (read.kind === 'busy') {
+    res.shouldKeepAlive = false;
+    refuse(exchange, res, { status: 503, code: 'WICKET_ERR_TARGET_BUSY', message: withFix('WICKET_ERR_TARGET_BUSY', 'WICKET_ERR_TARGET_BUSY: the gateway holds as many request bodies as its memory budget allows. Please retry after 1 second.'), headers: retryHeaders(1_000) });
+    return;
+  }
   if (read.kind === 'aborted') {
     row.status = APP_LEFT;
     return;
@@ -145,10 +170,9 @@ async function answer(parts: GatewayParts, req: IncomingMessage, res: ServerResp
 }
 
 async function forward(parts: GatewayParts, req: IncomingMessage, res: ServerResponse, route: OpenAiRoute, raw: Buffer, exchange: Exchange, remaining: Remaining): Promise<void> {
-  const prepared = exchange.prepared!;
   const plan = parts.pool.plan();
   if (plan.length === 0) {
-    refuse(exchange, res, cooling(parts.pool));
+    refuse(exchange, res, coolingError(parts.pool));
     return;
   }
   // The app leaving aborts the backend request (and the answer being relayed).
@@ -156,82 +180,32 @@ async function forward(parts: GatewayParts, req: IncomingMessage, res: ServerRes
   res.once('close', () => {
     if (!res.writableFinished) appLeft.abort();
   });
-  const headers = backendRequestHeaders(req.headers);
-  const seen = { unreachable: 0, failing: 0, throttled: 0, auth: 0 };
+  const request = { method: req.method ?? 'POST', route, prepared: exchange.prepared!, raw, headers: backendRequestHeaders(req.headers), signal: appLeft.signal };
+  const tally: AttemptTally = { unreachable: 0, failing: 0, throttled: 0, auth: 0 };
+  let chosen: { backend: Backend; answer: BackendAnswer } | undefined;
   let index = 0;
-  try {
-    for (; index < plan.length && !appLeft.signal.aborted; index++) {
-      const backend = plan[index]!;
-      const answer = await attempt(parts, backend, req.method ?? 'POST', route, prepared, raw, headers, appLeft.signal, seen);
-      if (answer === undefined) continue;
+  for (; index < plan.length && chosen === undefined && !appLeft.signal.aborted; index++) {
+    const result = await attemptBackend(plan[index]!, request, tally, parts.logger);
+    if (result.kind === 'answer') chosen = { backend: plan[index]!, answer: result.answer };
+    else if (result.kind === 'stop') {
       index++;
-      await deliver(parts, res, backend, answer, exchange, remaining);
+      for (; index < plan.length; index++) plan[index]!.breaker.abandon();
+      refuse(exchange, res, result.error);
       return;
     }
-  } finally {
-    // Backends planned but not tried give back the trial slot a half-open breaker lent them.
-    for (; index < plan.length; index++) plan[index]!.breaker.abandon();
+  }
+  // Backends planned but not tried give back the trial slot a half-open breaker lent them now,
+  // not after a minutes-long answer: meanwhile other requests may try them.
+  for (; index < plan.length; index++) plan[index]!.breaker.abandon();
+  if (chosen !== undefined) {
+    await deliver(parts, res, chosen.backend, chosen.answer, exchange, remaining);
+    return;
   }
   if (appLeft.signal.aborted) {
     exchange.row.status = APP_LEFT;
     return;
   }
-  refuse(exchange, res, exhausted(parts.pool, seen));
-}
-
-/** One backend: its answer to pass on, or undefined to try the next (and why, counted in `seen`). */
-async function attempt(
-  parts: GatewayParts, backend: Backend, method: string, route: OpenAiRoute, prepared: PreparedBody, raw: Buffer,
-  headers: Record<string, string>, signal: AbortSignal, seen: { unreachable: number; failing: number; throttled: number; auth: number },
-): Promise<BackendAnswer | undefined> {
-  const log = parts.logger;
-  let authorization;
-  try {
-    authorization = await backend.credential.authorize();
-  } catch (err) {
-    seen.auth++;
-    backend.breaker.abandon();
-    backend.noteFailure(err instanceof Error ? err.message : String(err), 'failure');
-    log.warn({ backend: backend.spec.name, code: isWicketError(err) ? err.code : 'WICKET_ERR_BACKEND_AUTH' }, 'no backend credential; trying the next backend');
-    return undefined;
-  }
-  const { target, body } = backendRequest(route, prepared, raw, backend.spec.deployments);
-  const sent: Record<string, string> = { ...headers, 'content-length': String(body.length) };
-  if (authorization !== undefined) sent[authorization.name] = authorization.value;
-  let answer: BackendAnswer;
-  try {
-    answer = await backend.send(method, target, sent, body, signal);
-  } catch (err) {
-    if (signal.aborted) {
-      backend.breaker.abandon();
-      return undefined;
-    }
-    seen.unreachable++;
-    backend.breaker.failure();
-    const reason = err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`.trim() : String(err);
-    backend.noteFailure(`unreachable: ${reason}`, 'failure');
-    log.warn({ backend: backend.spec.name, code: 'WICKET_ERR_BACKEND_UNREACHABLE', reason }, 'backend unreachable; trying the next backend');
-    return undefined;
-  }
-  if (answer.status === 429) {
-    const wait = retryAfterMs(answer.headers) ?? GATEWAY_DEFAULT_RETRY_AFTER_MS;
-    seen.throttled++;
-    backend.breaker.throttled(wait);
-    backend.noteFailure(`429: cooling for ${wait} ms`, 'throttled');
-    log.info({ backend: backend.spec.name, retryAfterMs: wait }, 'backend answered 429; cooling it and trying the next backend');
-    answer.body.resume();
-    return undefined;
-  }
-  if (answer.status >= 500 && answer.status !== 501) {
-    seen.failing++;
-    backend.breaker.failure();
-    backend.noteFailure(`HTTP ${answer.status}`, 'failure');
-    log.warn({ backend: backend.spec.name, status: answer.status, code: 'WICKET_ERR_BACKEND_FAILED' }, 'backend failed; trying the next backend');
-    answer.body.resume();
-    return undefined;
-  }
-  backend.breaker.success();
-  return answer;
+  refuse(exchange, res, exhaustedError(parts.pool, tally));
 }
 
 async function deliver(parts: GatewayParts, res: ServerResponse, backend: Backend, answer: BackendAnswer, exchange: Exchange, remaining: Remaining): Promise<void> {
@@ -240,6 +214,7 @@ async function deliver(parts: GatewayParts, res: ServerResponse, backend: Backen
   const requestId = answer.headers['x-request-id'] ?? answer.headers['apim-request-id'];
   row.requestId = typeof requestId === 'string' ? requestId.slice(0, 128) : null;
   row.status = answer.status;
+  exchange.backendStatus = answer.status;
   const outcome: RelayOutcome = await relayAnswer(answer, res, {
     hideStreamUsage: exchange.prepared?.usageInjected ?? false,
     extraHeaders: remainingHeaders(remaining),
@@ -268,30 +243,6 @@ function refuse(exchange: Exchange, res: ServerResponse, answer: GatewayErrorAns
   sendGatewayError(res, answer);
 }
 
-function cooling(pool: BackendPool): GatewayErrorAnswer {
-  const wait = Math.max(1_000, pool.soonestAvailableAt() - Date.now());
-  return {
-    status: 503,
-    code: 'WICKET_ERR_BACKENDS_COOLING',
-    message: `WICKET_ERR_BACKENDS_COOLING: every backend is cooling down after 429s or failures. Please retry after ${Math.ceil(wait / 1000)} seconds.`,
-    headers: retryHeaders(wait),
-  };
-}
-
-function exhausted(pool: BackendPool, seen: { unreachable: number; failing: number; throttled: number; auth: number }): GatewayErrorAnswer {
-  if (seen.failing === 0 && seen.unreachable === 0 && seen.auth === 0) return cooling(pool);
-  let code: ErrorCode = 'WICKET_ERR_BACKEND_FAILED';
-  if (seen.failing === 0 && seen.unreachable > 0) code = 'WICKET_ERR_BACKEND_UNREACHABLE';
-  if (seen.failing === 0 && seen.unreachable === 0) code = 'WICKET_ERR_BACKEND_AUTH';
-  const tried = `tried ${seen.unreachable + seen.failing + seen.throttled + seen.auth} backend(s): ${seen.unreachable} unreachable, ${seen.failing} failing, ${seen.throttled} throttled, ${seen.auth} without a credential`;
-  return { status: code === 'WICKET_ERR_BACKEND_AUTH' ? 503 : 502, code, message: withFix(code, `${code}: no backend answered (${tried}).`) };
-}
-
-function retryHeaders(ms: number): Record<string, string> {
-  const wait = Math.max(0, Math.ceil(ms));
-  return { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))), 'retry-after-ms': String(wait) };
-}
-
 function remainingHeaders(remaining: Remaining): Record<string, string> {
   const headers: Record<string, string> = {};
   if (remaining.tokens !== undefined) headers['x-ratelimit-remaining-tokens'] = String(Math.max(0, remaining.tokens));
@@ -299,24 +250,40 @@ function remainingHeaders(remaining: Remaining): Record<string, string> {
   return headers;
 }
 
+function identityEncoded(encoding: string | undefined): boolean {
+  return encoding === undefined || encoding.trim() === '' || encoding.trim().toLowerCase() === 'identity';
+}
+
 function describeAttributes(caller: Caller): string {
   const entries = Object.entries(caller.attributes);
   return entries.length === 0 ? 'no attributes' : entries.map(([k, v]) => (v === '' || v === 'true' ? k : `${k}=${v}`)).join(', ');
 }
 
+/** Codes of requests the gateway refused by its own limits or policy (the refusals metric). */
+const REFUSAL_CODES: ReadonlySet<string> = new Set(['WICKET_ERR_GATEWAY_RATE_LIMITED', 'WICKET_ERR_GATEWAY_QUOTA_EXCEEDED', 'WICKET_ERR_GATEWAY_DENIED']);
+
 /** The answer is over: charge the real tokens, queue the ledger row, count the metrics, log the content. */
 function record(parts: GatewayParts, exchange: Exchange): void {
   const { row } = exchange;
   row.latencyMs = Math.round(performance.now() - exchange.startedAt);
-  if (exchange.reservation !== undefined) {
-    // Unknown usage: an answered request keeps its estimate; a failed one is refunded.
-    const charged = row.totalTokens ?? (row.status < 400 && row.code === null ? exchange.estimate : 0);
-    parts.limits.settle(exchange.reservation, charged);
-  }
   if (row.status === 0) row.status = APP_LEFT;
+  parts.bodyBudget.give(exchange.bodyBytes);
+  if (exchange.reservation !== undefined) {
+    // Known usage is charged; unknown usage of an answer the backend gave keeps the estimate
+    // (the app may have left, or the backend cut the stream: the tokens were spent); a request no
+    // backend answered is refunded.
+    const answered = exchange.backendStatus !== undefined && exchange.backendStatus < 400;
+    const charged = row.totalTokens ?? (answered ? exchange.estimate : 0);
+    try {
+      parts.limits.settle(exchange.reservation, charged);
+    } catch (err) {
+      // The request is over; a counter that cannot be corrected now costs the caller at most this estimate.
+      parts.logger.error({ code: 'WICKET_ERR_GATEWAY_COUNTERS', reason: err instanceof Error ? err.message : String(err) }, 'gateway could not charge a request to its limit counters');
+    }
+  }
   parts.ledger.record(row);
   parts.metrics?.request(parts.outlet, row);
-  if (row.code !== null && row.status !== 500) parts.metrics?.refused(parts.outlet, row.code);
+  if (row.code !== null && REFUSAL_CODES.has(row.code)) parts.metrics?.refused(parts.outlet, row.code);
   parts.contentLog?.write({
     at: row.at, outlet: row.outlet, identity: row.identity, attributes: row.attributes, deployment: row.deployment,
     operation: row.operation, status: row.status, requestBody: exchange.prepared?.json ?? null, responseText: exchange.responseText,

@@ -6,6 +6,7 @@ import {
   GATEWAY_MAX_HEADER_BYTES,
   GATEWAY_REQUEST_TIMEOUT_MS,
 } from '../../protocol/limits.js';
+import { isWicketError } from '../../protocol/errors.js';
 import type { MuxStream } from '../../protocol/mux/index.js';
 import { writeRawError } from './gateway-errors.js';
 import { MuxDuplex } from './mux-duplex.js';
@@ -130,12 +131,19 @@ export class HttpFront<C> {
     req.once('end', () => {
       clearTimeout(bodyTimer);
       if (connection.phase === 'body') this.#enter(connection, 'answer');
+      // One request at a time per stream: the next (pipelined) one is not parsed, and its bytes
+      // wait in the stream's window, until this answer is done. Memory per stream stays one body.
+      // (An answer sent before the body was read — a refusal — may finish first: then no pause.)
+      if (!res.writableFinished) connection.duplex.pause();
     });
     // Answered (or cut) before its body was all read: the body deadline no longer applies.
     res.once('close', () => clearTimeout(bodyTimer));
     res.once('finish', () => {
       connection.answering--;
-      if (connection.answering === 0 && connection.phase !== 'closing' && !connection.duplex.destroyed) this.#enter(connection, 'idle');
+      if (connection.answering === 0 && connection.phase !== 'closing' && !connection.duplex.destroyed) {
+        this.#enter(connection, 'idle');
+        connection.duplex.resume();
+      }
     });
     onRequest(req, res, connection.caller, deadline.signal);
   }
@@ -148,8 +156,16 @@ export class HttpFront<C> {
     const { duplex } = connection;
     switch (phase) {
       case 'idle':
-        // Already ended (the last answer said `connection: close`) and the app never closed: reset.
-        connection.timer = setTimeout(() => (duplex.writableEnded ? duplex.destroy() : duplex.end()), this.#keepAliveTimeoutMs);
+        // Idle too long: FIN, and a reset if the app does not close its side within the grace
+        // (or at once when the last answer already ended ours with `connection: close`).
+        connection.timer = setTimeout(() => {
+          if (duplex.writableEnded) {
+            duplex.destroy();
+            return;
+          }
+          duplex.end();
+          setTimeout(() => duplex.destroy(), CLOSE_GRACE_MS).unref();
+        }, this.#keepAliveTimeoutMs);
         break;
       case 'head':
         connection.timer = setTimeout(() => this.#timedOut(connection, `the request head did not arrive within ${this.#headersTimeoutMs} ms`), this.#headersTimeoutMs);
@@ -184,6 +200,8 @@ export class HttpFront<C> {
   }
 
   #clientError(err: NodeJS.ErrnoException, duplex: MuxDuplex): void {
+    // node reports the stream's own failures here too (a reset by the app): nothing to answer.
+    if (duplex.destroyed || isWicketError(err)) return;
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const status = tooLarge ? 431 : 400;
     const message = tooLarge

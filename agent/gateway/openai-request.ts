@@ -52,7 +52,10 @@ export function canonicalTarget(target: string): string {
   }
   // After a fixed origin everything is path, query or fragment: nothing can name another host.
   url ??= new URL(`http://gateway.invalid/${target.replace(/^[/\\]+/, '')}`);
-  return url.pathname.replace(/\/{2,}/g, '/') + url.search;
+  // Percent-escapes of unreserved characters mean the character itself (RFC 3986 §6.2.2.2) and
+  // some servers decode them before routing: `%63hat/completions` must classify as chat.
+  const path = url.pathname.replace(/%(2[dD]|2[eE]|5[fF]|7[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA])/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+  return path.replace(/\/{2,}/g, '/') + url.search;
 }
 
 function operationOf(rest: string): GatewayOperation | undefined {
@@ -119,7 +122,7 @@ export function prepareBody(route: OpenAiRoute, raw: Buffer): PreparedBody {
   const deployment = route.deploymentIn === 'path' ? route.pathDeployment : route.deploymentIn === 'body' ? model : null;
   const stream = json?.stream === true;
   let usageInjected = false;
-  if (json !== undefined && stream && (route.operation === 'chat' || route.operation === 'completions')) {
+  if (json !== undefined && stream && (route.operation === 'chat' || route.operation === 'completions') && streamUsageSupported(route)) {
     const options = json.stream_options;
     const asked = typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
     if (!asked) {
@@ -128,6 +131,20 @@ export function prepareBody(route: OpenAiRoute, raw: Buffer): PreparedBody {
     }
   }
   return { json, deployment, stream, usageInjected };
+}
+
+/**
+ * Azure refuses `stream_options` ("Unrecognized request argument") before api-version
+ * 2024-09-01-preview; the v1 API (no api-version, or preview/latest) takes it. On older versions the
+ * gateway does not ask: such a stream's tokens are charged at the estimate and its ledger row has
+ * no counts.
+ */
+function streamUsageSupported(route: OpenAiRoute): boolean {
+  const queryAt = route.target.indexOf('?');
+  const version = queryAt === -1 ? null : new URLSearchParams(route.target.slice(queryAt + 1)).get('api-version');
+  if (version === null || version === 'preview' || version === 'latest') return true;
+  const date = /^(\d{4}-\d{2}-\d{2})/.exec(version)?.[1];
+  return date !== undefined && date >= '2024-09-01';
 }
 
 /**
@@ -140,8 +157,7 @@ export function backendRequest(
   raw: Buffer,
   deploymentMap: Readonly<Record<string, string>> | undefined,
 ): { target: string; body: Buffer } {
-  // Own keys only: a caller's deployment "constructor" or "__proto__" must not find Object's.
-  const mapped = prepared.deployment !== null && deploymentMap !== undefined && Object.hasOwn(deploymentMap, prepared.deployment) ? deploymentMap[prepared.deployment] : undefined;
+  const mapped = prepared.deployment === null ? undefined : mappedDeployment(deploymentMap, prepared.deployment);
   let target = route.target;
   if (mapped !== undefined && route.deploymentIn === 'path') {
     const queryAt = route.target.indexOf('?');
@@ -154,4 +170,17 @@ export function backendRequest(
   if (prepared.json === undefined || (!reserialise && !changeModel)) return { target, body: raw };
   const json = changeModel ? { ...prepared.json, model: mapped } : prepared.json;
   return { target, body: Buffer.from(JSON.stringify(json), 'utf8') };
+}
+
+/**
+ * The backend's name for a deployment: matched without regard to case (as Azure matches deployment
+ * names, and as the gateway's policies are), own keys only (a caller's "constructor" or
+ * "__proto__" must not find Object's).
+ */
+export function mappedDeployment(map: Readonly<Record<string, string>> | undefined, deployment: string): string | undefined {
+  if (map === undefined) return undefined;
+  if (Object.hasOwn(map, deployment)) return map[deployment];
+  const wanted = deployment.toLowerCase();
+  for (const [name, target] of Object.entries(map)) if (name.toLowerCase() === wanted) return target;
+  return undefined;
 }

@@ -1,5 +1,8 @@
 import { GATEWAY_USAGE_PARSE_BYTES } from '../../protocol/limits.js';
 
+/** The end of a large answer kept to find its usage in (answer-relay.ts keeps this much). */
+export const USAGE_TAIL_BYTES = 64 * 1024;
+
 // Token usage as the backend reports it. Chat, completions and embeddings say
 // `usage: {prompt_tokens, completion_tokens?, total_tokens}`; the responses API says
 // `usage: {input_tokens, output_tokens, total_tokens}`. Both become one shape.
@@ -41,10 +44,11 @@ export function usageOfAnswer(body: Buffer): { usage: TokenUsage | undefined; mo
 
 /**
  * A very large answer (thousands of embeddings) is not parsed whole: OpenAI and Azure put `usage`
- * last, so the object after the last `"usage":` in the tail is read.
+ * at the end (the responses API follows it with `user` and `metadata`, a few KB at most), so the
+ * object after the last `"usage":` in the tail (USAGE_TAIL_BYTES) is read.
  */
 export function usageInTail(body: Buffer): TokenUsage | undefined {
-  const tail = body.subarray(Math.max(0, body.length - 4_096)).toString('utf8');
+  const tail = body.subarray(Math.max(0, body.length - USAGE_TAIL_BYTES)).toString('utf8');
   const at = tail.lastIndexOf('"usage"');
   if (at === -1) return undefined;
   // Only `"usage": {`: after `"usage": null` the next object (whatever it is) used to be read as the usage.

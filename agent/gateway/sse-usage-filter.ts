@@ -2,8 +2,8 @@ import { GATEWAY_MAX_SSE_EVENT_BYTES } from '../../protocol/limits.js';
 import { normaliseUsage, type TokenUsage } from './response-usage.js';
 
 // Reads a streamed answer (server-sent events) on its way to the app, for the ledger: the usage
-// (chat/completions: the last chunk when `stream_options.include_usage` is on; responses: the
-// `response.completed` event), the model, and when the first token came.
+// (chat/completions: the last chunk when `stream_options.include_usage` is on; responses: its
+// terminal `response.completed` / `.incomplete` / `.failed` event), the model, and when the first token came.
 //
 // When the gateway itself asked for usage (the app did not), the app must see the stream it asked
 // for: the extra usage chunk (empty `choices`, a `usage` object) is removed and the `"usage": null`
@@ -98,7 +98,9 @@ export class SseUsageFilter {
     // Azure's first chunk (prompt filter results) says model "": the next ones name it.
     if (this.model === null && typeof json.model === 'string' && json.model !== '') this.model = json.model;
     const response = json.response as Record<string, unknown> | undefined;
-    if (json.type === 'response.completed' && typeof response === 'object' && response !== null) {
+    // The responses API reports usage on its terminal event: completed, but also incomplete
+    // (max_output_tokens reached) or failed — tokens spent either way.
+    if (typeof json.type === 'string' && json.type.startsWith('response.') && typeof response === 'object' && response !== null) {
       this.usage = normaliseUsage(response.usage) ?? this.usage;
       if (typeof response.model === 'string') this.model = response.model;
     }

@@ -81,7 +81,6 @@ export interface UsageLedgerOptions {
 
 type SqlValue = string | number | null;
 
-/** Creates the file 0600 before SQLite opens it (its -wal/-shm copy that mode), narrows older ones. */
 function wholeOrNull(n: number | null | undefined): number | null {
   return typeof n === 'number' && Number.isFinite(n) ? Math.round(n) : null;
 }
@@ -125,7 +124,7 @@ export class UsageLedger {
   readonly #insertAll: (rows: readonly UsageRow[]) => void;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #retentionMs: number;
+  #retentionMs: number;
   readonly #flushMs: number;
   readonly #maxPending: number;
   #queue: UsageRow[] = [];
@@ -174,6 +173,14 @@ export class UsageLedger {
       if (isWicketError(err)) throw err;
       throw wicketError('WICKET_ERR_LEDGER', `cannot open the usage ledger at ${path}: ${err instanceof Error ? err.message : String(err)}`, err);
     }
+  }
+
+  /**
+   * Several gateway outlets share the node's ledger, each with its retention: the longest wins
+   * (a shorter one must not delete rows another outlet's operator is keeping).
+   */
+  retainAtLeast(days: number): void {
+    if (Number.isInteger(days) && days >= 1) this.#retentionMs = Math.max(this.#retentionMs, days * DAY_MS);
   }
 
   /** Rows queued and not yet written. */

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ByteBudget } from '../../../agent/gateway/byte-budget.js';
 import { HttpFront, type HttpFrontOptions } from '../../../agent/gateway/http-front.js';
 import { sendGatewayError } from '../../../agent/gateway/gateway-errors.js';
 import { readRequestBody, type BodyResult } from '../../../agent/gateway/request-body.js';
@@ -169,7 +170,7 @@ describe('HttpFront on mux streams', () => {
   it('a request pipelined under a long answer gets its own body deadline, not the one its predecessor started', async () => {
     const { connect } = harness(
       (req, res, _caller, deadline) => {
-        void readRequestBody(req, 1024, deadline).then((read) => {
+        void readRequestBody(req, 1024, deadline, new ByteBudget(1024 * 1024)).then((read) => {
           if (read.kind !== 'body') {
             res.shouldKeepAlive = false;
             sendGatewayError(res, { status: 408, code: 'WICKET_ERR_HTTP_REQUEST', message: read.kind });
@@ -233,7 +234,7 @@ describe('HttpFront on mux streams', () => {
     const { connect } = harness(
       (req, res, _caller, deadline) => {
         signal = deadline;
-        void readRequestBody(req, 1024 * 1024, deadline).then((read) => {
+        void readRequestBody(req, 1024 * 1024, deadline, new ByteBudget(1024 * 1024)).then((read) => {
           result = read;
           if (read.kind === 'timeout') {
             res.shouldKeepAlive = false;
@@ -271,13 +272,13 @@ describe('HttpFront on mux streams', () => {
     let response: ServerResponse | undefined;
     const { front, requests, connect } = harness((req, res, _caller, deadline) => {
       response = res;
-      read = readRequestBody(req, 1024 * 1024, deadline);
+      read = readRequestBody(req, 1024 * 1024, deadline, new ByteBudget(1024 * 1024));
     });
     const app = await connect();
     app.stream.write(Buffer.from('POST /x HTTP/1.1\r\nhost: g\r\ncontent-length: 1000\r\n\r\n{"half":'));
     await until(() => requests.length === 1, 2_000, 'the request');
     app.stream.reset('WICKET_ERR_STREAM_RESET');
-    expect(await bounded(read!, 2_000, 'body read')).toEqual({ kind: 'aborted' });
+    expect(await bounded(read!, 2_000, 'body read')).toMatchObject({ kind: 'aborted' });
     await until(() => requests[0]!.destroyed && response!.destroyed, 2_000, 'request and response destroyed');
     expect(requests[0]!.complete).toBe(false);
     await until(() => front.connections === 0, 2_000, 'the front forgets the stream');
