@@ -295,10 +295,10 @@ export const GATEWAY_CONTENT_TOTAL_BYTES = 256 * 1024 * 1024;
 export const GATEWAY_TOKENIZE_MAX_CHARS = 256 * 1024;
 /**
  * How long a gateway request waits for another outlet process's limit-counter transaction. They
- * last microseconds, so a longer wait means a stuck process: the request fails rather than hangs
- * (STORE_BUSY_TIMEOUT_MS is sized for the relay's administrative writes).
+ * last microseconds, and the wait holds the agent's event loop (every stream of the node), so a
+ * longer wait means a stuck process: the request gets a 503 rather than freezing the node.
  */
-export const GATEWAY_COUNTERS_BUSY_TIMEOUT_MS = 2_000;
+export const GATEWAY_COUNTERS_BUSY_TIMEOUT_MS = 250;
 /**
  * How long a ledger flush waits for another process's write lock. Short on purpose: the flush runs
  * on the event loop, and a busy file only delays the batch to the next timer (the rows stay queued).

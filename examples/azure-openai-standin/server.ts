@@ -189,6 +189,10 @@ export async function startStandin(options: StandinOptions): Promise<RunningStan
       if (isRefusal(body)) return fail(body.error);
       fields = body.fields;
     }
+    // Azure rejects stream_options on data-plane versions older than 2024-09-01-preview.
+    if (fields.stream_options !== undefined && /^\d{4}-\d{2}-\d{2}/.test(version.version) && version.version.slice(0, 10) < '2024-09-01') {
+      return fail(azure.invalidRequest('Unrecognized request argument supplied: stream_options', 'stream_options'));
+    }
     const faults = faultsFor(req.headers, options);
     if ('error' in faults) return fail(azure.invalidRequest(faults.error));
     const reply = answerOperation(route.operation, fields, { deployment, model, nowMs: now() });

@@ -256,3 +256,25 @@ describe('hostile bodies on the new routes get Azure-shaped 400s', () => {
     }
   });
 });
+
+describe('stream_options and the data-plane version', () => {
+  it('is refused before api-version 2024-09-01-preview, as Azure does, and taken from then on', async () => {
+    const old = await refusalOf(azure({ apiVersion: '2024-06-01' }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: QUESTION }], stream: true, stream_options: { include_usage: true } }));
+    expect(old.status).toBe(400);
+    expect(old.message).toMatch(/Unrecognized request argument supplied: stream_options/);
+    const stream = await azure({ apiVersion: '2024-10-21' }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: QUESTION }], stream: true, stream_options: { include_usage: true } });
+    let usage: unknown;
+    for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
+    expect(usage).toBeDefined();
+  });
+});
+
+async function refusalOf(promise: Promise<unknown>): Promise<APIError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof APIError) return err;
+    throw err;
+  }
+  throw new Error('not refused');
+}
