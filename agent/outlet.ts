@@ -7,7 +7,7 @@ import type { Identifier } from '../protocol/identity.js';
 import { TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
-import { AzureGateway, type GatewayHost, type GatewayStatus } from './gateway/azure-gateway.js';
+import type { GatewayServer, GatewayStatus } from './gateway/azure-gateway.js';
 import { formatHostPort, type HostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
 import type { ChannelContext } from './channel-context.js';
 import { ConnectionShares, type ShareRefusal } from './connection-shares.js';
@@ -59,12 +59,13 @@ export class Outlet {
   readonly #bridges = new Set<StreamBridge>();
   readonly #connecting = new Set<Socket>();
   readonly #shares: ConnectionShares;
-  readonly #gateway: AzureGateway | undefined;
+  readonly #gateway: GatewayServer | undefined;
   /** Streams refused at a limit since a slot was last freed: one warning per episode, not per stream. */
   #busyRefusals = 0;
   #stopped = false;
 
-  constructor(spec: OutletSpec, context: ChannelContext, gatewayHost?: GatewayHost) {
+  /** `gateway`: the outlet's gateway when spec.gateway is set (the node opens it; see AgentNode). */
+  constructor(spec: OutletSpec, context: ChannelContext, gateway?: GatewayServer) {
     this.spec = spec;
     this.#policy = parsePolicy(spec.allow);
     this.#context = context;
@@ -77,10 +78,8 @@ export class Outlet {
         throw wicketError('WICKET_ERR_ARGUMENT', `--tls-ca ${spec.tlsCa} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
       }
     }
-    if (spec.gateway !== undefined) {
-      if (gatewayHost === undefined) throw wicketError('WICKET_ERR_INTERNAL', `outlet ${spec.name} has a gateway block but its node gave it no gateway host`);
-      this.#gateway = AzureGateway.open(spec.name, spec.gateway, gatewayHost);
-    }
+    if ((spec.gateway === undefined) !== (gateway === undefined)) throw wicketError('WICKET_ERR_INTERNAL', `outlet ${spec.name}: a gateway outlet needs its gateway, and only it`);
+    this.#gateway = gateway;
   }
 
   /**

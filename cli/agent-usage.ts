@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { USAGE_LEDGER_FILE } from '../agent/gateway/usage-ledger.js';
-import { usageTotals, type UsageGrouping, type UsageTotal } from '../agent/gateway/usage-report.js';
+import type { UsageGrouping, UsageTotal } from '../agent/gateway/usage-report.js';
+import { USAGE_LEDGER_FILE } from '../agent/gateway/usage-row.js';
 import { MAX_ATTRIBUTE_KEY_LEN } from '../protocol/limits.js';
 import { agentGlobals, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
@@ -116,7 +116,7 @@ function printCsv(by: UsageGrouping, rows: readonly UsageTotal[]): void {
   process.stdout.write(toCsv(header, cells));
 }
 
-function showUsage(flags: UsageFlags, command: Command): void {
+async function showUsage(flags: UsageFlags, command: Command): Promise<void> {
   if (flags.json === true && flags.csv === true) throw usageError('--json and --csv: choose one output form');
   const by = parseGrouping(flags.by);
   const now = Date.now();
@@ -125,6 +125,8 @@ function showUsage(flags: UsageFlags, command: Command): void {
   if (since !== undefined && until !== undefined && until <= since) throw usageError('--until must be later than --since');
   if (flags.ledger !== undefined && flags.ledger.trim() === '') throw usageError('--ledger: give the path of a usage.db file');
   const ledger = flags.ledger !== undefined ? resolve(flags.ledger) : join(agentGlobals(command).home, USAGE_LEDGER_FILE);
+  // SQLite is loaded for this command only: every other agent command, the node above all, runs without it.
+  const { usageTotals } = await import('../agent/gateway/usage-report.js');
   const rows = usageTotals(ledger, { by, ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) });
   if (flags.json === true) {
     printJson({ by: groupingLabel(by), since: iso(since), until: iso(until), rows: rows.map((r) => ({ ...r, firstAt: iso(r.firstAt), lastAt: iso(r.lastAt) })) });
@@ -160,5 +162,5 @@ Examples:
   $ agent usage --by deployment --since 24h --json
   $ agent usage --ledger /var/lib/wicket/usage.db --by outlet`,
     )
-    .action((flags: UsageFlags, command: Command) => showUsage(flags, command));
+    .action(async (flags: UsageFlags, command: Command) => showUsage(flags, command));
 }

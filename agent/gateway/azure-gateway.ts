@@ -36,6 +36,13 @@ export interface GatewayHost {
   logger: Logger;
 }
 
+/** What an outlet needs of its gateway (the outlet imports no gateway module: see AgentNode). */
+export interface GatewayServer {
+  serve(stream: MuxStream, peer: ChannelPeer): void;
+  status(): GatewayStatus;
+  close(): Promise<void>;
+}
+
 export interface GatewayStatus {
   kind: 'azure-openai';
   connections: number;
@@ -44,7 +51,7 @@ export interface GatewayStatus {
   contentLog: boolean;
 }
 
-export class AzureGateway {
+export class AzureGateway implements GatewayServer {
   readonly #outlet: string;
   readonly #pool: BackendPool;
   readonly #limits: GatewayLimits;

@@ -5,6 +5,8 @@ import { GATEWAY_LEDGER_BUSY_TIMEOUT_MS, GATEWAY_LEDGER_FLUSH_MS, GATEWAY_LEDGER
 import { openPrivateSqlite } from './private-sqlite.js';
 import type { UsageRow } from './usage-row.js';
 
+export { USAGE_LEDGER_FILE } from './usage-row.js';
+
 // The usage ledger: one SQLite row per gateway request (agent/gateway/usage-row.ts), read back by
 // `agent usage` (agent/gateway/usage-report.ts).
 //
@@ -19,9 +21,6 @@ import type { UsageRow } from './usage-row.js';
 //
 // Several processes (outlets of one host, `agent usage` while the node runs) may share the file:
 // WAL lets readers go on while a writer commits, and busy_timeout waits out another writer.
-
-/** The ledger's file name in the agent home (the node writes it, `agent usage` reads it). */
-export const USAGE_LEDGER_FILE = 'usage.db';
 
 export const LEDGER_SCHEMA_VERSION = 1;
 

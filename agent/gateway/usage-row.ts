@@ -3,6 +3,9 @@
 // never prompt or answer text and never a credential: the ledger is kept for months and read by
 // people who must not see either.
 
+/** The ledger's file name in the agent home (the node writes it, `agent usage` reads it). */
+export const USAGE_LEDGER_FILE = 'usage.db';
+
 export type GatewayOperation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'other';
 
 export const GATEWAY_OPERATIONS: readonly GatewayOperation[] = ['chat', 'completions', 'embeddings', 'responses', 'other'];

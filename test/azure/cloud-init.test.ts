@@ -124,7 +124,7 @@ describe('cloud-init documents', () => {
 
   it("AI Corp's gateway authenticates with the VM's managed identity only: no API key anywhere", () => {
     const config = JSON.parse(file(ai, '/etc/wicket/node.json')) as { outlets: Array<{ gateway: unknown; to?: unknown }> };
-    const gateway = gatewaySpecSchema.parse(config.outlets[0]?.gateway);
+    const gateway = gatewaySpecSchema().parse(config.outlets[0]?.gateway);
     expect(gateway.backends.map((b) => b.auth)).toEqual([{ kind: 'entra' }]);
     expect(gateway.backends[0]?.url).toBe('https://wicket-abc123-aoai.openai.azure.com');
     // The backends replace the TCP target: nothing for the inlet to steer, no plaintext hop.

@@ -22,7 +22,7 @@ function captureLogger(): { logger: Logger; lines: { level: number; msg: string 
 
 /** A spec as the gateway block's schema fills it in (defaults included). */
 function spec(contentLog: Record<string, unknown>): ContentLogSpec {
-  const parsed = gatewaySpecSchema.parse({ kind: 'azure-openai', backends: [{ name: 'eastus', url: 'https://aoai.example' }], contentLog: { path, ...contentLog } });
+  const parsed = gatewaySpecSchema().parse({ kind: 'azure-openai', backends: [{ name: 'eastus', url: 'https://aoai.example' }], contentLog: { path, ...contentLog } });
   return parsed.contentLog!;
 }
 
@@ -53,7 +53,7 @@ function readLines(file = path): Line[] {
 
 describe('ContentLog', () => {
   it('is off by default: no spec, no log, no file', () => {
-    const parsed = gatewaySpecSchema.parse({ kind: 'azure-openai', backends: [{ name: 'eastus', url: 'https://aoai.example' }] });
+    const parsed = gatewaySpecSchema().parse({ kind: 'azure-openai', backends: [{ name: 'eastus', url: 'https://aoai.example' }] });
     expect(ContentLog.open(parsed.contentLog, { logger: captureLogger().logger })).toBeUndefined();
     expect(readdirSync(dir)).toEqual([]);
   });
