@@ -93,6 +93,8 @@ async function handle(parts: GatewayParts, req: IncomingMessage, res: ServerResp
   const { row } = exchange;
   if (route.operation !== 'other' && !identityEncoded(req.headers['content-encoding'])) {
     // A compressed body cannot be read for its tokens or deployment, yet the backend would inflate it.
+    // It is not read at all, so the connection cannot carry another request.
+    res.shouldKeepAlive = false;
     refuse(exchange, res, { status: 415, code: 'WICKET_ERR_HTTP_REQUEST', message: 'WICKET_ERR_HTTP_REQUEST: the gateway reads request bodies to count and limit them; send it without Content-Encoding.' });
     return;
   }
