@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { wicketError, type WicketError } from '../protocol/errors.js';
 import { RELAY_MAX_FRAME } from '../protocol/limits.js';
 import { certificateFingerprint, shortFingerprint } from '../protocol/relay-certificate.js';
+import { RELAY_TLS_CIPHERS, RELAY_TLS_MIN_VERSION } from '../protocol/relay-tls.js';
 import { RelayLink } from './relay-link.js';
 
 // Opening the agent's one WebSocket to the relay (protocol/README.md, "Relay frames").
@@ -120,6 +121,8 @@ export async function dialRelay(o: DialOptions): Promise<RelayLink> {
           // without one, the usual CA verification applies.
           rejectUnauthorized: pinned === undefined,
           ALPNProtocols: ['http/1.1'],
+          minVersion: RELAY_TLS_MIN_VERSION,
+          ciphers: RELAY_TLS_CIPHERS,
         });
         socket = tls;
         tls.once('secureConnect', () => {

@@ -25,6 +25,7 @@ import { Revocation, type RevocationResult } from './revocation.js';
 import { Router } from './router.js';
 import { relaySettings, type RelaySettings } from './settings.js';
 import { FrameTap } from './tap.js';
+import { RELAY_TLS_CIPHERS, RELAY_TLS_MIN_VERSION } from '../protocol/relay-tls.js';
 import { loadOrCreateSelfSigned, loadTlsFiles, type RelayTlsMaterial } from './tls.js';
 
 // `relay start` as a function: opens the data folder (authority key, store, TLS material), listens,
@@ -164,7 +165,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const onPlainRequest = (_req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wicket relay: WebSocket only\n');
   };
-  const server: Server = tls === undefined ? createHttpServer(onPlainRequest) : createHttpsServer({ cert: tls.cert, key: tls.key }, onPlainRequest);
+  const server: Server = tls === undefined ? createHttpServer(onPlainRequest) : createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: RELAY_TLS_MIN_VERSION, ciphers: RELAY_TLS_CIPHERS, honorCipherOrder: true }, onPlainRequest);
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -377,6 +377,23 @@ describe('RelayClient transport security', () => {
     const client = await connectOnce({ vault, logger });
     cleanups.push(() => client.stop());
     expect(client.connected).toBe(true);
+  });
+
+  it('the relay hop speaks TLS 1.3 with AES-128-GCM, and a TLS 1.2 client is refused', async () => {
+    const relay = await relayOn(tempDir('tls-suite'), 0, { tls: 'self-signed' });
+    const { port } = new URL(relay.url);
+    const dial = (options: { maxVersion?: 'TLSv1.2' }) =>
+      new Promise<{ protocol: string | null; cipher: string }>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false, ...options });
+        socket.once('secureConnect', () => {
+          resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().standardName });
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+    // What an agent offers (agent/relay-dial.ts): all three TLS 1.3 suites; the relay's order wins.
+    expect(await dial({})).toEqual({ protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256' });
+    await expect(dial({ maxVersion: 'TLSv1.2' })).rejects.toThrow(/version|alert/i);
   });
 
   it('ws:// to a non-loopback host is refused without --insecure (WICKET_ERR_INSECURE_RELAY), before dialling', async () => {
