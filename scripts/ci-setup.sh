@@ -5,6 +5,8 @@
 #   the shellcheck linter           lints scripts/*.sh
 #   openssl                         certificate checks in tests
 #   nftables                        "AI Corp drops all inbound" in the network-namespace test
+#   iperf3, wrk, nginx-light        the outside clients and server `npm run bench` measures with
+#   python3                         the bench's 40 ms delay link where the kernel has no tc netem
 # Without root (a developer laptop) nothing is installed and the dependent tests print why they skip.
 set -euo pipefail
 need=()
@@ -14,6 +16,10 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "ci-setup: not root; not installing ${need[*]} (tests that need them will say they skipped)" >&2
@@ -21,4 +27,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages such as nginx and sshd start their service when installed; nothing here wants them
+# running (the bench starts its own, on loopback ports of its choosing), so installs may not
+# start services (policy-rc.d exit 101), unless the machine already has such a policy.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+  trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { enrollAgent, startNodeProcess, startRelayProcess } from '../lib/local-processes.js';
 
-// The processes the benchmarks measure through: the target (sink and echo listeners) and a Wicket
-// portal to it (relay, outlet, inlet from the CLI).
+// The Node target (sink and echo listeners, target-server.ts) and a plain Wicket portal to it, for
+// `npm run bench:latency-reference`; `npm run bench` uses the echo for its idle streams, and the
+// gateway section the peak-memory reader.
 
 /**
  * Round trips every path gets before it is measured. Wicket's processes run JIT-compiled code that

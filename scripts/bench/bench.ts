@@ -1,151 +1,162 @@
-// `npm run bench`: the same two workloads through three paths, in one run, with ratios.
+// `npm run bench`: Wicket as deployed (relay with TLS, self-signed and pinned) against direct TCP
+// and `ssh -L`, measured with outside clients, in one run, as ratios:
 //
 //   direct TCP   client -> target
-//   ssh -L       client -> ssh -> sshd -> target            (OpenSSH on loopback)
-//   Wicket       client -> inlet -> relay -> outlet -> target  (real processes from the CLI)
+//   ssh -L       client -> ssh -> sshd -> target                     (OpenSSH on loopback)
+//   Wicket TLS   client -> inlet -> relay (wss://) -> outlet -> target  (the CLI's processes)
+//   Wicket ws:// the same with a plain relay: one secondary line
 //
-// Workloads: a single-stream upload of BENCH_BYTES (default 1 GiB) and a 1 KiB request/response
-// loop (p50, p99). Floors (issue 3): Wicket throughput >= 0.5x ssh -L, Wicket p50 <= 2x ssh -L.
-// Exit code 1 when a floor is missed. Peak memory (VmHWM) of every tunnel process is reported.
-// Then the Azure OpenAI gateway's added latency and rate over a TCP portal (gateway-bench.ts;
-// BENCH_GATEWAY=0 skips it).
+// Targets: one iperf3 server and one nginx serving /1k. Workloads in interleaved rounds: iperf3
+// upload with 1 and 4 streams (and the tunnel's CPU seconds per GB during the first), wrk with 1
+// and 64 keep-alive connections and with a new connection per request. Then, once: peak RSS,
+// memory per idle stream with many connections open (idle-streams.ts), one stream over a 40 ms
+// RTT link between network namespaces (rtt-bench.ts), and the gateway (gateway-bench.ts;
+// BENCH_GATEWAY=0 skips it). Floors (issue 12) are checked in full mode: exit 1 when one is
+// missed or a measurement failed, 2 when the bench itself broke.
 //
-// All three paths are set up first and then measured in interleaved rounds (direct, ssh, Wicket,
-// direct, …): this machine shares its host, and interleaving makes any drift hit every path alike,
-// so the ratios stay honest. Throughput is the median round; latency pools every round's samples.
-import { stopAll } from '../lib/local-processes.js';
-import { startTarget, startWicketPortal, WARMUP_ROUND_TRIPS } from './bench-paths.js';
+// BENCH_QUICK=1: a smoke run for CI (1 round of 1 s runs, 500 idle connections, a short 40 ms
+// run, no gateway, no floors). BENCH_SECONDS, BENCH_ROUNDS, BENCH_IDLE_STREAMS, BENCH_RTT_SECONDS
+// and BENCH_RTT_ROUNDS override the defaults. Progress goes to stderr, the report to stdout.
+import { spawnSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
+import { cleanupAll, installExitGuards, isLeaving, onCleanup } from './cleanup.js';
 import { benchGateway } from './gateway-bench.js';
-import { sshUnavailableReason, startSshTunnel, type SshTunnel } from './ssh-tunnel.js';
-import { latencyOf, measureRoundTrips, measureThroughput, type LatencyResult, type ThroughputResult } from './workloads.js';
+import { measureIdleStreams } from './idle-streams.js';
+import { iperfVersion, startIperfServer } from './iperf3.js';
+import { freePort } from './net-util.js';
+import { NGINX, nginxVersion, startNginx } from './nginx.js';
+import { CLK_TCK, memoryBytes, processTree } from './process-cpu.js';
+import { printReport } from './report.js';
+import { Results, runRounds, warmUp, type BenchPath, type PathKey, type Settings } from './rounds.js';
+import { measureOverDelayLink } from './rtt-bench.js';
+import { sshUnavailableReason, startSshForwards } from './ssh-tunnel.js';
+import { startWicketTunnel } from './wicket-tunnel.js';
+import { wrkVersion } from './wrk.js';
 
-const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
-const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 5_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const RUN_TIMEOUT_MS = 180_000;
+const QUICK = process.env.BENCH_QUICK === '1';
 
-interface PathResult {
-  name: string;
-  throughput?: ThroughputResult;
-  latency?: LatencyResult;
-  note?: string;
-  /** Peak resident memory (MiB) of the processes this path adds, by role. */
-  memory?: Record<string, number>;
+function whole(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a whole number ≥ 1`);
+  return n;
 }
 
-function fmt(n: number | undefined, digits = 0): string {
-  return n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+const settings: Settings = {
+  seconds: whole('BENCH_SECONDS', QUICK ? 1 : 5),
+  rounds: whole('BENCH_ROUNDS', QUICK ? 1 : 3),
+  warmupSeconds: QUICK ? 1 : 2,
+  // A new connection per request: 8 at once keeps every path busy without measuring the listen backlog.
+  closeConnections: 8,
+};
+const IDLE_STREAMS = whole('BENCH_IDLE_STREAMS', QUICK ? 500 : 10_000);
+const RTT_SECONDS = whole('BENCH_RTT_SECONDS', QUICK ? 3 : 10);
+const RTT_ROUNDS = whole('BENCH_RTT_ROUNDS', QUICK ? 1 : 2);
+
+/** The outside tools the bench cannot run without, or undefined when all are here. */
+function missingTools(): string | undefined {
+  const missing = ['iperf3', 'wrk'].filter((tool) => spawnSync(tool, ['--version']).error !== undefined);
+  if (spawnSync(NGINX, ['-v']).error !== undefined) missing.push('nginx');
+  return missing.length > 0 ? `${missing.join(', ')} not installed (scripts/ci-setup.sh installs them as root)` : undefined;
 }
 
-function report(results: PathResult[]): boolean {
-  const ssh = results.find((r) => r.name === 'ssh -L');
-  const wicket = results.find((r) => r.name === 'Wicket');
-  const gib = (TOTAL_BYTES / 1024 ** 3).toFixed(TOTAL_BYTES % 1024 ** 3 === 0 ? 0 : 2);
-  console.log(`\nWicket benchmark: ${gib} GiB single-stream upload (median of ${ROUNDS} rounds); ${ROUNDS} x ${ROUND_TRIPS} sequential 1 KiB round trips, pooled`);
-  console.log('path         MB/s   x ssh   x direct   p50 µs   p99 µs   p50 x ssh   peak RSS MiB');
-  const direct = results.find((r) => r.name === 'direct TCP');
-  for (const r of results) {
-    if (r.note) {
-      console.log(`${r.name.padEnd(10)}   ${r.note}`);
-      continue;
-    }
-    const mbps = r.throughput?.megabytesPerSecond;
-    const p50 = r.latency?.p50Micros;
-    const memory = r.memory ? Object.entries(r.memory).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
-    console.log(
-      [
-        r.name.padEnd(10),
-        fmt(mbps).padStart(7),
-        (ssh?.throughput && mbps ? fmt(mbps / ssh.throughput.megabytesPerSecond, 2) : '-').padStart(7),
-        (direct?.throughput && mbps ? fmt(mbps / direct.throughput.megabytesPerSecond, 2) : '-').padStart(10),
-        fmt(p50).padStart(8),
-        fmt(r.latency?.p99Micros).padStart(8),
-        (ssh?.latency && p50 ? fmt(p50 / ssh.latency.p50Micros, 2) : '-').padStart(11),
-        `   ${memory}`,
-      ].join(' '),
-    );
+/** Peak RSS per role: each role's process and its descendants (sshd's per-connection children). */
+function peakRssOf(path: BenchPath): Record<string, number> {
+  const roles: Record<string, number> = {};
+  for (const [role, pid] of Object.entries(path.processes)) {
+    roles[role] = processTree([pid]).reduce((sum, p) => sum + (memoryBytes(p, 'VmHWM') || 0), 0);
   }
-  if (!ssh?.throughput || !ssh.latency || !wicket?.throughput || !wicket.latency) {
-    console.log('\nfloors not checked: the ssh -L baseline did not run (see its line above)');
-    return true;
-  }
-  const throughputRatio = wicket.throughput.megabytesPerSecond / ssh.throughput.megabytesPerSecond;
-  const latencyRatio = wicket.latency.p50Micros / ssh.latency.p50Micros;
-  const okThroughput = throughputRatio >= 0.5;
-  const okLatency = latencyRatio <= 2;
-  console.log(`\nfloor: Wicket throughput >= 0.5x ssh -L: ${throughputRatio.toFixed(2)}x ${okThroughput ? 'OK' : 'MISSED'}`);
-  console.log(`floor: Wicket p50 round trip <= 2x ssh -L: ${latencyRatio.toFixed(2)}x ${okLatency ? 'OK' : 'MISSED'}`);
-  return okThroughput && okLatency;
-}
-
-interface Endpoints {
-  name: string;
-  sink: number;
-  echo: number;
-  memory?: () => Record<string, number>;
+  return roles;
 }
 
 async function main(): Promise<number> {
-  const target = await startTarget();
-  const skipped: PathResult[] = [];
-  const paths: Endpoints[] = [{ name: 'direct TCP', sink: target.sink, echo: target.echo }];
-  let sinkTunnel: SshTunnel | undefined;
-  let echoTunnel: SshTunnel | undefined;
-  try {
-    const sshReason = sshUnavailableReason();
-    if (sshReason) {
-      skipped.push({ name: 'ssh -L', note: `not measured: ${sshReason}` });
-    } else {
-      sinkTunnel = await startSshTunnel(target.sink);
-      echoTunnel = await startSshTunnel(target.echo);
-      console.error(`bench: ssh is ${sinkTunnel.version}`);
-      paths.push({ name: 'ssh -L', sink: sinkTunnel.port, echo: echoTunnel.port });
-    }
-    console.error('bench: starting Wicket (relay + two agents) …');
-    paths.push({ name: 'Wicket', ...(await startWicketPortal(target.sink, target.echo)) });
-
-    const throughput = new Map<string, ThroughputResult[]>();
-    const micros = new Map<string, number[]>();
-    for (const path of paths) await measureRoundTrips(path.echo, 0, WARMUP_ROUND_TRIPS, RUN_TIMEOUT_MS);
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const path of paths) {
-        console.error(`bench: round ${round}/${ROUNDS}, ${path.name} …`);
-        const t = await measureThroughput(path.sink, TOTAL_BYTES, RUN_TIMEOUT_MS);
-        const l = await measureRoundTrips(path.echo, ROUND_TRIPS, 0, RUN_TIMEOUT_MS);
-        console.error(`bench: round ${round}/${ROUNDS}, ${path.name}: ${fmt(t.megabytesPerSecond)} MB/s, p50 ${fmt(l.p50Micros)} µs`);
-        throughput.set(path.name, [...(throughput.get(path.name) ?? []), t]);
-        micros.set(path.name, [...(micros.get(path.name) ?? []), ...l.micros]);
-      }
-    }
-    const results: PathResult[] = paths.map((path) => {
-      const runs = [...throughput.get(path.name)!].sort((a, b) => a.megabytesPerSecond - b.megabytesPerSecond);
-      return {
-        name: path.name,
-        throughput: runs[Math.floor(runs.length / 2)]!,
-        latency: latencyOf(micros.get(path.name)!),
-        ...(path.memory ? { memory: path.memory() } : {}),
-      };
-    });
-    const tunnelOk = report([...results, ...skipped]);
-    // The tunnel's processes go first: the gateway is measured on a quiet machine of its own.
-    await sinkTunnel?.close();
-    await echoTunnel?.close();
-    await stopAll();
-    const gatewayOk = process.env.BENCH_GATEWAY === '0' ? true : await benchGateway();
-    return tunnelOk && gatewayOk ? 0 : 1;
-  } finally {
-    await sinkTunnel?.close();
-    await echoTunnel?.close();
-    await stopAll();
-    target.child.kill('SIGTERM');
+  installExitGuards((QUICK ? 5 : 40) * 60_000);
+  const missing = missingTools();
+  if (missing !== undefined) {
+    console.error(`bench: cannot run: ${missing}`);
+    return 2;
   }
+  const iperf = await startIperfServer({ port: await freePort(), bind: '127.0.0.1' });
+  const stopIperf = onCleanup('iperf3 server', () => iperf.proc.kill('SIGTERM', 3_000).then(() => undefined));
+  const nginx = await startNginx(await freePort());
+  const stopNginx = onCleanup('nginx', () => nginx.stop());
+  const targets = { iperf: `127.0.0.1:${iperf.port}`, http: `127.0.0.1:${nginx.port}` };
+
+  const paths: BenchPath[] = [{ key: 'direct', label: 'direct TCP', iperfPort: iperf.port, httpPort: nginx.port, processes: {} }];
+  let sshLine = '';
+  const stops: (() => Promise<void>)[] = [];
+  const sshReason = sshUnavailableReason();
+  if (sshReason === undefined) {
+    const ssh = await startSshForwards([iperf.port, nginx.port]);
+    stops.push(onCleanup('ssh -L', () => ssh.close()));
+    paths.push({ key: 'ssh', label: 'ssh -L', iperfPort: ssh.ports[0]!, httpPort: ssh.ports[1]!, processes: { ssh: ssh.pids.ssh, sshd: ssh.pids.sshd } });
+    // The cipher both ends prefer (OpenSSH's defaults here), so a reader knows what ssh -L pays for.
+    const cipher = /^ciphers ([^,\s]+)/m.exec(String(spawnSync('ssh', ['-G', '127.0.0.1']).stdout))?.[1] ?? 'default';
+    sshLine = `ssh -L: ${ssh.version}; one sshd and one \`ssh -N\` with a -L per target, on loopback, cipher ${cipher}`;
+  } else {
+    sshLine = `ssh -L: not measured: ${sshReason}`;
+  }
+  console.error('bench: starting Wicket TLS and Wicket ws:// (relay, outlet, inlet each) …');
+  const tls = await startWicketTunnel({ tls: true, targets });
+  stops.push(onCleanup('Wicket TLS', () => tls.stop()));
+  const ws = await startWicketTunnel({ tls: false, targets });
+  stops.push(onCleanup('Wicket ws://', () => ws.stop()));
+  for (const [key, label, t] of [['tls', 'Wicket TLS', tls], ['ws', 'Wicket ws://', ws]] as const) {
+    paths.push({ key, label, iperfPort: t.ports.iperf!, httpPort: t.ports.http!, processes: { ...t.pids } });
+  }
+
+  const header = [
+    `Wicket benchmark, ${QUICK ? 'quick mode (BENCH_QUICK=1: a smoke run, floors not checked)' : 'full mode'}: the deployed configuration, outside clients`,
+    `  Wicket TLS: \`relay start --tls\`, its self-signed certificate pinned in every ticket (sha256 ${tls.fingerprint?.slice(0, 16)}…); agents dial ${tls.url}`,
+    '  Wicket ws:// (secondary line): the same with a plain ws:// relay on loopback; all Wicket processes run from dist/ (bin/*.js)',
+    `  ${sshLine}`,
+    `  targets: ${await iperfVersion()} server, ${await nginxVersion()} (1 worker) serving 1,024 bytes at /1k; clients iperf3 (upload) and ${await wrkVersion()}`,
+    `  ${settings.rounds} interleaved round(s) (round r: every workload through every path); runs of ${settings.seconds} s after ${settings.warmupSeconds} s warm-ups; cells: median (min–max) of the rounds`,
+    `  host: node ${process.version}, Linux ${release()}, ${cpus().length} CPUs; MB/s = 1e6 bytes/s; CPU per GB = utime+stime (+ reaped children) of the tunnel's processes and descendants (CLK_TCK ${CLK_TCK}) over 1e9 bytes received`,
+  ];
+
+  const results = new Results();
+  await warmUp(paths, settings, results);
+  await runRounds(paths, settings, results);
+  const peakRss: Partial<Record<PathKey, Record<string, number>>> = {};
+  for (const p of paths) if (p.key !== 'direct') peakRss[p.key] = peakRssOf(p);
+  // The one-off measurements get a quiet machine: the round's tunnels and targets go first.
+  for (const stop of stops.reverse()) await stop();
+  await stopNginx();
+  await stopIperf();
+
+  console.error(`bench: idle memory, ${IDLE_STREAMS} connections through one inlet …`);
+  const idle = await measureIdleStreams(IDLE_STREAMS).catch((err: unknown) => {
+    results.fail('idle memory per stream', err);
+    return { skipped: err instanceof Error ? err.message : String(err) };
+  });
+  console.error('bench: one stream over a 40 ms RTT link …');
+  const rtt = await measureOverDelayLink({ seconds: RTT_SECONDS, rounds: RTT_ROUNDS, warmupSeconds: QUICK ? 1 : 3 });
+  if ('skipped' in rtt) console.error(`bench: 40 ms line skipped: ${rtt.skipped}`);
+
+  const floorsOk = printReport({ quick: QUICK, settings, header, paths, results, peakRss, idle, rtt });
+  let gatewayOk = true;
+  if (QUICK || process.env.BENCH_GATEWAY === '0') {
+    console.log(`\nGateway: skipped (${QUICK ? 'quick mode' : 'BENCH_GATEWAY=0'})`);
+  } else {
+    await cleanupAll(); // the gateway is measured on a machine of its own
+    gatewayOk = await benchGateway();
+  }
+  return floorsOk && gatewayOk && results.failures.length === 0 ? 0 : 1;
 }
 
+// After a signal, the guard's own cleanup decides the exit code; the interrupted flow only waits.
 main().then(
-  (code) => process.exit(code),
+  async (code) => {
+    if (isLeaving()) return;
+    await cleanupAll();
+    process.exit(code);
+  },
   async (err: unknown) => {
+    if (isLeaving()) return;
     console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
-    await stopAll();
+    await cleanupAll();
     process.exit(2);
   },
 );

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { Pool } from 'undici';
 import { enrollAgent, startNodeProcess, startRelayProcess, tempDir } from '../lib/local-processes.js';
 import { peakMemoryMiB } from './bench-paths.js';
+import { onCleanup } from './cleanup.js';
 
 // The gateway's cost, measured the way an app feels it: the same chat completion request
 // (official Azure OpenAI shape, non-streamed, ~1 KB answer) from one kept-alive client through
@@ -121,6 +122,10 @@ function median(values: number[]): number {
 /** Runs the gateway benchmark; returns whether its floor held. */
 export async function benchGateway(): Promise<boolean> {
   const standin = await startStandinProcess();
+  // Not one of local-processes' tracked processes: an interrupted bench stops it through cleanup.ts.
+  const stopStandin = onCleanup('gateway stand-in', () => {
+    standin.child.kill('SIGTERM');
+  });
   try {
     const { paths, memory } = await startPaths(standin.url, Number(new URL(standin.url).port));
     for (const path of paths) await sequential(path, WARMUP);
@@ -154,6 +159,6 @@ export async function benchGateway(): Promise<boolean> {
     console.log(`floor: gateway adds <= 1 ms p50 over a TCP portal: ${(worstAdded / 1000).toFixed(3)} ms ${ok ? 'OK' : 'MISSED'}`);
     return ok;
   } finally {
-    standin.child.kill('SIGTERM');
+    await stopStandin();
   }
 }

@@ -5,10 +5,21 @@ import { join } from 'node:path';
 import { freePort, waitForPort } from './net-util.js';
 
 // The `ssh -L` baseline: a throwaway OpenSSH server on loopback with its own host key, config and
-// authorized key, and an `ssh -N -L` client forwarding a local port to the target. Nothing of the
-// machine's own SSH setup is touched.
+// authorized key, and one `ssh -N` client forwarding a local port to each target (`-L` per port,
+// all over the one SSH connection, as a user would). Nothing of the machine's own SSH setup is
+// touched.
 
 const SSHD = ['/usr/sbin/sshd', '/usr/local/sbin/sshd'].find((p) => existsSync(p));
+
+export interface SshForwards {
+  /** The local ports, one per target port, in the same order. */
+  ports: number[];
+  /** OpenSSH's version line, for the report. */
+  version: string;
+  /** The ssh client and the sshd listener (whose per-connection children do the server's work). */
+  pids: { ssh: number; sshd: number };
+  close(): Promise<void>;
+}
 
 export interface SshTunnel {
   /** The local port that forwards to the target. */
@@ -34,9 +45,28 @@ function killAndWait(child: ChildProcess): Promise<void> {
 }
 
 export async function startSshTunnel(targetPort: number): Promise<SshTunnel> {
+  const forwards = await startSshForwards([targetPort]);
+  return { port: forwards.ports[0]!, version: forwards.version, close: () => forwards.close() };
+}
+
+export async function startSshForwards(targetPorts: number[]): Promise<SshForwards> {
   const reason = sshUnavailableReason();
   if (reason) throw new Error(reason);
   const dir = mkdtempSync(join(tmpdir(), 'wicket-bench-ssh-'));
+  const children: ChildProcess[] = [];
+  const close = async () => {
+    for (const child of [...children].reverse()) await killAndWait(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    return await startIn(dir, targetPorts, children, close);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function startIn(dir: string, targetPorts: number[], children: ChildProcess[], close: () => Promise<void>): Promise<SshForwards> {
   const keygen = (file: string) => spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file], { stdio: 'ignore' });
   keygen(join(dir, 'host_key'));
   keygen(join(dir, 'client_key'));
@@ -64,8 +94,10 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel> {
     ].join('\n') + '\n',
   );
   const sshd = spawn(SSHD!, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(sshd);
   await waitForPort(sshdPort, 10_000);
-  const localPort = await freePort();
+  const localPorts: number[] = [];
+  for (const _ of targetPorts) localPorts.push(await freePort());
   const ssh = spawn(
     'ssh',
     [
@@ -76,20 +108,13 @@ export async function startSshTunnel(targetPort: number): Promise<SshTunnel> {
       '-o', 'ExitOnForwardFailure=yes',
       '-i', join(dir, 'client_key'),
       '-p', String(sshdPort),
-      '-L', `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`,
+      ...targetPorts.flatMap((port, i) => ['-L', `127.0.0.1:${localPorts[i]}:127.0.0.1:${port}`]),
       `${user}@127.0.0.1`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  await waitForPort(localPort, 10_000);
+  children.push(ssh);
+  for (const port of localPorts) await waitForPort(port, 10_000);
   const version = String(spawnSync('ssh', ['-V']).stderr).trim();
-  return {
-    port: localPort,
-    version,
-    async close() {
-      await killAndWait(ssh);
-      await killAndWait(sshd);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { ports: localPorts, version, pids: { ssh: ssh.pid!, sshd: sshd.pid! }, close };
 }

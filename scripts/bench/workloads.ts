@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 
-// The two workloads of `npm run bench`, identical for every path (direct, ssh -L, Wicket):
-// a bulk upload to the sink and a 1 KiB request/response loop against the echo service.
+// The 1 KiB request/response loop of `npm run bench:latency-reference`, identical for every path
+// (ssh -L, Wicket, the minimal pipelines), against target-server.ts's echo service. (`npm run
+// bench` measures with outside clients instead: iperf3.ts, wrk.ts.)
 
 function open(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -10,58 +11,6 @@ function open(port: number): Promise<Socket> {
     socket.once('connect', () => resolve(socket));
     socket.once('error', reject);
   });
-}
-
-export interface ThroughputResult {
-  bytes: number;
-  seconds: number;
-  megabytesPerSecond: number;
-}
-
-/** Sends `totalBytes` to the sink, honouring backpressure, and waits for its byte count. */
-export async function measureThroughput(sinkPort: number, totalBytes: number, timeoutMs: number): Promise<ThroughputResult> {
-  const socket = await open(sinkPort);
-  const block = Buffer.alloc(64 * 1024, 0x5a);
-  const started = process.hrtime.bigint();
-  const answer = new Promise<number>((resolve, reject) => {
-    const parts: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`throughput run did not finish in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.on('data', (chunk) => parts.push(chunk));
-    socket.once('end', () => {
-      clearTimeout(timer);
-      const all = Buffer.concat(parts);
-      if (all.length !== 8) reject(new Error(`sink answered ${all.length} bytes, expected 8`));
-      else resolve(Number(all.readBigUInt64BE(0)));
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  let sent = 0;
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      while (sent < totalBytes) {
-        const n = Math.min(block.length, totalBytes - sent);
-        sent += n;
-        if (!socket.write(n === block.length ? block : block.subarray(0, n))) {
-          socket.once('drain', pump);
-          return;
-        }
-      }
-      socket.end();
-      resolve();
-    };
-    pump();
-  });
-  const received = await answer;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  socket.destroy();
-  if (received !== totalBytes) throw new Error(`sink counted ${received} bytes of ${totalBytes}`);
-  return { bytes: totalBytes, seconds, megabytesPerSecond: totalBytes / 1e6 / seconds };
 }
 
 export interface LatencyResult {

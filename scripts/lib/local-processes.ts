@@ -170,6 +170,19 @@ function tryJson(line: string): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * A command prefix that runs a program somewhere else, e.g. `['ip', 'netns', 'exec', 'ns1']` to
+ * run it inside a network namespace (the bench's 40 ms link). `ip netns exec` execs the program,
+ * so the child's pid is still the program's own (its /proc figures are the program's).
+ */
+export type CommandWrap = readonly string[];
+
+/** The [command, args] that run node with `args`, through `wrap` when one is given. */
+function nodeCommand(args: string[], wrap: CommandWrap | undefined): [string, string[]] {
+  if (wrap === undefined || wrap.length === 0) return [process.execPath, args];
+  return [wrap[0]!, [...wrap.slice(1), process.execPath, ...args]];
+}
+
 function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, WICKET_LOG_FORMAT: 'json', WICKET_LOG_LEVEL: process.env.WICKET_TEST_PROCESS_LOG_LEVEL ?? 'info', ...extra };
 }
@@ -183,10 +196,14 @@ export interface CommandResult {
 }
 
 /** Runs a CLI command to completion (bounded). */
-export async function runCommand(bin: 'agent' | 'relay', args: string[], o: { home?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+export async function runCommand(
+  bin: 'agent' | 'relay',
+  args: string[],
+  o: { home?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: CommandWrap } = {},
+): Promise<CommandResult> {
   const env = baseEnv({ ...(o.home !== undefined ? { WICKET_HOME: o.home } : {}), ...o.env });
   const program = bin === 'agent' ? [...AGENT_NODE_FLAGS, AGENT_BIN] : [...RELAY_NODE_FLAGS, RELAY_BIN];
-  const proc = new ManagedProcess(`${bin} ${args[0] ?? ''}`, process.execPath, [...program, ...args], env);
+  const proc = new ManagedProcess(`${bin} ${args[0] ?? ''}`, ...nodeCommand([...program, ...args], o.wrap), env);
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
   const { code } = await proc.exited;
   clearTimeout(timer);
@@ -195,7 +212,7 @@ export async function runCommand(bin: 'agent' | 'relay', args: string[], o: { ho
   return { code, stdout: proc.stdoutLines.join('\n'), stderr: proc.stderrLines.join('\n') };
 }
 
-export function runAgent(home: string, args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
+export function runAgent(home: string, args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: CommandWrap } = {}): Promise<CommandResult> {
   return runCommand('agent', args, { home, ...o });
 }
 
@@ -213,11 +230,11 @@ export interface RelayProcess {
 
 /** Starts `relay start --listen … --data DIR --json` and waits for its JSON line. */
 export async function startRelayProcess(
-  o: { dataDir?: string; listen?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+  o: { dataDir?: string; listen?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; wrap?: CommandWrap } = {},
 ): Promise<RelayProcess> {
   const dataDir = o.dataDir ?? tempDir('wicket-relay-');
   const args = [...RELAY_NODE_FLAGS, ...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
-  const proc = new ManagedProcess('relay', process.execPath, args, baseEnv(o.env));
+  const proc = new ManagedProcess('relay', ...nodeCommand(args, o.wrap), baseEnv(o.env));
   const info = await proc.waitForJson<{ url: string; authority: string; adminTicket?: string }>((v) => typeof v.url === 'string');
   return { proc, url: info.url, authority: info.authority, adminTicket: info.adminTicket, dataDir, listen: new URL(info.url).host };
 }
@@ -242,12 +259,15 @@ export interface AgentHome {
 }
 
 /** A fresh WICKET_HOME enrolled with a new ticket carrying `attributes` and `relayNames`. */
-export async function enrollAgent(relay: RelayProcess, o: { attributes?: string[]; relayNames?: string[]; ticket?: string } = {}): Promise<AgentHome> {
+export async function enrollAgent(
+  relay: RelayProcess,
+  o: { attributes?: string[]; relayNames?: string[]; ticket?: string; wrap?: CommandWrap } = {},
+): Promise<AgentHome> {
   const home = tempDir('wicket-agent-');
   const ticket = o.ticket ?? (await createTicket(relay, o));
   const ticketFile = join(home, 'enroll.ticket');
   writeFileSync(ticketFile, ticket, { mode: 0o600 });
-  const result = await runAgent(home, ['enroll', '--ticket-file', ticketFile, '--json']);
+  const result = await runAgent(home, ['enroll', '--ticket-file', ticketFile, '--json'], o.wrap === undefined ? {} : { wrap: o.wrap });
   rmSync(ticketFile, { force: true });
   if (result.code !== 0) throw new Error(`agent enroll failed (${result.code}): ${result.stderr}`);
   const info = JSON.parse(result.stdout.trim().split('\n').pop()!) as { identifier: string };
@@ -270,11 +290,11 @@ export interface NodeProcess {
 
 /** `agent node start --json [--config F] [...args]` with its own home; waits for the ready line. */
 /** `nodeArgs` go to node itself (e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile); */
-/** `args` go to `agent node start` (e.g. ['--metrics', '127.0.0.1:0']). */
+/** `args` go to `agent node start` (e.g. ['--metrics', '127.0.0.1:0']); `wrap` prefixes the command. */
 export async function startNodeProcess(
   agent: AgentHome,
   config?: NodeConfigInput,
-  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; args?: string[] } = {},
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; args?: string[]; wrap?: CommandWrap } = {},
 ): Promise<NodeProcess> {
   const args = [...AGENT_NODE_FLAGS, ...(o.nodeArgs ?? []), AGENT_BIN, 'node', 'start', '--json', ...(o.args ?? [])];
   if (config !== undefined) {
@@ -282,7 +302,7 @@ export async function startNodeProcess(
     writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
     args.push('--config', file);
   }
-  const proc = new ManagedProcess(`node ${agent.identifier.slice(0, 9)}`, process.execPath, args, baseEnv({ WICKET_HOME: agent.home, ...o.env }));
+  const proc = new ManagedProcess(`node ${agent.identifier.slice(0, 9)}`, ...nodeCommand(args, o.wrap), baseEnv({ WICKET_HOME: agent.home, ...o.env }));
   const ready = await proc.waitForJson((v) => v.ready === true, o.timeoutMs);
   const inlets: Record<string, string> = {};
   for (const i of (ready.inlets as { name: string; address: string }[] | undefined) ?? []) inlets[i.name] = i.address;
