@@ -243,7 +243,10 @@ export class SecureSession extends EventEmitter {
   }
 
   #open(peer: ChannelPeer, transport: SecureTransport): void {
-    const mux = new MuxSession({ role: this.role, send: (parts) => this.#sendSealed(parts) });
+    // A turn's first flush goes at once; the streams that write later in the same turn share one
+    // message at its end (setImmediate), paying its seal, WebSocket frame, relay forward and
+    // syscalls once (protocol/mux/flush-timing.ts).
+    const mux = new MuxSession({ role: this.role, send: (parts) => this.#sendSealed(parts), deferFlush: setImmediate });
     this.#channel = { transport, mux };
     mux.on('stream', (stream: MuxStream) => this.emit('stream', stream));
     mux.on('close', (err?: unknown) => {

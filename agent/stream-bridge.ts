@@ -69,6 +69,8 @@ export class StreamBridge {
   #held: Buffer[] = [];
   #heldBytes = 0;
   #flushScheduled = false;
+  /** A full read arrived since the held tail's flush was last put off (see #coalesce). */
+  #readThisTurn = false;
   /** A read this long may have more behind it (see #coalesce); a shorter one drained the socket. */
   readonly #fullReadSize: number;
   readonly #socket: Socket;
@@ -152,20 +154,26 @@ export class StreamBridge {
 
   // --- write coalescing --------------------------------------------------------------------
   //
-  // The mux sends on every write, and a socket read is 64 KiB (65,536 bytes) while one frame
-  // carries at most MUX_MAX_DATA_PAYLOAD (65,510): written as read, every chunk would become a
-  // full frame plus a 26-byte one, and each tiny frame costs a whole message's fixed price on
-  // every hop (AEAD setup, WebSocket frame, relay forward, a syscall at the target). TLS targets
-  // deliver 16 KiB records, four messages where one would do. So reads are handed to the stream
-  // in full frames, and whatever is left is written at the end of the current event-loop turn
-  // (setImmediate): only bulk data is regrouped. Copying the few bytes that straddle two reads
-  // costs far less than the extra message would. A read shorter than the socket's read buffer
-  // means the kernel had nothing more queued, so nothing will join it this turn: it is written at
-  // once, sparing a request/response exchange the extra event-loop turn on every hop.
+  // A socket read is 64 KiB (65,536 bytes) while one frame carries at most MUX_MAX_DATA_PAYLOAD
+  // (65,510): written as read, every chunk would become a full frame plus a 26-byte one, and each
+  // tiny frame costs a whole message's fixed price on every hop (AEAD setup, WebSocket frame,
+  // relay forward, a syscall at the target). TLS targets deliver 16 KiB records, four messages
+  // where one would do. So reads are handed to the stream in full frames, and whatever is left is
+  // written at the end of the current event-loop turn (setImmediate): only bulk data is
+  // regrouped. A frame that spans two reads is written as views of both in one writev(), so they
+  // leave as one frame: no byte is copied. A read shorter
+  // than the socket's read buffer means the kernel had nothing more queued, so nothing will join it
+  // this turn: it is written at once. The tail of full reads waits until a turn brings no new read
+  // (the sender paused or stopped): at most one turn later than the data before it.
 
   #write(chunk: Buffer): void {
     if (this.#finished) return;
     if (!this.#stream.write(chunk)) this.#socket.pause();
+  }
+
+  #writev(chunks: Buffer[]): void {
+    if (this.#finished) return;
+    if (!this.#stream.writev(chunks)) this.#socket.pause();
   }
 
   #coalesce(chunk: Buffer): void {
@@ -176,43 +184,44 @@ export class StreamBridge {
     }
     this.#held.push(chunk);
     this.#heldBytes += chunk.length;
-    while (this.#heldBytes >= MUX_MAX_DATA_PAYLOAD) this.#write(this.#take(MUX_MAX_DATA_PAYLOAD));
+    while (this.#heldBytes >= MUX_MAX_DATA_PAYLOAD) this.#writeHeld(MUX_MAX_DATA_PAYLOAD);
     if (chunk.length < this.#fullReadSize) return this.#flushHeld();
+    this.#readThisTurn = true;
     if (this.#heldBytes > 0 && !this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        this.#flushHeld();
-      });
+      setImmediate(this.#flushHeldAfterQuietTurn);
     }
   }
+
+  /** The tail waits while full reads keep coming (it joins the next one); one quiet turn sends it. */
+  readonly #flushHeldAfterQuietTurn = (): void => {
+    if (this.#readThisTurn && this.#heldBytes > 0 && !this.#finished) {
+      this.#readThisTurn = false;
+      setImmediate(this.#flushHeldAfterQuietTurn);
+      return;
+    }
+    this.#flushScheduled = false;
+    this.#readThisTurn = false;
+    this.#flushHeld();
+  };
 
   #flushHeld(): void {
-    if (this.#heldBytes > 0) this.#write(this.#take(this.#heldBytes));
+    if (this.#heldBytes > 0) this.#writeHeld(this.#heldBytes);
   }
 
-  /** The first `n` held bytes as one buffer: a view when one read holds them all, else a copy. */
-  #take(n: number): Buffer {
-    const first = this.#held[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.#held.shift();
-      else this.#held[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const piece = this.#held[0]!;
-        const used = Math.min(piece.length, n - filled);
-        piece.copy(out, filled, 0, used);
-        filled += used;
-        if (used === piece.length) this.#held.shift();
-        else this.#held[0] = piece.subarray(used);
-      }
-    }
+  /** Writes the first `n` held bytes to the stream at once, as views of the reads that hold them. */
+  #writeHeld(n: number): void {
     this.#heldBytes -= n;
-    return out;
+    const pieces: Buffer[] = [];
+    for (let left = n; left > 0; ) {
+      const piece = this.#held[0]!;
+      const used = Math.min(piece.length, left);
+      if (used === piece.length) this.#held.shift();
+      else this.#held[0] = piece.subarray(used);
+      left -= used;
+      pieces.push(used === piece.length ? piece : piece.subarray(0, used));
+    }
+    this.#writev(pieces);
   }
 
   #maybeClean(): void {

@@ -80,17 +80,52 @@ export const MAX_POLICY_DEPTH = 32;
 export const STREAM_INITIAL_WINDOW = 256 * 1024;
 /** Cap on one stream's window: a 40 ms, 1 GB/s path needs ~40 MiB; 16 MiB keeps memory bounded. */
 export const STREAM_MAX_WINDOW = 16 * 1024 * 1024;
-/** Concurrent streams on one channel. */
-export const MAX_STREAMS_PER_CHANNEL = 1_024;
+/**
+ * Heap one open, idle stream costs its session, per side: MuxStream, ReceiveWindow, SendQueue,
+ * ReceiveBuffer, two Lifecycles, the map entry and its listeners. Measured (Node 20): 10,000 idle
+ * streams between two back-to-back sessions, one byte each way, grew the heap by 21.2 MiB, so
+ * ~2.2 KB a pair, ~1.1 KB a side. The agent's socket and bridge come on top (~1 KB of heap per
+ * loopback socket, measured the same way) and are bounded by the outlet's maxConnections.
+ */
+export const MUX_STREAM_STATE_BYTES = 1_100;
+/**
+ * Heap one session may spend on stream state. Data no longer scales with the stream count (the
+ * session window bounds it), so the stream cap is this budget over a stream's cost.
+ */
+export const MUX_SESSION_STREAM_STATE_BUDGET = 64 * 1024 * 1024;
+/**
+ * Concurrent streams on one channel: the stream-state budget over a stream's cost, 61,008. It
+ * was a fixed 1,024 while each stream's window was what bounded the data a peer could make us
+ * hold (issue 12); with the session window that bound no longer grows with the streams.
+ */
+export const MAX_STREAMS_PER_CHANNEL = Math.floor(MUX_SESSION_STREAM_STATE_BUDGET / MUX_STREAM_STATE_BYTES);
+/**
+ * The stream cap of builds before session credit: the most streams a peer that predates it
+ * keeps open with us (it refuses more), which sizes the session window below.
+ */
+export const MUX_LEGACY_MAX_STREAMS = 1_024;
 /** Largest stream data payload in one mux frame: fills one Noise message with its header. */
 export const MUX_FRAME_HEADER_LEN = 9;
 export const MUX_MAX_DATA_PAYLOAD = NOISE_MAX_PLAINTEXT - MUX_FRAME_HEADER_LEN;
 /**
  * Sum of every receive window above our initial window, across all streams of one session: the
  * growth auto-tuning gives fast streams, and the larger windows a peer asks for in OPEN. A few
- * streams may reach STREAM_MAX_WINDOW, but 1,024 streams cannot all hold 16 MiB.
+ * streams may reach STREAM_MAX_WINDOW, but they cannot all hold 16 MiB; and because grown windows
+ * hold at most this much, stalled fast streams can never take the whole session window below.
  */
 export const MUX_SESSION_WINDOW_BUDGET = 64 * 1024 * 1024;
+/**
+ * The session receive window: DATA bytes, across all streams, the peer may have sent us that we
+ * have not yet handed to readers or dropped (HTTP/2's connection window, QUIC's MAX_DATA). It is
+ * what bounds the data a session holds, whatever the stream count. Sized as the most a peer built
+ * before session credit can legitimately have outstanding (1,024 streams at the initial window,
+ * plus every window byte above it, which the budget caps): receivers enforce the session window
+ * against every peer, and such a peer does not know it, so a smaller one would cut off a
+ * well-behaved old peer. It is also the old "maxStreams x initialWindow + budget" bound (320 MiB),
+ * now independent of the stream count; and since grown windows take at most the budget, stalled
+ * readers must fill ~1,000 initial windows before they hold up the session's other streams.
+ */
+export const MUX_SESSION_RECEIVE_WINDOW = MUX_LEGACY_MAX_STREAMS * STREAM_INITIAL_WINDOW + MUX_SESSION_WINDOW_BUDGET;
 /** A stream's write() returns false above this many queued bytes (four full frames). */
 export const STREAM_WRITE_HIGH_WATER = 256 * 1024;
 /** Auto-tuning re-measures RTT (one PING) when its last sample is older than this. */

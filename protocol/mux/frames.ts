@@ -15,7 +15,8 @@ import { MUX_FRAME_HEADER_LEN, MUX_MAX_DATA_PAYLOAD, NOISE_MAX_PLAINTEXT } from 
 export const FrameType = {
   /** stream data; value = payload length (1..MUX_MAX_DATA_PAYLOAD), payload follows */
   DATA: 0,
-  /** grant credit; value = increment in bytes (>= 1) */
+  /** grant credit; value = increment in bytes (>= 1). Stream 0 is the session's credit
+   * (session-window.ts): its first WINDOW(0) announces the whole window, later ones add to it */
   WINDOW: 1,
   /** open a stream; value = the opener's initial receive window, which is also the initial
    * window in the other direction (the acceptor takes that much before it can answer, charging
@@ -26,12 +27,20 @@ export const FrameType = {
   FIN: 3,
   /** abort both directions; value = a WICKET error number (u16) */
   RESET: 4,
-  /** stream 0; value = opaque id, echoed by PONG */
+  /** stream 0; value = opaque id, echoed by PONG (id 0 is SESSION_HELLO) */
   PING: 5,
   /** stream 0; value = the id of the PING it answers */
   PONG: 6,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/**
+ * PING id 0, as the first frame a session sends: "I speak session credit; announce yours". No
+ * build ever used id 0 for a real ping (ids count from 1 and wrap to 1), and a build that predates
+ * session credit answers it with PONG(0), which nobody awaits, so the hello is safe to send to
+ * any peer, whereas a WINDOW on stream 0 would close an older peer's session (FRAME_MALFORMED).
+ */
+export const SESSION_HELLO = 0;
 
 /** One past the largest known type: the range check before dispatch. */
 export const FRAME_TYPE_COUNT = 7;
@@ -97,9 +106,13 @@ export function readFrameHeader(message: Buffer, offset: number): FrameHeader {
     default:
       break;
   }
-  const sessionFrame = type === FrameType.PING || type === FrameType.PONG;
-  if (sessionFrame !== (stream === 0)) {
-    throw wicketError('WICKET_ERR_FRAME_MALFORMED', `mux ${FRAME_NAMES[type]} frame on stream ${stream}`);
+  // PING and PONG belong to the session (stream 0), DATA, OPEN, FIN and RESET to a stream; WINDOW
+  // to either (stream 0: session credit).
+  if (type !== FrameType.WINDOW) {
+    const sessionFrame = type === FrameType.PING || type === FrameType.PONG;
+    if (sessionFrame !== (stream === 0)) {
+      throw wicketError('WICKET_ERR_FRAME_MALFORMED', `mux ${FRAME_NAMES[type]} frame on stream ${stream}`);
+    }
   }
   return { type: type as FrameType, stream, value };
 }

@@ -9,56 +9,31 @@
 // Sending: control frames (OPEN, WINDOW, FIN, RESET, PING, PONG) are packed together and always
 // go out, congested or not; data frames are taken round-robin from the streams that have both
 // bytes and credit, one frame per turn, so a stream without credit (a slow reader at the far
-// end) never holds up the others. A full-size data frame is its own message: [header, payload
-// views], never copied (packer.ts builds the messages). While the transport is congested no data
-// is sent at all.
+// end) never holds up the others. A frame carries at most the session credit left too; once that
+// is spent no data goes out, for any stream, until the peer's WINDOW(0), and the streams keep
+// their place in line. A full-size data frame is its own message: [header, payload views], never
+// copied (packer.ts builds the messages). While the transport is congested no data is sent.
+// With deferFlush, a turn's later writes leave together at its end (flush-timing.ts).
 //
-// Memory a peer can make us hold: each stream's receive window bounds what it holds, and every
-// byte of window above our own initialWindow (auto-tuning growth, or an OPEN asking for more than
-// initialWindow) is charged to one WindowBudget (window.ts). An OPEN whose excess does not fit is
-// refused with RESET(MUX_WINDOW_BUDGET), like one past maxStreams, and the session lives. So a
-// session holds at most maxStreams x initialWindow + windowBudget for its peer.
+// Memory a peer can make us hold: at most sessionWindow bytes of DATA across all streams (320 MiB
+// by default; session-window.ts), plus maxStreams streams' state (MUX_STREAM_STATE_BYTES each).
+// Each stream's window bounds what it holds; window above our initialWindow is charged to one
+// WindowBudget (window.ts), so a few streams cannot claim the session window: an OPEN whose excess
+// does not fit is refused with RESET(MUX_WINDOW_BUDGET), like one past maxStreams.
 
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, asWicketError, wicketError, type ErrorCode, type WicketError } from '../errors.js';
-import {
-  MAX_STREAMS_PER_CHANNEL,
-  MUX_FRAME_HEADER_LEN,
-  MUX_RTT_SAMPLE_MAX_AGE_MS,
-  MUX_SESSION_WINDOW_BUDGET,
-  STREAM_INITIAL_WINDOW,
-  STREAM_MAX_WINDOW,
-  STREAM_WRITE_HIGH_WATER,
-} from '../limits.js';
-import { FRAME_TYPE_COUNT, FrameType, checkMessageSize, readFrameHeader } from './frames.js';
+import { MUX_FRAME_HEADER_LEN, MUX_RTT_SAMPLE_MAX_AGE_MS } from '../limits.js';
+import { FlushTiming } from './flush-timing.js';
+import { FRAME_TYPE_COUNT, FrameType, SESSION_HELLO, checkMessageSize, readFrameHeader } from './frames.js';
 import { MessagePacker } from './packer.js';
 import { RttEstimator } from './rtt.js';
+import { sessionSettings, type MuxSessionOptions } from './session-options.js';
+import { SessionReceiveWindow, SessionSendCredit } from './session-window.js';
 import { MuxStream, type StreamHost } from './stream.js';
 import { ReceiveWindow, WindowBudget } from './window.js';
 
-export interface MuxSessionOptions {
-  role: 'initiator' | 'responder';
-  /**
-   * Hands one plaintext Noise message, as parts (e.g. [header, payload]), to the secure channel.
-   * The parts are views of the writers' buffers: encrypt or copy them before returning, or keep
-   * them untouched. Returns false when the transport is congested: data stops until
-   * transportDrained(); control frames still go out.
-   */
-  send: (parts: Buffer[]) => boolean;
-  now?: () => number;
-  maxStreams?: number;
-  /** Our receive window for new streams (advertised in OPEN, or raised to on accept). */
-  initialWindow?: number;
-  /** Cap on any one stream's receive window after auto-tuning. */
-  maxWindow?: number;
-  /**
-   * Cap on the sum of receive window above initialWindow across streams (auto-tuning growth and
-   * peers' larger OPEN windows; see MUX_SESSION_WINDOW_BUDGET).
-   */
-  windowBudget?: number;
-  /** Per-stream write() high-water mark. */
-  writeHighWater?: number;
-}
+export type { MuxSessionOptions } from './session-options.js';
 
 type FrameHandler = (stream: number, value: number, payload: Buffer, messageLength: number) => void;
 
@@ -74,6 +49,9 @@ export class MuxSession extends EventEmitter {
   readonly #maxWindow: number;
   readonly #writeHighWater: number;
   readonly #budget: WindowBudget;
+  /** Session credit: what the peer may send us across all streams, and what it lets us send. */
+  readonly #sessionWindow: SessionReceiveWindow;
+  readonly #sessionCredit: SessionSendCredit;
   readonly #rtt = new RttEstimator(MUX_RTT_SAMPLE_MAX_AGE_MS);
   readonly #streams = new Map<number, MuxStream>();
   /** Streams that may have bytes and credit, in round-robin order. */
@@ -91,26 +69,31 @@ export class MuxSession extends EventEmitter {
   #batchDepth = 0;
   #flushing = false;
   #flushAgain = false;
+  readonly #flushTiming: FlushTiming;
   readonly #packer = new MessagePacker((parts) => this.#emitMessage(parts));
   readonly #host: StreamHost;
   readonly #dispatch: readonly FrameHandler[];
 
   constructor(o: MuxSessionOptions) {
     super();
+    const settings = sessionSettings(o);
     this.#send = o.send;
-    this.#now = o.now ?? Date.now;
-    this.#initiator = o.role === 'initiator';
-    this.#maxStreams = o.maxStreams ?? MAX_STREAMS_PER_CHANNEL;
-    this.#maxWindow = o.maxWindow ?? STREAM_MAX_WINDOW;
-    this.#initialWindow = o.initialWindow ?? Math.min(STREAM_INITIAL_WINDOW, this.#maxWindow);
-    this.#writeHighWater = o.writeHighWater ?? STREAM_WRITE_HIGH_WATER;
-    this.#budget = new WindowBudget(o.windowBudget ?? MUX_SESSION_WINDOW_BUDGET);
-    checkPositiveInteger('maxStreams', this.#maxStreams, STREAM_ID_MAX);
-    checkPositiveInteger('maxWindow', this.#maxWindow, STREAM_ID_MAX);
-    checkPositiveInteger('initialWindow', this.#initialWindow, this.#maxWindow);
-    checkPositiveInteger('writeHighWater', this.#writeHighWater, Number.MAX_SAFE_INTEGER);
+    this.#now = settings.now;
+    this.#initiator = settings.initiator;
+    this.#maxStreams = settings.maxStreams;
+    this.#maxWindow = settings.maxWindow;
+    this.#initialWindow = settings.initialWindow;
+    this.#writeHighWater = settings.writeHighWater;
+    this.#flushTiming = new FlushTiming(settings.deferFlush, () => {
+      if (!this.#closed && !this.#flushing) this.#flushNow();
+    });
+    this.#budget = new WindowBudget(settings.windowBudget);
+    this.#sessionWindow = new SessionReceiveWindow(settings.sessionWindow);
+    this.#sessionCredit = new SessionSendCredit(settings.sessionWindow);
     // Initiator streams are odd, responder streams even (yamux); 0 is the session itself.
     this.#nextLocalId = this.#initiator ? 1 : 2;
+    // Our first frame, in our first flush (session-window.ts: why a hello, not a WINDOW(0)).
+    this.#packer.control(FrameType.PING, 0, SESSION_HELLO);
     this.#host = {
       now: () => this.#now(),
       rttMs: () => this.#rtt.smoothedMs,
@@ -124,15 +107,18 @@ export class MuxSession extends EventEmitter {
         this.#ready.delete(stream);
       },
       needRtt: () => this.#wantRtt(),
+      released: (n) => {
+        if (this.#sessionWindow.release(n)) this.#flush();
+      },
     };
     const table: Record<FrameType, FrameHandler> = {
-      [FrameType.DATA]: (id, _value, payload, messageLength) => this.#streamFor(id)?._receiveData(payload, messageLength),
-      [FrameType.WINDOW]: (id, increment) => this.#streamFor(id)?._receiveWindow(increment),
+      [FrameType.DATA]: (id, _value, payload, messageLength) => this.#onData(id, payload, messageLength),
+      [FrameType.WINDOW]: (id, increment) => (id === 0 ? this.#sessionCredit.grant(increment) : this.#streamFor(id)?._receiveWindow(increment)),
       [FrameType.OPEN]: (id, window) => this.#onOpen(id, window),
       [FrameType.FIN]: (id) => this.#streamFor(id)?._receiveFin(),
       [FrameType.RESET]: (id, errorNumber) => this.#streamFor(id)?._receiveReset(errorNumber),
       [FrameType.PING]: (_id, pingId) => {
-        this.#pendingPong = pingId;
+        this.#pendingPong = pingId; // a hello is a first frame only, taken before dispatch (#firstFrame)
       },
       [FrameType.PONG]: (_id, pingId) => {
         this.#rtt.pong(pingId, this.#now());
@@ -149,6 +135,16 @@ export class MuxSession extends EventEmitter {
     return this.#closed;
   }
 
+  /** Diagnostics: DATA bytes received and not yet read or dropped, across all streams (<= sessionWindow). */
+  get heldBytes(): number {
+    return this.#sessionWindow.held;
+  }
+
+  /** Diagnostics: session credit we have (assumed until the peer announces; Infinity against an older peer). */
+  get sessionCredit(): number {
+    return this.#sessionCredit.available;
+  }
+
   /** Smoothed round-trip time from PING/PONG, undefined until the first sample. */
   get rttMs(): number | undefined {
     return this.#rtt.smoothedMs;
@@ -163,7 +159,7 @@ export class MuxSession extends EventEmitter {
     this.#batchDepth++;
     try {
       checkMessageSize(plaintext);
-      let offset = 0;
+      let offset = this.#sessionWindow.state === 'unknown' && plaintext.length > 0 ? this.#firstFrame(plaintext) : 0;
       while (offset < plaintext.length) {
         const frame = readFrameHeader(plaintext, offset);
         offset += MUX_FRAME_HEADER_LEN;
@@ -176,7 +172,7 @@ export class MuxSession extends EventEmitter {
         if (this.#closed) return;
       }
     } catch (err) {
-      this.#fail(asWicketError(err));
+      this.close(asWicketError(err));
       return;
     } finally {
       this.#batchDepth--;
@@ -187,12 +183,11 @@ export class MuxSession extends EventEmitter {
   /** Opens a stream to the peer. The peer's outlet decides where it goes; OPEN names no target. */
   openStream(): MuxStream {
     if (this.#closed) throw wicketError('WICKET_ERR_CHANNEL_CLOSED', 'mux session is closed');
-    if (this.#streams.size >= this.#maxStreams) {
-      throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', `${this.#streams.size} streams open, limit ${this.#maxStreams}`);
-    }
-    if (this.#nextLocalId > STREAM_ID_MAX) {
-      throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', 'stream ids exhausted; open a new channel');
-    }
+    const refusal =
+      this.#streams.size >= this.#maxStreams ? `${this.#streams.size} streams open, limit ${this.#maxStreams}`
+      : this.#nextLocalId > STREAM_ID_MAX ? 'stream ids exhausted; open a new channel'
+      : undefined;
+    if (refusal !== undefined) throw wicketError('WICKET_ERR_MUX_TOO_MANY_STREAMS', refusal);
     const id = this.#nextLocalId;
     this.#nextLocalId += 2;
     const window = new ReceiveWindow(this.#initialWindow, this.#maxWindow, this.#budget, this.#now());
@@ -256,6 +251,30 @@ export class MuxSession extends EventEmitter {
     return undefined;
   }
 
+  /**
+   * The peer's first frame says whether it speaks session credit: SESSION_HELLO, or anything else
+   * from a build that predates it. Returns the bytes consumed: the hello is not dispatched (no
+   * PONG); a PING(0) anywhere later is an ordinary ping, as it always was.
+   */
+  #firstFrame(message: Buffer): number {
+    const first = readFrameHeader(message, 0);
+    const hello = first.type === FrameType.PING && first.value === SESSION_HELLO;
+    this.#sessionWindow.peerSpoke(hello);
+    this.#sessionCredit.peerSpoke(hello);
+    return hello ? MUX_FRAME_HEADER_LEN : 0;
+  }
+
+  /** Every DATA byte counts against the session window, whichever stream it is for. */
+  #onData(id: number, payload: Buffer, messageLength: number): void {
+    const stream = this.#streamFor(id);
+    if (!this.#sessionWindow.receive(payload.length)) {
+      throw wicketError('WICKET_ERR_MUX_WINDOW_EXCEEDED', `session: ${payload.length} bytes against ${this.#sessionWindow.allowance} of session credit`);
+    }
+    // A stream already gone (the frame crossed our RESET): the bytes are dropped, the credit returned.
+    if (stream === undefined) this.#sessionWindow.release(payload.length);
+    else stream._receiveData(payload, messageLength);
+  }
+
   #onOpen(id: number, window: number): void {
     if (this.#isLocalId(id)) throw wicketError('WICKET_ERR_MUX_PROTOCOL', `peer opened stream ${id}, an id of ours`);
     if (id <= this.#lastPeerId) {
@@ -289,18 +308,9 @@ export class MuxSession extends EventEmitter {
   }
 
   #newStream(id: number, receiveWindow: ReceiveWindow, sendCredit: number): MuxStream {
-    const stream = new MuxStream(this.#host, {
-      id,
-      window: receiveWindow,
-      sendCredit,
-      writeHighWater: this.#writeHighWater,
-    });
+    const stream = new MuxStream(this.#host, { id, window: receiveWindow, sendCredit, writeHighWater: this.#writeHighWater });
     this.#streams.set(id, stream);
     return stream;
-  }
-
-  #fail(err: WicketError): void {
-    this.close(err);
   }
 
   // --- sending --------------------------------------------------------------------------------
@@ -323,6 +333,10 @@ export class MuxSession extends EventEmitter {
       this.#flushAgain = true;
       return;
     }
+    this.#flushTiming.request();
+  }
+
+  #flushNow(): void {
     this.#flushing = true;
     try {
       do {
@@ -331,7 +345,7 @@ export class MuxSession extends EventEmitter {
       } while (this.#flushAgain && !this.#closed);
     } catch (err) {
       // The channel's send threw (it is closed or broken): nothing more can go out.
-      this.#fail(asWicketError(err));
+      this.close(asWicketError(err));
     } finally {
       this.#flushing = false;
     }
@@ -342,9 +356,13 @@ export class MuxSession extends EventEmitter {
       this.#appendControl();
       this.#packer.packControl();
       if (this.#congested || this.#closed) break;
+      // Session credit spent: no data for anyone until WINDOW(0); the ready streams keep their place.
+      const credit = this.#sessionCredit.available;
+      if (credit === 0) break;
       const stream = this.#nextReady();
       if (stream === undefined) break;
-      const n = stream._sendable();
+      const sendable = stream._sendable();
+      const n = Math.min(sendable, credit);
       if (n === 0) {
         this.#ready.delete(stream);
         continue;
@@ -354,9 +372,13 @@ export class MuxSession extends EventEmitter {
         this.#packer.finishMessage();
         continue;
       }
-      this.#ready.delete(stream);
+      this.#sessionCredit.spend(n);
+      // A frame cut short by the session credit does not end the stream's turn: it stays at the
+      // front and goes on when credit returns, so no stream's turns are spent on slivers of credit.
+      const turnDone = n === sendable;
+      if (turnDone) this.#ready.delete(stream);
       this.#packer.packData(stream, n);
-      if (stream._sendable() > 0) this.#ready.add(stream); // back of the round-robin line
+      if (turnDone && stream._sendable() > 0) this.#ready.add(stream); // back of the round-robin line
     }
     this.#packer.finishMessage();
   }
@@ -374,8 +396,12 @@ export class MuxSession extends EventEmitter {
     if (!this.#send(parts)) this.#congested = true;
   }
 
-  /** Queues the pong we owe (unless congested) and a wanted ping, for the packer. */
+  /** Queues session credit due, the pong we owe (unless congested) and a wanted ping, for the packer. */
   #appendControl(): void {
+    // The announcement of our session window, then returned credit once due.
+    for (let value = this.#sessionWindow.takeFrame(); value > 0; value = this.#sessionWindow.takeFrame()) {
+      this.#packer.control(FrameType.WINDOW, 0, value);
+    }
     // The pong waits while congested: at most one is ever owed.
     if (this.#pendingPong !== undefined && !this.#congested) {
       this.#packer.control(FrameType.PONG, 0, this.#pendingPong);
@@ -385,11 +411,5 @@ export class MuxSession extends EventEmitter {
       this.#pingWanted = false;
       this.#packer.control(FrameType.PING, 0, this.#rtt.start(this.#now()));
     }
-  }
-}
-
-function checkPositiveInteger(name: string, value: number, max: number): void {
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `mux option ${name} must be an integer in 1..${max}, got ${value}`);
   }
 }

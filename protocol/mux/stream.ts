@@ -62,6 +62,8 @@ export interface StreamHost {
   forget(stream: MuxStream): void;
   /** Auto-tuning wants a fresh RTT sample. */
   needRtt(): void;
+  /** `n` received bytes left the stream: handed to the reader, or dropped (session credit). */
+  released(n: number): void;
 }
 
 export interface StreamSetup {
@@ -157,11 +159,15 @@ export class MuxStream extends EventEmitter {
    * (the bytes are dropped).
    */
   write(chunk: Buffer): boolean {
+    return this.writev([chunk]);
+  }
+
+  /** write() for several chunks at once: queued together, so they can leave as one frame. */
+  writev(chunks: readonly Buffer[]): boolean {
     if (!this.#send.is('open')) return false;
-    if (chunk.length > 0) {
-      this.#queue.push(chunk);
-      this.#host.wantsToSend(this);
-    }
+    const before = this.#queue.length;
+    for (const chunk of chunks) this.#queue.push(chunk);
+    if (this.#queue.length > before) this.#host.wantsToSend(this);
     if (this.#queue.length >= this.#writeHighWater) {
       this.#needDrain = true;
       return false;
@@ -216,6 +222,7 @@ export class MuxStream extends EventEmitter {
       return;
     }
     this.#window.consume(payload.length);
+    this.#host.released(payload.length);
     this.emit('data', payload);
     this.#announceCredit();
   }
@@ -292,6 +299,7 @@ export class MuxStream extends EventEmitter {
         const chunk = this.#held.shift();
         if (chunk === undefined) break;
         this.#window.consume(chunk.length);
+        this.#host.released(chunk.length);
         this.emit('data', chunk);
       }
     } finally {
@@ -338,13 +346,18 @@ export class MuxStream extends EventEmitter {
     this.emit('close');
   }
 
-  /** Resets whichever halves had not finished cleanly (none when both had) and drops the buffers. */
+  /**
+   * Resets whichever halves had not finished cleanly (none when both had) and drops the buffers;
+   * held bytes dropped unread still leave the session's hands, so their session credit goes back.
+   */
   #teardown(): void {
     if (this.#send.can('reset')) this.#send.to('reset');
     if (this.#receive.can('reset')) this.#receive.to('reset');
+    const dropped = this.#held.bytes;
     this.#queue.clear();
     this.#held.clear();
     this.#window.release();
     this.#host.forget(this);
+    if (dropped > 0) this.#host.released(dropped);
   }
 }

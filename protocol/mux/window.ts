@@ -20,8 +20,11 @@
 // bigger window than ours (tryOpen), and is given back when the stream goes (release); libp2p's
 // go-yamux likewise reserves memory both on accepting a stream and on growing a window. Without the
 // OPEN part a peer could open streams at STREAM_MAX_WINDOW and make us hold 16 MiB on each (32
-// such streams against a target that never read grew an outlet by 405 MB). With it, what a
-// session can hold for its peer is at most maxStreams x initialWindow + budget.
+// such streams against a target that never read grew an outlet by 405 MB). The sum of the windows,
+// maxStreams x initialWindow + budget, no longer bounds what a session holds (with 61,008 streams
+// it would be 15 GiB): the session window does (session-window.ts), whatever the stream count. The
+// budget still matters within it: grown and large windows together take at most the budget, so
+// a few stalled fast streams can never hold the whole session window and stall the others.
 
 /** Shared by all streams of a session: bounds the sum of windows above our initial window. */
 export class WindowBudget {

@@ -20,8 +20,23 @@ function track(w: Wire): Wire {
   return w;
 }
 
+/**
+ * The responder's next stream, paused as an outlet pauses it: OPEN and the first DATA may share a
+ * message, so an unpaused stream would emit its data before an awaiting caller could listen.
+ */
 function acceptOne(w: Wire): Promise<MuxStream> {
-  return new Promise((resolve) => w.responder.once('stream', resolve));
+  return new Promise((resolve) =>
+    w.responder.once('stream', (stream: MuxStream) => {
+      stream.pause();
+      resolve(stream);
+    }),
+  );
+}
+
+function nextData(stream: MuxStream): Promise<Buffer> {
+  const got = new Promise<Buffer>((resolve) => stream.once('data', resolve));
+  stream.resume();
+  return got;
 }
 
 function streamReset(stream: MuxStream): Promise<WicketError> {
@@ -45,7 +60,7 @@ describe('secure session handshake', () => {
     const stream = w.initiator.openStream();
     stream.write(Buffer.from('ping'));
     const far = await accepted;
-    const got = await new Promise<Buffer>((resolve) => far.once('data', resolve));
+    const got = await nextData(far);
     expect(got.toString()).toBe('ping');
     far.write(Buffer.from('pong'));
     expect((await new Promise<Buffer>((resolve) => stream.once('data', resolve))).toString()).toBe('pong');
@@ -123,7 +138,7 @@ describe('secure session under attack', () => {
     const near = w.initiator.openStream();
     near.write(Buffer.from('hello'));
     const far = await accepted;
-    await new Promise((resolve) => far.once('data', resolve));
+    await nextData(far);
     return { w, near, far };
   }
 

@@ -4,9 +4,11 @@ import { SESSION_TRANSITIONS } from '../../agent/secure-session.js';
 import { isWicketError } from '../../protocol/errors.js';
 import { checkTransition, Lifecycle, type Transitions } from '../../protocol/lifecycle.js';
 import { RECEIVE_TRANSITIONS, SEND_TRANSITIONS } from '../../protocol/mux/index.js';
+import { RECEIVE_CREDIT_TRANSITIONS, SEND_CREDIT_TRANSITIONS } from '../../protocol/mux/session-window.js';
 import { CONNECTION_TRANSITIONS } from '../../relay/connection.js';
 
-// Every state machine's table (relay connection, relay client, secure session, mux stream halves):
+// Every state machine's table (relay connection, relay client, secure session, mux stream halves,
+// mux session credit):
 // each listed move is allowed, and every move it does not list throws WICKET_ERR_INTERNAL and
 // leaves the state where it was. A bug that tries an impossible move is loud, never silent.
 
@@ -16,6 +18,8 @@ const TABLES: Record<string, Transitions<string>> = {
   'secure session': SESSION_TRANSITIONS,
   'mux stream send half': SEND_TRANSITIONS,
   'mux stream receive half': RECEIVE_TRANSITIONS,
+  'mux session receive credit': RECEIVE_CREDIT_TRANSITIONS,
+  'mux session send credit': SEND_CREDIT_TRANSITIONS,
 };
 
 describe('named state machines', () => {

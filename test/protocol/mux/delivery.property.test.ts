@@ -2,8 +2,10 @@
 // congestion), many streams opened by both sides, random write sizes, random pauses, some
 // streams reset midway. Proves: every byte of every stream arrives once and in order; the bytes a
 // sender has outstanding (sent, not yet consumed by the reader) never exceed the receiver's
-// window, checked at every send; half-closed streams keep working the other way; resets reach
-// the other side without disturbing the rest; no session ever closes.
+// window, checked at every send, and what a session holds never exceeds its session window, also
+// when that window is smaller than the streams' (session credit then binds); half-closed streams
+// keep working the other way; resets reach the other side without disturbing the rest; no session
+// ever closes.
 
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, type WicketError } from '../../../protocol/errors.js';
@@ -52,14 +54,17 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
   return items[rng.int(0, items.length - 1)]!;
 }
 
-function runScenario(seed: number): { plans: StreamPlan[]; pair: MuxPair } {
+function runScenario(seed: number): { plans: StreamPlan[]; pair: MuxPair; sessionCreditSpent: boolean } {
   const rng = seededRandom(seed ^ 0x5eed);
   const maxWindow = pick(rng, [64 * 1024, 1024 * 1024, STREAM_MAX_WINDOW]);
   const windows: Record<Side, number> = {
     a: Math.min(maxWindow, pick(rng, [4096, 20_000, 65_536, 256 * 1024])),
     b: Math.min(maxWindow, pick(rng, [4096, 20_000, 65_536, 256 * 1024])),
   };
+  // undefined: the default (320 MiB, never reached here); the others bind below the streams' windows.
+  const sessionWindow = pick(rng, [undefined, undefined, 70_000, 300_000]);
   const sent: Record<Side, Map<number, number>> = { a: new Map(), b: new Map() };
+  let sessionCreditSpent = false;
   const plans = new Map<number, StreamPlan>();
   const violations: string[] = [];
 
@@ -71,7 +76,7 @@ function runScenario(seed: number): { plans: StreamPlan[]; pair: MuxPair } {
       congestAboveBytes: pick(rng, [Infinity, 70_000, 300_000]),
       randomCongestion: pick(rng, [0, 0.05, 0.3]),
     },
-    both: { maxWindow, writeHighWater: pick(rng, [1, 64 * 1024, 256 * 1024]) },
+    both: { maxWindow, writeHighWater: pick(rng, [1, 64 * 1024, 256 * 1024]), sessionWindow },
     a: { initialWindow: windows.a },
     b: { initialWindow: windows.b },
     onSend: (from, message) => {
@@ -86,6 +91,9 @@ function runScenario(seed: number): { plans: StreamPlan[]; pair: MuxPair } {
         const bound = reader !== undefined && !plan!.closed[other(from)] ? reader.receiveWindow : maxWindow;
         if (total - consumed > bound) violations.push(`stream ${frame.stream} from ${from}: ${total - consumed} > ${bound}`);
       }
+      const receiver = from === 'a' ? pair.b : pair.a;
+      if ((from === 'a' ? pair.a : pair.b).sessionCredit === 0) sessionCreditSpent = true;
+      if (sessionWindow !== undefined && receiver.heldBytes > sessionWindow) violations.push(`${other(from)} holds ${receiver.heldBytes} > ${sessionWindow}`);
     },
   });
   const sessions: Record<Side, MuxSession> = { a: pair.a, b: pair.b };
@@ -226,7 +234,7 @@ function runScenario(seed: number): { plans: StreamPlan[]; pair: MuxPair } {
   expect(opened).toBe(streamTarget);
   expect(pair.a.streamCount).toBe(0);
   expect(pair.b.streamCount).toBe(0);
-  return { plans: [...plans.values()], pair };
+  return { plans: [...plans.values()], pair, sessionCreditSpent };
 }
 
 describe('mux delivery under seeded interleavings', () => {
@@ -257,12 +265,14 @@ describe('mux delivery under seeded interleavings', () => {
     }
   });
 
-  it('the seeds exercise resets, zero-length directions, paused readers and many streams', () => {
+  it('the seeds exercise resets, zero-length directions, paused readers, many streams and spent session credit', () => {
     let resets = 0;
     let victimsTold = 0;
     let empty = 0;
+    let creditSpent = 0;
     for (const seed of seeds.slice(0, 20)) {
-      const { plans } = runScenario(seed);
+      const { plans, sessionCreditSpent } = runScenario(seed);
+      if (sessionCreditSpent) creditSpent++;
       for (const plan of plans) {
         if (plan.resetBy !== undefined) {
           resets++;
@@ -274,5 +284,6 @@ describe('mux delivery under seeded interleavings', () => {
     expect(resets).toBeGreaterThan(3);
     expect(victimsTold).toBeGreaterThan(0);
     expect(empty).toBeGreaterThan(3);
+    expect(creditSpent).toBeGreaterThan(2);
   });
 });

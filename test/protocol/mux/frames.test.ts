@@ -22,6 +22,7 @@ describe('mux frame codec', () => {
     const cases: [FrameType, number, number][] = [
       [FrameType.DATA, 1, 3],
       [FrameType.WINDOW, 0xffff_fffe, 0xffff_ffff],
+      [FrameType.WINDOW, 0, 335_544_320], // stream 0: the session's credit
       [FrameType.OPEN, 7, 262_144],
       [FrameType.FIN, 2, 0],
       [FrameType.RESET, 3, 0xffff],
@@ -66,6 +67,9 @@ describe('mux frame codec', () => {
     ['a PONG on a stream', frameHeader(FrameType.PONG, 2, 0), 'WICKET_ERR_FRAME_MALFORMED'],
     ['DATA on stream 0', Buffer.concat([frameHeader(FrameType.DATA, 0, 1), Buffer.alloc(1)]), 'WICKET_ERR_FRAME_MALFORMED'],
     ['OPEN of stream 0', frameHeader(FrameType.OPEN, 0, 1), 'WICKET_ERR_FRAME_MALFORMED'],
+    ['FIN of stream 0', frameHeader(FrameType.FIN, 0, 0), 'WICKET_ERR_FRAME_MALFORMED'],
+    ['RESET of stream 0', frameHeader(FrameType.RESET, 0, 1), 'WICKET_ERR_FRAME_MALFORMED'],
+    ['a zero session WINDOW increment', frameHeader(FrameType.WINDOW, 0, 0), 'WICKET_ERR_FRAME_MALFORMED'],
   ] as const)('refuses %s', (_name, message, code) => {
     expect(codeOf(() => readFrameHeader(message, 0))).toBe(code);
   });

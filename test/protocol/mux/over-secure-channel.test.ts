@@ -3,6 +3,7 @@
 // parts go to seal() unjoined, full-size frames fit a Noise message, bytes survive both ways.
 
 import { describe, expect, it } from 'vitest';
+import { MUX_SESSION_RECEIVE_WINDOW } from '../../../protocol/limits.js';
 import { MuxSession } from '../../../protocol/mux/session.js';
 import type { MuxStream } from '../../../protocol/mux/stream.js';
 import type { SecureTransport } from '../../../protocol/secure-channel/index.js';
@@ -39,6 +40,9 @@ describe('mux over a Noise transport', () => {
       else a.receive(initiator.open(sealed));
     }
     expect(a.closed || b.closed).toBe(false);
+    // Both said hello and announced their session windows through the channel.
+    expect(a.sessionCredit).toBeLessThanOrEqual(MUX_SESSION_RECEIVE_WINDOW);
+    expect(b.sessionCredit).toBeLessThanOrEqual(MUX_SESSION_RECEIVE_WINDOW);
     payloads.forEach((p, i) => expect(Buffer.concat(echoed[i]!).equals(p), `stream ${streams[i]!.id}`).toBe(true));
     expect(a.streamCount).toBe(0);
     expect(b.streamCount).toBe(0);

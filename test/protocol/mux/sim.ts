@@ -4,9 +4,17 @@
 // is congested when too many bytes wait to be serialized (or at random). Time is the injected
 // clock of both sessions, so RTT and window auto-tuning are deterministic; nothing waits for
 // real time.
+//
+// `legacy` makes one side behave on the wire like a build before session credit (issue 12): its
+// first frame is never the hello, and a WINDOW on stream 0 reaching it is recorded in
+// `legacyViolations` (that build's frames.ts refuses it with FRAME_MALFORMED and closes the
+// session) and dropped. The side is still a current MuxSession whose hello the link strips both
+// ways, so each side sees the other as an older peer: no announcement, no session credit enforced
+// by the sender, credit the receiver keeps to itself. (The real older build would also answer the
+// hello with PONG(0), which the current side ignores; attacks.test.ts checks that on its own.)
 
 import { MuxSession, type MuxSessionOptions } from '../../../protocol/mux/session.js';
-import { FrameType, readFrameHeader } from '../../../protocol/mux/frames.js';
+import { FrameType, SESSION_HELLO, frameHeader, readFrameHeader } from '../../../protocol/mux/frames.js';
 import { MUX_FRAME_HEADER_LEN } from '../../../protocol/limits.js';
 import { seededRandom as uniform } from '../../helpers/seeded.js';
 
@@ -62,6 +70,8 @@ class Link {
   #randomDrainAt: number | undefined;
   receiver: MuxSession | undefined;
   sender: MuxSession | undefined;
+  /** Rewrites each message as sent (the legacy emulation); undefined drops it. */
+  transform: ((message: Buffer) => Buffer | undefined) | undefined;
 
   constructor(
     private readonly clock: { now: number },
@@ -71,7 +81,9 @@ class Link {
   ) {}
 
   send(parts: Buffer[]): boolean {
-    const message = Buffer.concat(parts); // the secure channel's encryption copies too
+    const sent = Buffer.concat(parts); // the secure channel's encryption copies too
+    const message = this.transform === undefined ? sent : this.transform(sent);
+    if (message === undefined) return !this.#congested;
     this.onSend(message);
     const now = this.clock.now;
     const serializedAt = Math.max(this.#linkFreeAt, now) + message.length / this.options.bytesPerMs;
@@ -81,7 +93,7 @@ class Link {
     const deliverAt = Math.max(this.#lastDeliverAt, serializedAt + delay);
     this.#lastDeliverAt = deliverAt;
     this.#queue.push({ serializedAt, deliverAt, message });
-    if (this.waitingBytes() > this.options.congestAboveBytes) this.#congested = true;
+    if (this.options.congestAboveBytes !== Infinity && this.waitingBytes() > this.options.congestAboveBytes) this.#congested = true;
     if (!this.#congested && this.options.randomCongestion > 0 && this.rng.chance(this.options.randomCongestion)) {
       this.#congested = true;
       this.#randomDrainAt = now + this.rng.next() * 2;
@@ -151,6 +163,8 @@ export interface PairOptions {
   b?: Partial<MuxSessionOptions>;
   /** Sees every message as sent (from 'a' means a -> b). */
   onSend?: (from: 'a' | 'b', message: Buffer) => void;
+  /** This side speaks the mux as builds before session credit did (see the top of this file). */
+  legacy?: 'a' | 'b';
 }
 
 /** Two sessions, a = initiator and b = responder, joined by two simulated links. */
@@ -161,6 +175,8 @@ export class MuxPair {
   readonly b: MuxSession;
   readonly #aToB: Link;
   readonly #bToA: Link;
+  /** WINDOW(0) frames that reached the legacy side (each would have closed its session). */
+  readonly legacyViolations: ParsedFrame[] = [];
 
   constructor(o: PairOptions) {
     this.rng = seededRandom(o.seed);
@@ -174,6 +190,15 @@ export class MuxPair {
     this.#aToB.receiver = this.b;
     this.#bToA.sender = this.b;
     this.#bToA.receiver = this.a;
+    if (o.legacy !== undefined) {
+      const [toLegacy, fromLegacy] = o.legacy === 'a' ? [this.#bToA, this.#aToB] : [this.#aToB, this.#bToA];
+      toLegacy.transform = legacyFilter((frame) => {
+        if (frame.type !== FrameType.WINDOW || frame.stream !== 0) return true;
+        this.legacyViolations.push(frame);
+        return false;
+      });
+      fromLegacy.transform = legacyFilter(() => true);
+    }
   }
 
   readonly #timers: { at: number; fn: () => void }[] = [];
@@ -231,6 +256,27 @@ export interface ParsedFrame {
   stream: number;
   value: number;
   payload?: Buffer;
+}
+
+/** Serializes frames back into one message. */
+export function buildMessage(frames: ParsedFrame[]): Buffer {
+  return Buffer.concat(frames.flatMap((f) => [frameHeader(f.type, f.stream, f.value), ...(f.payload === undefined ? [] : [f.payload])]));
+}
+
+/**
+ * One direction of a link with a legacy side: strips the hello that opens the first message, and
+ * keeps only the frames `keep` accepts; a message left empty is not sent.
+ */
+function legacyFilter(keep: (frame: ParsedFrame) => boolean): (message: Buffer) => Buffer | undefined {
+  let first = true;
+  return (message) => {
+    let frames = parseMessage(message);
+    const head = frames[0];
+    if (first && head?.type === FrameType.PING && head.value === SESSION_HELLO) frames = frames.slice(1);
+    first = false;
+    frames = frames.filter(keep);
+    return frames.length === 0 ? undefined : buildMessage(frames);
+  };
 }
 
 /** Parses one (valid) message into frames: for instrumentation and assertions. */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { WicketError } from '../../../protocol/errors.js';
 import { STREAM_INITIAL_WINDOW } from '../../../protocol/limits.js';
-import { FrameType } from '../../../protocol/mux/frames.js';
+import { FrameType, SESSION_HELLO } from '../../../protocol/mux/frames.js';
 import { MuxSession } from '../../../protocol/mux/session.js';
 import type { MuxStream } from '../../../protocol/mux/stream.js';
 import { MuxPair, parseMessage, type ParsedFrame } from './sim.js';
@@ -47,9 +47,11 @@ describe('stream lifecycle', () => {
   it('OPEN names no destination: it is one 9-byte header carrying only the window (security property 7)', () => {
     const { pair, sent } = pairWithAccepted();
     pair.a.openStream();
-    // One message: the OPEN, and the first PING that starts measuring the RTT.
+    // One message: the session's hello (its first frame ever), the OPEN, and the first PING that
+    // starts measuring the RTT.
     expect(sent).toHaveLength(1);
     expect(sent[0]!.frames).toEqual([
+      { type: FrameType.PING, stream: 0, value: SESSION_HELLO },
       { type: FrameType.OPEN, stream: 1, value: STREAM_INITIAL_WINDOW },
       { type: FrameType.PING, stream: 0, value: 1 },
     ]);
