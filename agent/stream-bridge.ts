@@ -158,13 +158,12 @@ export class StreamBridge {
   // (65,510): written as read, every chunk would become a full frame plus a 26-byte one, and each
   // tiny frame costs a whole message's fixed price on every hop (AEAD setup, WebSocket frame,
   // relay forward, a syscall at the target). TLS targets deliver 16 KiB records, four messages
-  // where one would do. So reads are handed to the stream in full frames, and whatever is left is
-  // written at the end of the current event-loop turn (setImmediate): only bulk data is
-  // regrouped. A frame that spans two reads is written as views of both in one writev(), so they
-  // leave as one frame: no byte is copied. A read shorter
-  // than the socket's read buffer means the kernel had nothing more queued, so nothing will join it
-  // this turn: it is written at once. The tail of full reads waits until a turn brings no new read
-  // (the sender paused or stopped): at most one turn later than the data before it.
+  // where one would do. So full reads are handed to the stream in full frames; a frame that spans
+  // two reads is written as views of both in one writev(), so they leave as one frame and no byte
+  // is copied. What is left over waits for the next read, until an event-loop turn brings none
+  // (the sender paused or stopped): then it goes, at most one turn after the data before it. A
+  // read shorter than the socket's read buffer means the kernel had nothing more queued, so
+  // nothing will join it: it is written at once, with whatever was held.
 
   #write(chunk: Buffer): void {
     if (this.#finished) return;
