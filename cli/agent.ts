@@ -4,8 +4,9 @@ import { registerEnrollCommand } from './agent-enroll.js';
 import { registerNodeCommands } from './agent-node.js';
 import { registerUsageCommand } from './agent-usage.js';
 import { runCli } from './cli-errors.js';
+import { WICKET_VERSION } from '../protocol/version.js';
 
-// The `agent` program (bin/agent.js runs this file through tsx). One file per command group:
+// The `agent` program (bin/agent.js runs its compiled form from dist/). One file per command group:
 //   agent-enroll.ts  enroll
 //   agent-admin.ts   ticket create, member list, member revoke (admin identity)
 //   agent-node.ts    node start, inlet/outlet create|list|delete, status (the running node)
@@ -13,6 +14,7 @@ import { runCli } from './cli-errors.js';
 
 const program = new Command('agent')
   .description('Wicket agent: enroll, run inlets and outlets, administer the project')
+  .version(WICKET_VERSION, '-V, --version', 'print the version and exit')
   .option('--home <dir>', 'agent home: identity, enrollment, control socket (default $WICKET_HOME or ~/.wicket)')
   .option('--insecure', 'allow plain ws:// to a relay that is not on loopback')
   .showHelpAfterError(false)

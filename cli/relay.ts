@@ -3,8 +3,9 @@ import { runCli } from './cli-errors.js';
 import { registerMemberCommands } from './relay-member.js';
 import { registerStartCommand } from './relay-start.js';
 import { registerTicketCommands } from './relay-ticket.js';
+import { WICKET_VERSION } from '../protocol/version.js';
 
-// The `relay` program (bin/relay.js runs this file through tsx). One file per command group:
+// The `relay` program (bin/relay.js runs its compiled form from dist/). One file per command group:
 //   relay-start.ts   start (the server, and the first-start admin ticket)
 //   relay-ticket.ts  ticket create (offline, from the data folder, while the relay runs)
 //   relay-member.ts  member list | revoke (offline; a running relay applies the revocation)
@@ -13,6 +14,7 @@ import { registerTicketCommands } from './relay-ticket.js';
 
 const program = new Command('relay')
   .description('Wicket relay: routes agents\' encrypted circuits and hosts the project authority')
+  .version(WICKET_VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError(false)
   .addHelpText(
     'after',
