@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { controlRequest } from '../agent/control-client.js';
 import type { ControlOp } from '../agent/control-server.js';
 import { AgentNode, type NodeStatus } from '../agent/node.js';
-import { checkPolicy, formatHostPort, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
+import { NodeConfigFile } from '../agent/config-file.js';
+import { checkPolicy, formatHostPort, parseHostPort, parseName } from '../agent/node-config.js';
 import type { WicketError } from '../protocol/errors.js';
 import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
@@ -46,11 +47,14 @@ function printTable(header: string[], lines: string[][], empty: string): void {
 
 async function startNode(flags: { config?: string; metrics?: string } & JsonFlag, command: Command): Promise<void> {
   const globals = agentGlobals(command);
-  const metrics = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics', { allowPortZero: true });
-  const config: NodeConfig = flags.config !== undefined ? loadNodeConfig(flags.config) : { inlets: [], outlets: [] };
+  const metricsFlag = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics', { allowPortZero: true });
   const vault = openVault(command);
+  // --config FILE, else node.yaml / node.json in the home; creates and deletes are recorded there.
+  const configFile = NodeConfigFile.choose(vault.home, flags.config);
+  const config = configFile.load();
+  const metrics = metricsFlag ?? config.metrics;
   const logger = createLogger('agent');
-  const node = await AgentNode.start({ vault, logger, config, insecure: globals.insecure, ...(metrics !== undefined ? { metrics } : {}) });
+  const node = await AgentNode.start({ vault, logger, config, configFile, insecure: globals.insecure, ...(metrics !== undefined ? { metrics } : {}) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (exitCode: number, reason: string): Promise<void> => {
@@ -80,7 +84,7 @@ async function startNode(flags: { config?: string; metrics?: string } & JsonFlag
     const status = node.status();
     const inlets = status.inlets.map((i) => ({ name: i.name, address: i.address, via: i.via }));
     const outlets = status.outlets.map((o) => ({ name: o.name, relay: o.relay, to: o.to }));
-    logger.info({ identifier: node.identifier, inlets, outlets }, 'node ready');
+    logger.info({ identifier: node.identifier, inlets, outlets, config: configFile.path }, 'node ready');
     if (flags.json === true) {
       printJson({ ready: true, identifier: node.identifier, inlets, outlets });
       return;
