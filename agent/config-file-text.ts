@@ -42,7 +42,7 @@ function parseJson(text: string, label: string): unknown {
     const message = err instanceof Error ? err.message : String(err);
     const offset = jsonErrorOffset(text, message);
     // V8 quotes the start of the text in some messages: the place is enough, and shorter.
-    const reason = message.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '');
+    const reason = message.replace(/ in JSON at position \d+.*$/s, '').replace(/, (\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, '');
     bad(label, `is not valid JSON (${offset === undefined ? '' : `${lineColumn(text, offset)}: `}${reason.slice(0, 120)})`);
   }
   const duplicate = duplicateJsonKey(text);
@@ -51,16 +51,35 @@ function parseJson(text: string, label: string): unknown {
   return value;
 }
 
-/** Where V8's JSON.parse stopped: its "at position N", the end for a truncated text, else unknown. */
+/** Where V8's JSON.parse stopped: its "at position N", the end for a truncated text, else found. */
 function jsonErrorOffset(text: string, message: string): number | undefined {
   const position = /at position (\d+)/.exec(message);
   if (position !== null) return Number(position[1]);
   if (message.startsWith('Unexpected end of JSON input')) return text.length;
-  // "Unexpected token 'i', …" names no place; when the token opens the text (YAML in a .json
-  // file, say), that is the place. Elsewhere a guess could name the wrong line: none is given.
+  // "Unexpected token 'x', …" names no place. Cut after each 'x' in turn: before the culprit the
+  // text so far parses or is merely unfinished; from it on, the same complaint. That is monotone,
+  // so a binary search over the x's finds the culprit in a few parses, however big the file.
   const token = /^Unexpected token '(.)'/su.exec(message)?.[1];
-  const first = /\S/u.exec(text);
-  return token !== undefined && first !== null && first[0] === token ? first.index : undefined;
+  if (token === undefined) return undefined;
+  const complaint = `Unexpected token '${token}'`;
+  const candidates: number[] = [];
+  for (let i = text.indexOf(token); i >= 0; i = text.indexOf(token, i + 1)) candidates.push(i);
+  const failsThrough = (index: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, index + 1));
+      return false;
+    } catch (err) {
+      return err instanceof Error && err.message.startsWith(complaint);
+    }
+  };
+  let low = 0;
+  let high = candidates.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (failsThrough(candidates[middle]!)) high = middle;
+    else low = middle + 1;
+  }
+  return candidates.length > 0 && failsThrough(candidates[low]!) ? candidates[low] : undefined;
 }
 
 /** The first key repeated within one object of a text JSON.parse accepted. Iterative: nesting depth costs no stack. */

@@ -82,6 +82,7 @@ describe('node config as YAML', () => {
     ['JSON with a duplicate key', 'node.json', '{"inlets": [],\n "inlets": []}', /node\.json: "inlets" appears twice in one object \(line 2, column 2\)/],
     ['JSON with a duplicate key deep down', 'node.json', '{"inlets": [{"via": "a", "via": "b", "from": "x:1", "allow": "a"}]}', /"via" appears twice/],
     ['YAML in a .json file', 'node.json', '\n inlets: []\n', /node\.json: is not valid JSON \(line 2, column 2: Unexpected token 'i'\)$/],
+    ['JSON with a stray bracket', 'node.json', '{"inlets": [{"from": "x", "via": "[]"}, }]}', /node\.json: is not valid JSON \(line 1, column 41: Unexpected token '}'\)$/],
     ['truncated JSON', 'node.json', '{"inlets": [', /node\.json: is not valid JSON \(line 1, column 13: Unexpected end of JSON input\)$/],
     ['neither JSON nor YAML', 'node.conf', '{ "inlets": [ }', /node\.conf: is not valid YAML/],
   ])('refuses %s, naming the file, line and column', (_what, name, text, expected) => {
