@@ -112,12 +112,15 @@ describe('resources made with the CLI persist', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
-  it('a JSON --config stays JSON', async () => {
+  it('a JSON --config stays JSON; --metrics wins over its metrics', async () => {
     const agent = await enrollAgent(relay, { attributes: ['svc-inlet'] });
-    // startNodeProcess writes the config as <home>/node.json and passes --config.
-    await startNodeProcess(agent, { inlets: [{ name: 'first', from: '127.0.0.1:0', via: 'kept', allow: 'svc-outlet' }] });
+    const file = join(agent.home, 'node.json');
+    writeFileSync(file, JSON.stringify({ metrics: '127.0.0.2:0', inlets: [{ name: 'first', from: '127.0.0.1:0', via: 'kept', allow: 'svc-outlet' }] }));
+    await startNodeProcess(agent, undefined, { args: ['--config', file, '--metrics', '127.0.0.1:0'] });
+    expect((JSON.parse(await ok(agent.home, ['status', '--json'])) as { metrics?: string }).metrics).toMatch(/^127\.0\.0\.1:\d+$/);
     await ok(agent.home, ['inlet', 'create', '--from', '127.0.0.1:0', '--via', 'kept', '--allow', 'svc-outlet', '--name', 'second']);
-    const written = JSON.parse(readFileSync(join(agent.home, 'node.json'), 'utf8')) as { inlets: { name: string }[] };
+    const written = JSON.parse(readFileSync(file, 'utf8')) as { metrics: string; inlets: { name: string }[] };
+    expect(written.metrics).toBe('127.0.0.2:0');
     expect(written.inlets.map((i) => i.name)).toEqual(['first', 'second']);
   });
 });
