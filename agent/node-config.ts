@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
 import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
 import {
   MAX_NODE_RESOURCES,
@@ -11,19 +12,22 @@ import {
 } from '../protocol/limits.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { parsePolicy } from '../protocol/policy.js';
-import { type GatewaySpec, validateGatewaySpec } from './gateway/gateway-spec.js';
+import { formatOfPath, parseConfigText, positionOf } from './config-file-text.js';
+import { type GatewaySpec, gatewaySpecSchema } from './gateway/gateway-spec.js';
 
-// The shapes of a node's resources and their strict validation. One validator serves three doors:
-// node.json (WICKET_ERR_CONFIG), the CLI's arguments and the control socket (WICKET_ERR_ARGUMENT),
-// so a resource that reaches the node has the same guarantees whichever way it came in.
+// The shapes of a node's resources and their strict validation (zod schemas). One schema serves
+// three doors: the node config file (WICKET_ERR_CONFIG), the CLI's arguments and the control
+// socket (WICKET_ERR_ARGUMENT), so a resource that reaches the node has the same guarantees
+// whichever way it came in.
 //
-//   node.json = { "outlets": [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow,
-//                               maxConnections?, maxConnectionsPerPeer? }
-//                             | { name?, relay, allow, gateway, maxConnections?, … }],
-//                 "inlets":  [{ name?, from, via, allow }] }
+//   node.yaml / node.json = { metrics?: "HOST:PORT",
+//                             outlets: [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow,
+//                                         maxConnections?, maxConnectionsPerPeer? }
+//                                       | { name?, relay, allow, gateway, maxConnections?, … }],
+//                             inlets:  [{ name?, from, via, allow }] }
 //
 // Unknown fields are refused (a misspelt "tlsCA" must not silently turn certificate checks into
-// system roots), and every error names the field, e.g. `outlets[0].to`.
+// system roots), and every error names the field, e.g. `outlets[0].to`, and in a file, the file.
 
 export interface HostPort {
   host: string;
@@ -65,6 +69,8 @@ export interface InletSpec {
 export interface NodeConfig {
   outlets: OutletSpec[];
   inlets: InletSpec[];
+  /** Where to serve Prometheus metrics and the health endpoints (`--metrics` wins over it). */
+  metrics?: HostPort;
 }
 
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
@@ -78,30 +84,49 @@ function shown(value: unknown): string {
   return JSON.stringify(typeof value === 'string' ? value.slice(0, 80) : value)?.slice(0, 80) ?? String(value);
 }
 
+// --- the semantic checks, each a problem text or nothing; the schemas and the CLI share them ----
+
+function nameProblem(value: string): string | undefined {
+  return isRelayName(value) ? undefined : `${shown(value)} is not a name (${RELAY_NAME_RULE})`;
+}
+
+/** `HOST:PORT`, `[IPv6]:PORT`; hosts are an IP literal or a DNS name, nothing else reaches net.connect or net.listen. */
+function hostPortOrProblem(value: string, allowPortZero: boolean): HostPort | string {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  if (match === null) return `${shown(value)} is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)`;
+  const host = (match[1] ?? match[2])!;
+  const bracketed = match[1] !== undefined;
+  if (bracketed ? isIP(host) !== 6 : !(isIP(host) === 4 || HOSTNAME_PATTERN.test(host))) return `${shown(host)} is not an IP address or host name`;
+  const port = Number(match[3]);
+  if (port > 65_535 || (port === 0 && !allowPortZero)) return `port ${port} is out of range`;
+  return { host, port };
+}
+
+function policyProblem(value: string): string | undefined {
+  try {
+    parsePolicy(value);
+    return undefined;
+  } catch (err) {
+    // Keep the parser's own code (WICKET_ERR_POLICY_SYNTAX) in the message: it says what is wrong.
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 /** A relay or resource name (resources follow the relay-name rule, as they default to it). */
 export function parseName(value: unknown, field: string, code: ErrorCode = 'WICKET_ERR_ARGUMENT'): string {
   if (typeof value !== 'string') fail(code, field, 'must be a string');
-  if (!isRelayName(value)) fail(code, field, `${shown(value)} is not a name (${RELAY_NAME_RULE})`);
+  const problem = nameProblem(value);
+  if (problem !== undefined) fail(code, field, problem);
   return value;
 }
 
-/**
- * `HOST:PORT`, `[IPv6]:PORT`. `allowPortZero` for listen addresses (port 0 = any free port).
- * Hosts are an IP literal or a DNS name; nothing else reaches net.connect or net.listen.
- */
+/** `HOST:PORT`, `[IPv6]:PORT`. `allowPortZero` for listen addresses (port 0 = any free port). */
 export function parseHostPort(value: unknown, field: string, options: { code?: ErrorCode; allowPortZero?: boolean } = {}): HostPort {
   const code = options.code ?? 'WICKET_ERR_ARGUMENT';
   if (typeof value !== 'string') fail(code, field, 'must be a string HOST:PORT');
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  if (match === null) fail(code, field, `${shown(value)} is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)`);
-  const host = (match[1] ?? match[2])!;
-  const bracketed = match[1] !== undefined;
-  if (bracketed ? isIP(host) !== 6 : !(isIP(host) === 4 || HOSTNAME_PATTERN.test(host))) {
-    fail(code, field, `${shown(host)} is not an IP address or host name`);
-  }
-  const port = Number(match[3]);
-  if (port > 65_535 || (port === 0 && options.allowPortZero !== true)) fail(code, field, `port ${port} is out of range`);
-  return { host, port };
+  const parsed = hostPortOrProblem(value, options.allowPortZero === true);
+  if (typeof parsed === 'string') fail(code, field, parsed);
+  return parsed;
 }
 
 export function formatHostPort(address: HostPort): string {
@@ -110,94 +135,190 @@ export function formatHostPort(address: HostPort): string {
 
 export function checkPolicy(value: unknown, field: string, code: ErrorCode = 'WICKET_ERR_ARGUMENT'): string {
   if (typeof value !== 'string') fail(code, field, 'must be a policy expression string');
-  try {
-    parsePolicy(value);
-  } catch (err) {
-    // Keep the parser's own code (WICKET_ERR_POLICY_SYNTAX) in the message: it says what is wrong.
-    const detail = err instanceof Error ? err.message : String(err);
-    fail(code, field, detail);
-  }
+  const problem = policyProblem(value);
+  if (problem !== undefined) fail(code, field, problem);
   return value;
 }
 
-function asRecord(value: unknown, field: string, code: ErrorCode, allowed: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(code, field, 'must be an object');
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!allowed.includes(key)) fail(code, `${field}.${key.slice(0, 40)}`, `unknown field (expected one of ${allowed.join(', ')})`);
-  }
-  return record;
+// --- the schemas ------------------------------------------------------------------------------
+
+function custom(ctx: z.RefinementCtx, message: string, path?: (string | number)[]): void {
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message, ...(path !== undefined ? { path } : {}) });
 }
 
-function optionalString(record: Record<string, unknown>, key: string, field: string, code: ErrorCode, max: number): string | undefined {
-  const value = record[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || value.includes('\0')) {
-    fail(code, `${field}.${key}`, `must be a non-empty string of at most ${max} characters`);
-  }
-  return value;
+const nameSchema = z.string({ required_error: 'is required', invalid_type_error: 'must be a string' }).superRefine((value, ctx) => {
+  const problem = nameProblem(value);
+  if (problem !== undefined) custom(ctx, problem);
+});
+
+function hostPortSchema(allowPortZero: boolean) {
+  return z.string({ required_error: 'is required (HOST:PORT)', invalid_type_error: 'must be a string HOST:PORT' }).transform((value, ctx): HostPort => {
+    const parsed = hostPortOrProblem(value, allowPortZero);
+    if (typeof parsed !== 'string') return parsed;
+    custom(ctx, parsed);
+    return z.NEVER;
+  });
+}
+
+const policySchema = z.string({ required_error: 'is required (a policy expression)', invalid_type_error: 'must be a policy expression string' }).superRefine((value, ctx) => {
+  const problem = policyProblem(value);
+  if (problem !== undefined) custom(ctx, problem);
+});
+
+function boundedString(max: number) {
+  const message = `must be a non-empty string of at most ${max} characters`;
+  return z.string({ invalid_type_error: message }).min(1, message).max(max, message).refine((text) => !text.includes('\0'), message);
 }
 
 /** A connection limit: a whole number from 1 to MAX_TARGET_CONNECTIONS_SETTING. */
-function optionalCount(value: unknown, field: string, code: ErrorCode): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > MAX_TARGET_CONNECTIONS_SETTING) {
-    fail(code, field, `must be a whole number from 1 to ${MAX_TARGET_CONNECTIONS_SETTING}`);
-  }
-  return value as number;
-}
+const countMessage = `must be a whole number from 1 to ${MAX_TARGET_CONNECTIONS_SETTING}`;
+const countSchema = z.number({ invalid_type_error: countMessage }).int(countMessage).min(1, countMessage).max(MAX_TARGET_CONNECTIONS_SETTING, countMessage);
 
 const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow', 'gateway', 'maxConnections', 'maxConnectionsPerPeer'] as const;
 const INLET_FIELDS = ['name', 'from', 'via', 'allow'] as const;
+const ROOT_FIELDS = ['metrics', 'outlets', 'inlets'] as const;
+const unknownField = (fields: readonly string[]): string => `unknown field (expected one of ${fields.join(', ')})`;
 
-/** Validates an outlet description from JSON (node.json or the control socket). */
+const outletSchema = z
+  .object(
+    {
+      name: nameSchema.optional(),
+      to: hostPortSchema(false).optional(),
+      tls: z.boolean({ invalid_type_error: 'must be true or false' }).optional(),
+      tlsCa: boundedString(MAX_PATH_LEN).optional(),
+      tlsServername: boundedString(253)
+        .refine((name) => HOSTNAME_PATTERN.test(name), (name) => ({ message: `${shown(name)} is not a host name` }))
+        .optional(),
+      relay: nameSchema,
+      allow: policySchema,
+      // Built on the first gateway block, as gateway-spec.ts has always done.
+      gateway: z.lazy(() => gatewaySpecSchema()).optional(),
+      maxConnections: countSchema.optional(),
+      maxConnectionsPerPeer: countSchema.optional(),
+    },
+    { invalid_type_error: 'must be an object' },
+  )
+  .strict(unknownField(OUTLET_FIELDS))
+  .superRefine((o, ctx) => {
+    if (o.gateway !== undefined) {
+      // The field named is the one given (it was always `.to`, even for a stray `tls`).
+      const given = (['to', 'tls', 'tlsCa', 'tlsServername'] as const).find((key) => o[key] !== undefined);
+      if (given !== undefined) custom(ctx, 'a gateway outlet has no to/tls/tlsCa/tlsServername: its gateway.backends are the targets', [given]);
+      return;
+    }
+    if (o.to === undefined) custom(ctx, 'is required (HOST:PORT), unless the outlet has a gateway block', ['to']);
+    if (o.tls !== true && (o.tlsCa !== undefined || o.tlsServername !== undefined)) custom(ctx, 'tlsCa and tlsServername need tls: true', ['tls']);
+    const max = o.maxConnections ?? OUTLET_MAX_TARGET_CONNECTIONS;
+    if (o.maxConnectionsPerPeer !== undefined && o.maxConnectionsPerPeer > max) {
+      custom(ctx, `${o.maxConnectionsPerPeer} is more than maxConnections (${max})`, ['maxConnectionsPerPeer']);
+    }
+  })
+  .transform((o): OutletSpec => {
+    const maxConnections = o.maxConnections ?? OUTLET_MAX_TARGET_CONNECTIONS;
+    const spec: OutletSpec = {
+      name: o.name ?? o.relay,
+      tls: o.tls === true,
+      relay: o.relay,
+      allow: o.allow,
+      maxConnections,
+      maxConnectionsPerPeer: o.maxConnectionsPerPeer ?? Math.min(OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER, maxConnections),
+    };
+    if (o.to !== undefined) spec.to = o.to;
+    if (o.gateway !== undefined) spec.gateway = o.gateway;
+    if (o.tlsCa !== undefined) spec.tlsCa = o.tlsCa;
+    if (o.tlsServername !== undefined) spec.tlsServername = o.tlsServername;
+    return spec;
+  });
+
+const inletSchema = z
+  .object({ name: nameSchema.optional(), from: hostPortSchema(true), via: nameSchema, allow: policySchema }, { invalid_type_error: 'must be an object' })
+  .strict(unknownField(INLET_FIELDS))
+  .transform((i): InletSpec => ({ name: i.name ?? i.via, from: i.from, via: i.via, allow: i.allow }));
+
+/** A list of resources, its length checked before any entry is (a huge list costs no issue per entry). */
+function resourceList<T extends z.ZodTypeAny>(entry: T) {
+  return z
+    .unknown()
+    .superRefine((value, ctx) => {
+      if (Array.isArray(value) && value.length > MAX_NODE_RESOURCES) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `has ${value.length} entries, cap ${MAX_NODE_RESOURCES}`, fatal: true });
+      }
+    })
+    .pipe(z.array(entry, { invalid_type_error: 'must be an array' }).nullish())
+    .transform((list) => list ?? []);
+}
+
+function checkUnique(ctx: z.RefinementCtx, values: string[], list: string, key: string): void {
+  const seen = new Set<string>();
+  values.forEach((value, i) => {
+    if (seen.has(value)) custom(ctx, `${shown(value)} is used twice`, [list, i, key]);
+    seen.add(value);
+  });
+}
+
+const nodeConfigSchema = z
+  .object(
+    {
+      metrics: hostPortSchema(true).optional(),
+      outlets: resourceList(outletSchema),
+      inlets: resourceList(inletSchema),
+    },
+    { invalid_type_error: 'must be an object' },
+  )
+  .strict(unknownField(ROOT_FIELDS))
+  .superRefine((config, ctx) => {
+    checkUnique(ctx, config.outlets.map((o) => o.name), 'outlets', 'name');
+    checkUnique(ctx, config.inlets.map((o) => o.name), 'inlets', 'name');
+    checkUnique(ctx, config.outlets.map((o) => o.relay), 'outlets', 'relay');
+  })
+  .transform((config): NodeConfig => ({ outlets: config.outlets, inlets: config.inlets, ...(config.metrics !== undefined ? { metrics: config.metrics } : {}) }));
+
+// --- the field-named errors --------------------------------------------------------------------
+
+interface Problem {
+  path: (string | number)[];
+  /** An unknown field: its name (the path is its object's). */
+  key?: string;
+  message: string;
+}
+
+/** The issue to report: an unknown field first (a misspelt key explains the "missing" one), else the first. */
+function firstProblem(error: z.ZodError): Problem {
+  const issues = error.issues;
+  const issue = issues.find((i) => i.code === z.ZodIssueCode.unrecognized_keys) ?? issues[0]!;
+  if (issue.code !== z.ZodIssueCode.unrecognized_keys) return { path: issue.path, message: issue.message };
+  // zod's own wording (inside the gateway block) quotes every key whole, however long.
+  const message = issue.message.startsWith('unknown field') ? issue.message : 'unknown field';
+  return { path: issue.path, key: String(issue.keys[0]), message };
+}
+
+/** `outlets[0].gateway.backends[1].url` from a root name and a path. */
+function fieldName(root: string, path: readonly (string | number)[], key?: string): string {
+  const all = key === undefined ? path : [...path, key];
+  return all.reduce<string>((at, part) => (typeof part === 'number' ? `${at}[${part}]` : `${at}${at === '' ? '' : '.'}${String(part).slice(0, 40)}`), root);
+}
+
+function validate<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, field: string, code: ErrorCode): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problem = firstProblem(result.error);
+  return fail(code, fieldName(field, problem.path, problem.key), problem.message);
+}
+
+/** Validates an outlet description (a node config entry or the control socket's arguments). */
 export function validateOutletSpec(value: unknown, field: string, code: ErrorCode = 'WICKET_ERR_ARGUMENT'): OutletSpec {
-  const r = asRecord(value, field, code, OUTLET_FIELDS);
-  const relay = parseName(r.relay, `${field}.relay`, code);
-  const name = r.name === undefined ? relay : parseName(r.name, `${field}.name`, code);
-  const gateway = r.gateway === undefined ? undefined : validateGatewaySpec(r.gateway, `${field}.gateway`, code);
-  // The field named is the one given (it was always `.to`, even for a stray `tls`).
-  const targetField = gateway === undefined ? undefined : (['to', 'tls', 'tlsCa', 'tlsServername'] as const).find((key) => r[key] !== undefined);
-  if (targetField !== undefined) {
-    fail(code, `${field}.${targetField}`, 'a gateway outlet has no to/tls/tlsCa/tlsServername: its gateway.backends are the targets');
-  }
-  if (gateway === undefined && r.to === undefined) fail(code, `${field}.to`, 'is required (HOST:PORT), unless the outlet has a gateway block');
-  const to = gateway === undefined ? parseHostPort(r.to, `${field}.to`, { code }) : undefined;
-  if (r.tls !== undefined && typeof r.tls !== 'boolean') fail(code, `${field}.tls`, 'must be true or false');
-  const tls = r.tls === true;
-  const tlsCa = optionalString(r, 'tlsCa', field, code, MAX_PATH_LEN);
-  const tlsServername = optionalString(r, 'tlsServername', field, code, 253);
-  if (tlsServername !== undefined && !HOSTNAME_PATTERN.test(tlsServername)) fail(code, `${field}.tlsServername`, `${shown(tlsServername)} is not a host name`);
-  if (!tls && (tlsCa !== undefined || tlsServername !== undefined)) {
-    fail(code, `${field}.tls`, 'tlsCa and tlsServername need tls: true');
-  }
-  const allow = checkPolicy(r.allow, `${field}.allow`, code);
-  const maxConnections = optionalCount(r.maxConnections, `${field}.maxConnections`, code) ?? OUTLET_MAX_TARGET_CONNECTIONS;
-  const maxConnectionsPerPeer =
-    optionalCount(r.maxConnectionsPerPeer, `${field}.maxConnectionsPerPeer`, code) ?? Math.min(OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER, maxConnections);
-  if (maxConnectionsPerPeer > maxConnections) fail(code, `${field}.maxConnectionsPerPeer`, `${maxConnectionsPerPeer} is more than maxConnections (${maxConnections})`);
-  const spec: OutletSpec = { name, tls, relay, allow, maxConnections, maxConnectionsPerPeer };
-  if (to !== undefined) spec.to = to;
-  if (gateway !== undefined) spec.gateway = gateway;
-  if (tlsCa !== undefined) spec.tlsCa = tlsCa;
-  if (tlsServername !== undefined) spec.tlsServername = tlsServername;
-  return spec;
+  return validate(outletSchema, value, field, code);
 }
 
-/** Validates an inlet description from JSON (node.json or the control socket). */
+/** Validates an inlet description (a node config entry or the control socket's arguments). */
 export function validateInletSpec(value: unknown, field: string, code: ErrorCode = 'WICKET_ERR_ARGUMENT'): InletSpec {
-  const r = asRecord(value, field, code, INLET_FIELDS);
-  const via = parseName(r.via, `${field}.via`, code);
-  const name = r.name === undefined ? via : parseName(r.name, `${field}.name`, code);
-  const from = parseHostPort(r.from, `${field}.from`, { code, allowPortZero: true });
-  const allow = checkPolicy(r.allow, `${field}.allow`, code);
-  return { name, from, via, allow };
+  return validate(inletSchema, value, field, code);
 }
 
-/** The JSON form of a spec (what node.json and the control socket carry). */
+/** The JSON form of a spec (what the node config and the control socket carry). */
 export function outletSpecToJson(spec: OutletSpec): Record<string, unknown> {
   if (spec.to !== undefined) return { ...spec, to: formatHostPort(spec.to) };
-  // A gateway outlet's form has no `tls` (validateOutletSpec refuses it there): with the `tls: false`
+  // A gateway outlet's form has no `tls` (the schema refuses it there): with the `tls: false`
   // the spec carries, its own JSON form was not a valid outlet.
   const { tls: _tls, ...gateway } = spec;
   return gateway;
@@ -208,40 +329,31 @@ export function inletSpecToJson(spec: InletSpec): Record<string, unknown> {
 }
 
 /**
- * Parses the text of node.json. Every problem is WICKET_ERR_CONFIG naming the field. A relative
- * `tlsCa` is taken relative to `baseDir` (the config file's folder), not to wherever the node
- * happens to be started from.
+ * Parses the text of a node config. Every problem is WICKET_ERR_CONFIG naming the field and, when
+ * `file` is given, the file (and the field's line in it). Without `file` the text is JSON named
+ * node.json, as before YAML. A relative `tlsCa` (or gateway file) is taken relative to `baseDir`
+ * (the config file's folder), not to wherever the node happens to be started from.
  */
-export function parseNodeConfig(text: string, baseDir?: string): NodeConfig {
+export function parseNodeConfig(text: string, baseDir?: string, file?: string): NodeConfig {
   const code = 'WICKET_ERR_CONFIG';
-  if (text.length > NODE_CONFIG_MAX_BYTES) fail(code, 'node.json', `is ${text.length} bytes, cap ${NODE_CONFIG_MAX_BYTES}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    fail(code, 'node.json', `is not valid JSON (${err instanceof Error ? err.message.slice(0, 120) : 'parse error'})`);
+  const label = file ?? 'node.json';
+  if (text.length > NODE_CONFIG_MAX_BYTES) fail(code, label, `is ${text.length} bytes, cap ${NODE_CONFIG_MAX_BYTES}`);
+  const { value } = parseConfigText(text, label, file === undefined ? 'json' : formatOfPath(file));
+  const result = nodeConfigSchema.safeParse(value);
+  if (!result.success) {
+    const problem = firstProblem(result.error);
+    if (file === undefined) fail(code, problem.path.length === 0 ? fieldName('node.json', [], problem.key) : fieldName('', problem.path, problem.key), problem.message);
+    const where = fieldName('', problem.path, problem.key);
+    if (where === '') fail(code, file, `${problem.message} (a mapping of ${ROOT_FIELDS.join(', ')})`);
+    const at = positionOf(text, problem.path, problem.key);
+    fail(code, where, `${problem.message} (in ${file}${at === undefined ? '' : `, ${at}`})`);
   }
-  const root = asRecord(parsed, 'node.json', code, ['outlets', 'inlets']);
-  const list = (key: 'outlets' | 'inlets'): unknown[] => {
-    const value = root[key];
-    if (value === undefined) return [];
-    if (!Array.isArray(value)) fail(code, key, 'must be an array');
-    if (value.length > MAX_NODE_RESOURCES) fail(code, key, `has ${value.length} entries, cap ${MAX_NODE_RESOURCES}`);
-    return value;
-  };
-  const outlets = list('outlets').map((o, i) => {
-    const spec = validateOutletSpec(o, `outlets[${i}]`, code);
-    if (baseDir !== undefined) resolvePaths(spec, baseDir);
-    return spec;
-  });
-  const inlets = list('inlets').map((o, i) => validateInletSpec(o, `inlets[${i}]`, code));
-  checkUnique(outlets.map((o) => o.name), 'outlets', code);
-  checkUnique(inlets.map((o) => o.name), 'inlets', code);
-  checkUnique(outlets.map((o) => o.relay), 'outlets', code, 'relay');
-  return { outlets, inlets };
+  const config = result.data;
+  if (baseDir !== undefined) for (const spec of config.outlets) resolvePaths(spec, baseDir);
+  return config;
 }
 
-/** Relative file names in node.json are relative to its folder, not to wherever the node starts. */
+/** Relative file names in a node config are relative to its folder, not to wherever the node starts. */
 function resolvePaths(spec: OutletSpec, baseDir: string): void {
   if (spec.tlsCa !== undefined) spec.tlsCa = resolve(baseDir, spec.tlsCa);
   const gateway = spec.gateway;
@@ -254,25 +366,25 @@ function resolvePaths(spec: OutletSpec, baseDir: string): void {
   if (gateway.contentLog !== undefined) gateway.contentLog.path = resolve(baseDir, gateway.contentLog.path);
 }
 
-function checkUnique(values: string[], field: string, code: ErrorCode, key = 'name'): void {
-  const seen = new Set<string>();
-  values.forEach((value, i) => {
-    if (seen.has(value)) fail(code, `${field}[${i}].${key}`, `${shown(value)} is used twice`);
-    seen.add(value);
-  });
-}
-
-/** Reads and parses node.json; a missing, unreadable or oversized file is WICKET_ERR_CONFIG too. */
-export function loadNodeConfig(path: string): NodeConfig {
-  let text: string;
+/**
+ * Reads a node config file's text. A missing, unreadable, oversized or not-regular file is
+ * WICKET_ERR_CONFIG naming it; one this user may not read is WICKET_ERR_PERMISSION.
+ */
+export function readNodeConfigText(path: string): string {
   try {
-    const size = statSync(path).size;
-    if (size > NODE_CONFIG_MAX_BYTES) fail('WICKET_ERR_CONFIG', path, `is ${size} bytes, cap ${NODE_CONFIG_MAX_BYTES}`);
-    text = readFileSync(path, 'utf8');
+    const stat = statSync(path);
+    if (!stat.isFile()) fail('WICKET_ERR_CONFIG', path, 'is not a regular file');
+    if (stat.size > NODE_CONFIG_MAX_BYTES) fail('WICKET_ERR_CONFIG', path, `is ${stat.size} bytes, cap ${NODE_CONFIG_MAX_BYTES}`);
+    return readFileSync(path, 'utf8');
   } catch (err) {
     if (isWicketError(err)) throw err;
     const reason = (err as NodeJS.ErrnoException).code ?? 'read error';
-    fail('WICKET_ERR_CONFIG', path, `cannot be read (${reason})`);
+    const permission = reason === 'EACCES' || reason === 'EPERM';
+    return fail(permission ? 'WICKET_ERR_PERMISSION' : 'WICKET_ERR_CONFIG', path, `cannot be read (${reason})`);
   }
-  return parseNodeConfig(text, dirname(resolve(path)));
+}
+
+/** Reads and parses a node config file (YAML or JSON). */
+export function loadNodeConfig(path: string): NodeConfig {
+  return parseNodeConfig(readNodeConfigText(path), dirname(resolve(path)), path);
 }

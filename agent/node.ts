@@ -5,6 +5,8 @@ import type { Registry } from 'prom-client';
 import { type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
 import { MAX_NODE_RESOURCES } from '../protocol/limits.js';
 import type { SecureChannelOptions } from '../protocol/secure-channel/index.js';
+import type { NodeConfigFile } from './config-file.js';
+import { persistResourceChanges } from './config-file-handler.js';
 import { type ControlHandler, type ControlOp, ControlServer } from './control-server.js';
 import type { GatewayHost, GatewayServer } from './gateway/azure-gateway.js';
 import type { UsageLedger } from './gateway/usage-ledger.js';
@@ -28,7 +30,7 @@ import type { BridgeStatus } from './stream-bridge.js';
 import type { Vault } from './vault.js';
 
 // The agent node: one relay connection, and the inlets and outlets riding on it, driven by
-// node.json at start and by the local control socket while running.
+// the node config at start and by the local control socket while running.
 //
 // Wiring: the relay client's circuit events go to the SessionTable (by circuit), its 'incoming'
 // to the outlet serving that relay name, its 'revoked' to every channel with that peer (so a
@@ -46,6 +48,8 @@ export interface AgentNodeOptions {
   now?: () => number;
   /** Serve the control socket (default true; tests of the node alone may turn it off). */
   control?: boolean;
+  /** Where the control socket's inlet/outlet create/delete are recorded, to last across restarts. */
+  configFile?: NodeConfigFile;
   /** Serve Prometheus metrics (GET /metrics) and /healthz here. */
   metrics?: HostPort;
 }
@@ -133,7 +137,8 @@ export class AgentNode extends EventEmitter {
     const node = new AgentNode(o);
     try {
       if (o.control !== false) {
-        node.#control = await ControlServer.listen(o.vault.controlSocketPath, node.#controlHandler(), o.logger);
+        const handler = o.configFile === undefined ? node.#controlHandler() : persistResourceChanges(node.#controlHandler(), o.configFile);
+        node.#control = await ControlServer.listen(o.vault.controlSocketPath, handler, o.logger);
       }
       if (o.metrics !== undefined) {
         const { MetricsServer } = await import('./metrics-server.js');

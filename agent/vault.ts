@@ -29,6 +29,7 @@ import { Secret } from '../protocol/secret.js';
 //   enrollment.json   relay URL, pinned relay certificate and authority, identifier, current
 //                     credential; mode 0600, replaced atomically (write a temp file, rename)
 //   control.sock      the running node's control socket (created by the node, not here)
+//   node.yaml         the node config when no --config is given (or node.json; agent/config-file.ts)
 //
 // DESIGN.md property 8: identity keys at rest with mode 0600. A key file that others can read is
 // refused rather than used, because using it would hide that the key may already be copied.

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { controlRequest } from '../agent/control-client.js';
 import type { ControlOp } from '../agent/control-server.js';
 import { AgentNode, type NodeStatus } from '../agent/node.js';
-import { checkPolicy, formatHostPort, loadNodeConfig, type NodeConfig, parseHostPort, parseName } from '../agent/node-config.js';
+import { NodeConfigFile } from '../agent/config-file.js';
+import { checkPolicy, formatHostPort, parseHostPort, parseName } from '../agent/node-config.js';
 import type { WicketError } from '../protocol/errors.js';
 import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
@@ -46,11 +47,14 @@ function printTable(header: string[], lines: string[][], empty: string): void {
 
 async function startNode(flags: { config?: string; metrics?: string } & JsonFlag, command: Command): Promise<void> {
   const globals = agentGlobals(command);
-  const metrics = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics', { allowPortZero: true });
-  const config: NodeConfig = flags.config !== undefined ? loadNodeConfig(flags.config) : { inlets: [], outlets: [] };
+  const metricsFlag = flags.metrics === undefined ? undefined : parseHostPort(flags.metrics, '--metrics', { allowPortZero: true });
   const vault = openVault(command);
+  // --config FILE, else node.yaml / node.json in the home; creates and deletes are recorded there.
+  const configFile = NodeConfigFile.choose(vault.home, flags.config);
+  const config = configFile.load();
+  const metrics = metricsFlag ?? config.metrics;
   const logger = createLogger('agent');
-  const node = await AgentNode.start({ vault, logger, config, insecure: globals.insecure, ...(metrics !== undefined ? { metrics } : {}) });
+  const node = await AgentNode.start({ vault, logger, config, configFile, insecure: globals.insecure, ...(metrics !== undefined ? { metrics } : {}) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (exitCode: number, reason: string): Promise<void> => {
@@ -80,7 +84,7 @@ async function startNode(flags: { config?: string; metrics?: string } & JsonFlag
     const status = node.status();
     const inlets = status.inlets.map((i) => ({ name: i.name, address: i.address, via: i.via }));
     const outlets = status.outlets.map((o) => ({ name: o.name, relay: o.relay, to: o.to }));
-    logger.info({ identifier: node.identifier, inlets, outlets }, 'node ready');
+    logger.info({ identifier: node.identifier, inlets, outlets, config: configFile.path }, 'node ready');
     if (flags.json === true) {
       printJson({ ready: true, identifier: node.identifier, inlets, outlets });
       return;
@@ -211,26 +215,37 @@ export function registerNodeCommands(program: Command): void {
   node
     .command('start')
     .description('Run the node in the foreground until SIGTERM/SIGINT; prints one line once connected to the relay')
-    .option('--config <file>', 'node.json listing outlets and inlets to run')
+    .option('--config <file>', 'node config (YAML or JSON) listing outlets and inlets; default: node.yaml (or node.json) in the agent home')
     .option('--json', 'print the ready line as JSON: {"ready": true, "identifier", "inlets", "outlets"}')
     .option('--metrics <host:port>', 'serve Prometheus metrics (GET /metrics) and GET /healthz on this address, e.g. 127.0.0.1:9464')
     .addHelpText(
       'after',
       `
-node.json:
+Node config (YAML, or JSON with the same fields; unknown fields are refused):
+  # /etc/wicket/node.yaml
+  metrics: 127.0.0.1:9464          # like --metrics (the flag wins)
+  outlets:
+    - { name: openai, to: "aoai.internal:443", tls: true, relay: openai, allow: openai-inlet }
+  inlets:
+    - { name: openai, from: "127.0.0.1:8443", via: openai, allow: openai-outlet }
+
   { "outlets": [{ "name": "openai", "to": "aoai.internal:443", "tls": true, "relay": "openai", "allow": "openai-inlet" }],
     "inlets":  [{ "name": "openai", "from": "127.0.0.1:8443", "via": "openai", "allow": "openai-outlet" }] }
 
+\`agent inlet/outlet create/delete\` record each change in this file (comments and the rest kept,
+written atomically, mode 0600), so a restart brings the resources back. Without --config the file
+is node.yaml or node.json in the agent home, made on the first create.
+
 Examples:
-  $ agent node start --config /etc/wicket/node.json
-  $ WICKET_HOME=/var/lib/wicket agent node start --json`,
+  $ agent node start --config /etc/wicket/node.yaml
+  $ WICKET_HOME=/var/lib/wicket agent node start --json      # runs /var/lib/wicket/node.yaml if there`,
     )
     .action(startNode);
 
   const outlet = program.command('outlet').description('Outlets: serve a relay name, forwarding to one fixed target');
   outlet
     .command('create')
-    .description('Add an outlet to the running node')
+    .description('Add an outlet to the running node and to its config file (it comes back after a restart)')
     .requiredOption('--to <host:port>', 'the fixed target every stream connects to')
     .option('--tls', 'open TLS to the target, verifying its certificate')
     .option('--tls-ca <file>', 'PEM CA certificate(s) for the target (default: system roots)')
@@ -272,7 +287,7 @@ Examples:
     });
   outlet
     .command('delete')
-    .description('Delete an outlet: unregisters its relay name and resets its live streams')
+    .description('Delete an outlet: unregisters its relay name, resets its live streams, removes it from the config file')
     .argument('<name>', 'the outlet name')
     .addHelpText('after', '\nExample:\n  $ agent outlet delete openai')
     .action(async (name: string, _flags: unknown, command: Command) => {
@@ -283,7 +298,7 @@ Examples:
   const inlet = program.command('inlet').description('Inlets: a local TCP port that reaches an outlet through the relay');
   inlet
     .command('create')
-    .description('Add an inlet to the running node; prints the address it listens on')
+    .description('Add an inlet to the running node and to its config file; prints the address it listens on')
     .requiredOption('--from <addr:port>', 'local address to listen on (port 0 picks a free port)')
     .requiredOption('--via <name>', 'relay name of the outlet to reach')
     .requiredOption('--allow <expr>', 'policy over the outlet: attr, attr=value, identifier=I…, and, or, not, ( )')
@@ -317,7 +332,7 @@ Examples:
     });
   inlet
     .command('delete')
-    .description('Delete an inlet: stops listening and resets its live connections')
+    .description('Delete an inlet: stops listening, resets its live connections, removes it from the config file')
     .argument('<name>', 'the inlet name')
     .addHelpText('after', '\nExample:\n  $ agent inlet delete openai')
     .action(async (name: string, _flags: unknown, command: Command) => {

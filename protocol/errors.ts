@@ -96,6 +96,7 @@ export const ERROR_CODES = {
   WICKET_ERR_RESOURCE_UNKNOWN: { num: 906, meaning: 'No inlet or outlet has that name.', fix: 'List resources with `agent inlet list` / `agent outlet list`.' },
   WICKET_ERR_TARGET_BUSY: { num: 909, meaning: 'The outlet already holds as many target connections as its limits allow (for this peer, or in all).', fix: 'Close idle connections or raise the outlet\'s --max-connections / --max-connections-per-peer; the new connection was reset, the others go on.' },
   WICKET_ERR_MEMBER_NOT_REVOKED: { num: 910, meaning: 'Reinstate was asked for a member that is not revoked.', fix: 'Only a revoked member can be reinstated; `agent member list` shows who is revoked.' },
+  WICKET_ERR_PERMISSION: { num: 911, meaning: 'A file or folder Wicket needs cannot be read or written by this user (EACCES, EPERM, a read-only filesystem).', fix: 'Check the owner and mode of the path the message names (`ls -l`); run as the user that owns it, or make it writable for that user.' },
   WICKET_ERR_TLS_TARGET: { num: 907, meaning: 'TLS to the outlet\'s target failed (certificate or name mismatch).', fix: 'Pass --tls-ca and --tls-servername matching the target\'s certificate.' },
   WICKET_ERR_CONTROL_REQUEST: { num: 920, meaning: 'A control-socket request is malformed, too long or names an unknown operation.', fix: 'Use the `agent` CLI to talk to the node; the request was refused and the node kept running.' },
   WICKET_ERR_STORE: { num: 908, meaning: 'The authority store failed.', fix: 'Check the relay data folder is writable and not corrupt.' },

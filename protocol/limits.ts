@@ -269,8 +269,13 @@ export const CONTROL_MAX_LINE = 64 * 1024;
 export const CONTROL_MAX_CLIENTS = 32;
 /** The CLI gives up on the node's answer after this. */
 export const CONTROL_REQUEST_TIMEOUT_MS = 15_000;
-/** node.json larger than this is refused before parsing. */
+/** A node config file (YAML or JSON) larger than this is refused before parsing. */
 export const NODE_CONFIG_MAX_BYTES = 1024 * 1024;
+/**
+ * YAML aliases a node config may expand (the yaml package's maxAliasCount): enough to share a
+ * policy string among many resources, far too few for a "billion laughs" expansion.
+ */
+export const NODE_CONFIG_MAX_YAML_ALIASES = 100;
 /**
  * Circuits the relay closed before their session attached (an `opened`/`close` race), remembered
  * so the session closes at once; only the newest matter (a session attaches within one loop turn).

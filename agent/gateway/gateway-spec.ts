@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import type { z as Zod } from 'zod';
+import { z, type z as Zod } from 'zod';
 import { type ErrorCode, wicketError } from '../../protocol/errors.js';
 import { GATEWAY_CONTENT_ENTRY_BYTES, GATEWAY_CONTENT_TOTAL_BYTES, GATEWAY_LEDGER_RETENTION_DAYS } from '../../protocol/limits.js';
 import { parsePolicy } from '../../protocol/policy.js';
@@ -27,20 +26,17 @@ import { isRelayName, RELAY_NAME_RULE } from '../../protocol/relay-names.js';
 //     "contentLog": { "path": "/var/log/wicket/content.jsonl", "redact": ["\\b\\d{3}-\\d{2}-\\d{4}\\b"] }
 //   }
 
-const require = createRequire(import.meta.url);
-
 const MAX_BACKENDS = 16;
 const MAX_LIMIT_RULES = 1_000;
 const MAX_PATH_LEN = 4_096;
 const MAX_RATE = 1_000_000_000;
 
 /**
- * zod is loaded, and the schema built, on the first gateway block validated: a node without a
- * gateway never holds them (their heap made every major GC on the data path slower — measured
- * 317 → 208 MB/s bulk through a plain TCP inlet).
+ * The schema is built on the first gateway block validated. (zod itself was once loaded here only,
+ * to keep its heap out of plain TCP agents; re-measured with the agents' --initial-old-space-size
+ * it costs nothing measurable, and node-config.ts now loads it: see agent-startup-modules.test.ts.)
  */
 function buildSchema() {
-  const { z } = require('zod') as { z: typeof Zod };
   const path = z.string().min(1).max(MAX_PATH_LEN).refine((p) => !p.includes('\0'), 'must not contain NUL');
   const name = z.string().refine(isRelayName, `must be a name (${RELAY_NAME_RULE})`);
   const rate = z.number().int().min(1).max(MAX_RATE);

@@ -6,12 +6,20 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../scripts/lib/local-processes.js';
 
 // A plain TCP agent must not load the gateway's libraries: their heap makes every major GC on the
-// data path slower (measured: bulk through an inlet fell by a third when node-config loaded zod).
-// `agent status` loads the same static module graph as `agent node start` (cli/agent.ts imports
-// every command and the node with it); only a gateway outlet, --metrics or `agent usage` may pull
-// these in, by dynamic import.
+// data path slower (measured once: bulk through an inlet fell by a third when node-config loaded
+// zod). `agent status` loads the same static module graph as `agent node start` (cli/agent.ts
+// imports every command and the node with it); only a gateway outlet, --metrics or `agent usage`
+// may pull these in, by dynamic import.
+//
+// zod is no longer on the list: node-config.ts validates every node config with it. That third
+// was measured before the agents ran with --initial-old-space-size=64; re-measured with zod
+// preloaded into every process of one side (`BENCH_AB_B_ARGS="--import=…/zod/index.js" npm run
+// bench:ab -- .`, TLS relays, 3 interleaved rounds), without → with: iperf3 1 stream 322 → 330 MB/s
+// (1.02×), CPU s/GB 4.97 → 4.78 (0.96×), 64 connections 35,669 → 36,433 req/s (1.02×), a new
+// connection per request 4,484 → 4,418/s (0.99×), p50 256 → 291 µs (1.14×, within the rounds'
+// spread of 237–310 µs). The `yaml` package (node configs in YAML) may load in a plain agent too.
 
-const GATEWAY_ONLY = ['zod', 'undici', '@azure/identity', '@azure/msal-node', 'prom-client', 'better-sqlite3', 'gpt-tokenizer'];
+const GATEWAY_ONLY = ['undici', '@azure/identity', '@azure/msal-node', 'prom-client', 'better-sqlite3', 'gpt-tokenizer'];
 
 describe('agent startup', () => {
   it('loads none of the gateway-only libraries', () => {
