@@ -6,6 +6,7 @@ import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
 import { formatHostPort, type HostPort, type InletSpec, inletSpecToJson } from './node-config.js';
 import type { ChannelContext } from './channel-context.js';
+import { ResourceTraffic, type TrafficTotals } from './resource-traffic.js';
 import { SecureSession } from './secure-session.js';
 import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
 
@@ -58,6 +59,7 @@ export class Inlet {
   readonly #server: Server;
   readonly #bridges = new Set<StreamBridge>();
   readonly #waiting = new Set<Socket>();
+  readonly #traffic = new ResourceTraffic();
   #session: SecureSession | undefined;
   #attempt: Promise<SecureSession> | undefined;
   /** The attempt keeps going while any waiting connection still has time left. */
@@ -150,7 +152,10 @@ export class Inlet {
       logger: this.#log,
       resource: this.spec.name,
       peer: session.peer?.identifier ?? 'unknown',
-      onClose: () => this.#bridges.delete(bridge),
+      onClose: () => {
+        this.#bridges.delete(bridge);
+        this.#traffic.closed(bridge);
+      },
     });
     this.#bridges.add(bridge);
     socket.resume();
@@ -240,6 +245,15 @@ export class Inlet {
     };
     if (session?.peer !== undefined) status.peer = session.peer.identifier;
     return status;
+  }
+
+  /** Streams and bytes since the inlet was made (metrics). */
+  traffic(): TrafficTotals {
+    return this.#traffic.totals(this.#bridges);
+  }
+
+  get listening(): boolean {
+    return this.#server.listening;
   }
 
   streams(): BridgeStatus[] {

@@ -1,12 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { wicketError } from '../protocol/errors.js';
 import { formatHostPort, type HostPort } from './node-config.js';
 
 // The agent's metrics address (`agent node start --metrics 127.0.0.1:9464`): Prometheus text at
-// GET /metrics from the node's prom-client registry, and GET /healthz. Nothing else is served;
-// it binds where the operator says (loopback by default in every example), never a wildcard by itself.
+// GET /metrics from the node's prom-client registry (with the process's default metrics), GET
+// /healthz (200 while the process serves) and GET /readyz (200 when the node is ready for
+// traffic, else 503 and one line why: node-readiness.ts). Nothing else is served; it binds where
+// the operator says (loopback by default in every example), never a wildcard by itself.
 
 export class MetricsServer {
   readonly #server: Server;
@@ -17,7 +19,9 @@ export class MetricsServer {
     this.address = address;
   }
 
-  static async listen(at: HostPort, registry: Registry): Promise<MetricsServer> {
+  /** `unreadiness`: why the node is not ready, or undefined when it is. */
+  static async listen(at: HostPort, registry: Registry, unreadiness: () => string | undefined): Promise<MetricsServer> {
+    collectDefaultMetrics({ register: registry });
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -28,8 +32,13 @@ export class MetricsServer {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
       }
+      if (path === '/readyz') {
+        const reason = unreadiness();
+        res.writeHead(reason === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(reason === undefined ? 'ready\n' : `not ready: ${reason}\n`);
+        return;
+      }
       if (path !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
         return;
       }
       registry.metrics().then(

@@ -23,6 +23,8 @@ import {
 } from './node-config.js';
 import { Outlet, type OutletStatus } from './outlet.js';
 import type { ChannelContext } from './channel-context.js';
+import type { ResourceMetrics } from './agent-metrics.js';
+import { RelayNameAcks, unreadiness } from './node-readiness.js';
 import { type IncomingCircuit, RelayClient, type RelayClientState } from './relay-client.js';
 import type { CircuitPort, SessionStatus } from './secure-session.js';
 import { SessionTable } from './session-table.js';
@@ -50,7 +52,7 @@ export interface AgentNodeOptions {
   control?: boolean;
   /** Where the control socket's inlet/outlet create/delete are recorded, to last across restarts. */
   configFile?: NodeConfigFile;
-  /** Serve Prometheus metrics (GET /metrics) and /healthz here. */
+  /** Serve Prometheus metrics (GET /metrics), /healthz and /readyz here. */
   metrics?: HostPort;
 }
 
@@ -79,8 +81,10 @@ export class AgentNode extends EventEmitter {
   readonly #context: ChannelContext;
   #control: ControlServer | undefined;
   #metricsServer: MetricsServer | undefined;
-  /** Every metric of this node (the gateway's today): made with --metrics or the first gateway outlet. */
-  #registry: Registry | undefined;
+  /** Every metric of this node (its own and its gateways'): made with --metrics or the first gateway outlet. */
+  #registry: Promise<Registry> | undefined;
+  /** Which outlet names the relay acknowledged on this connection (readiness). */
+  readonly #acks: RelayNameAcks;
   /** The usage ledger of the node's gateway outlets: opened with the first of them. */
   #ledger: UsageLedger | undefined;
   #stopped = false;
@@ -93,6 +97,7 @@ export class AgentNode extends EventEmitter {
     this.#now = o.now ?? Date.now;
     this.relay = new RelayClient({ vault: o.vault, logger: o.logger, insecure: o.insecure ?? false, now: this.#now });
     this.identifier = this.relay.identifier;
+    this.#acks = new RelayNameAcks(this.relay, (name) => this.#served.has(name));
     const enrollment = o.vault.requireEnrollment();
     const identity = o.vault.identity();
     const relay = this.relay;
@@ -142,7 +147,7 @@ export class AgentNode extends EventEmitter {
       }
       if (o.metrics !== undefined) {
         const { MetricsServer } = await import('./metrics-server.js');
-        node.#metricsServer = await MetricsServer.listen(o.metrics, await node.#metricsRegistry());
+        node.#metricsServer = await MetricsServer.listen(o.metrics, await node.#metricsRegistry(), () => node.unreadiness());
       }
       // Inlets listen before the relay is up: apps can connect at once and wait for the path.
       for (const spec of o.config?.inlets ?? []) await node.addInlet(spec);
@@ -202,7 +207,7 @@ export class AgentNode extends EventEmitter {
     this.#outlets.set(spec.name, outlet);
     this.#served.set(spec.relay, outlet);
     try {
-      await this.relay.register(spec.relay);
+      await this.#acks.register(spec.relay);
     } catch (err) {
       this.#outlets.delete(spec.name);
       this.#served.delete(spec.relay);
@@ -218,6 +223,7 @@ export class AgentNode extends EventEmitter {
     if (outlet === undefined) throw wicketError('WICKET_ERR_RESOURCE_UNKNOWN', `no outlet named ${name}`);
     this.#outlets.delete(name);
     this.#served.delete(outlet.spec.relay);
+    this.#acks.forget(outlet.spec.relay);
     outlet.stop();
     try {
       await this.relay.unregister(outlet.spec.relay);
@@ -254,6 +260,11 @@ export class AgentNode extends EventEmitter {
     };
     if (this.#metricsServer !== undefined) status.metrics = this.#metricsServer.address;
     return status;
+  }
+
+  /** Why the node is not ready for traffic now (node-readiness.ts), or undefined when it is. */
+  unreadiness(): string | undefined {
+    return unreadiness({ stopping: this.#stopped, relay: this.relay, acks: this.#acks, inlets: this.#inlets.values(), outlets: this.#outlets.values() });
   }
 
   /** Clean shutdown: stop listening, reset live streams, close channels, leave the relay. */
@@ -293,11 +304,17 @@ export class AgentNode extends EventEmitter {
     return AzureGateway.open(spec.name, spec.gateway!, host);
   }
 
-  async #metricsRegistry(): Promise<Registry> {
-    if (this.#registry === undefined) {
-      const { Registry } = await import('prom-client');
-      this.#registry ??= new Registry();
-    }
+  #metricsRegistry(): Promise<Registry> {
+    this.#registry ??= (async () => {
+      const [{ Registry }, { AgentMetrics }] = await Promise.all([import('prom-client'), import('./agent-metrics.js')]);
+      const registry = new Registry();
+      const resources = (): ResourceMetrics[] => [
+        ...[...this.#inlets.values()].map((i) => ({ kind: 'inlet' as const, name: i.spec.name, traffic: i.traffic() })),
+        ...[...this.#outlets.values()].map((o) => ({ kind: 'outlet' as const, name: o.spec.name, traffic: o.traffic() })),
+      ];
+      new AgentMetrics(registry, { relay: this.relay, sessions: this.#sessions, resources, unreadiness: () => this.unreadiness() });
+      return registry;
+    })();
     return this.#registry;
   }
 
@@ -327,12 +344,12 @@ export class AgentNode extends EventEmitter {
   /**
    * Ready = connected with every outlet's name registered, so a peer can reach us the moment we
    * say so. The relay client re-registers names itself on connect; registering again here is
-   * idempotent at the relay and gives us the acknowledgement to wait for. A refused name is
-   * logged (registration-failed) and does not hold readiness back.
+   * idempotent at the relay and gives us the acknowledgement to wait for (on every connection:
+   * GET /readyz counts this connection's). A refused name is logged (registration-failed) and
+   * does not hold 'ready' back; /readyz reports it.
    */
   async #onConnected(): Promise<void> {
-    if (this.#ready) return;
-    await Promise.allSettled([...this.#served.keys()].map((name) => this.relay.register(name)));
+    await Promise.allSettled([...this.#served.keys()].map((name) => this.#acks.register(name)));
     if (this.#ready || this.#stopped || !this.relay.connected) return;
     this.#ready = true;
     this.emit('ready');

@@ -11,6 +11,7 @@ import type { GatewayServer, GatewayStatus } from './gateway/azure-gateway.js';
 import { formatHostPort, type HostPort, type OutletSpec, outletSpecToJson } from './node-config.js';
 import type { ChannelContext } from './channel-context.js';
 import { ConnectionShares, type ShareRefusal } from './connection-shares.js';
+import { ResourceTraffic, type TrafficTotals } from './resource-traffic.js';
 import { SecureSession } from './secure-session.js';
 import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
 
@@ -58,6 +59,7 @@ export class Outlet {
   readonly #sessions = new Set<SecureSession>();
   readonly #bridges = new Set<StreamBridge>();
   readonly #connecting = new Set<Socket>();
+  readonly #traffic = new ResourceTraffic();
   readonly #shares: ConnectionShares;
   readonly #gateway: GatewayServer | undefined;
   /** Streams refused at a limit since a slot was last freed: one warning per episode, not per stream. */
@@ -164,6 +166,7 @@ export class Outlet {
           resetSocket: connected.reset,
           onClose: () => {
             this.#bridges.delete(bridge);
+            this.#traffic.closed(bridge);
             release();
           },
         });
@@ -265,6 +268,11 @@ export class Outlet {
     };
     if (gateway !== undefined) status.gateway = gateway;
     return status;
+  }
+
+  /** Streams and bytes bridged to the target since the outlet was made (metrics; not gateway streams). */
+  traffic(): TrafficTotals {
+    return this.#traffic.totals(this.#bridges);
   }
 
   streams(): BridgeStatus[] {

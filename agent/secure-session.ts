@@ -142,6 +142,11 @@ export class SecureSession extends EventEmitter {
     return this.#lifecycle.is('open');
   }
 
+  /** The handshake finished (still true once closed): a channel closed without it failed its handshake. */
+  get wasOpened(): boolean {
+    return this.#channel !== undefined;
+  }
+
   /** Starts the handshake. The initiator sends message 1; the responder waits for it. */
   start(): void {
     if (!this.#lifecycle.is('handshake') || this.#handshake !== undefined) return; // closed before it started

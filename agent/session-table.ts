@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../protocol/errors.js';
+import type { ErrorCode, WicketError } from '../protocol/errors.js';
 import { CLOSED_EARLY_CIRCUITS_KEPT } from '../protocol/limits.js';
 import type { SecureSession } from './secure-session.js';
 
@@ -10,17 +10,24 @@ export class SessionTable {
   readonly #sessions = new Map<number, SecureSession>();
   /** Circuits the relay closed before a session was attached (an `opened`/`close` race). */
   readonly #closedEarly = new Map<number, ErrorCode>();
+  /** Told of every session that closes, with why (the node's metrics count failed handshakes). */
+  readonly #closedListeners: ((session: SecureSession, error: WicketError) => void)[] = [];
 
   add(session: SecureSession): void {
     const early = this.#closedEarly.get(session.circuit);
     this.#sessions.set(session.circuit, session);
-    session.once('closed', () => {
+    session.once('closed', (error: WicketError) => {
       if (this.#sessions.get(session.circuit) === session) this.#sessions.delete(session.circuit);
+      for (const listener of this.#closedListeners) listener(session, error);
     });
     if (early !== undefined) {
       this.#closedEarly.delete(session.circuit);
       session.circuitClosed(early);
     }
+  }
+
+  onSessionClosed(listener: (session: SecureSession, error: WicketError) => void): void {
+    this.#closedListeners.push(listener);
   }
 
   get size(): number {

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { parseListenAddress, DEFAULT_LISTEN, urlHostPort } from '../relay/listen-address.js';
+import { parseMetricsFrom } from '../relay/metrics-access.js';
 import { startRelay, type RelayTlsMode } from '../relay/server.js';
 import { usageError } from './cli-errors.js';
 import { createLogger } from './logger.js';
@@ -27,6 +28,7 @@ interface StartFlags {
   insecure?: boolean;
   json?: boolean;
   tap?: string;
+  metricsFrom?: string;
 }
 
 function tlsModeOf(flags: StartFlags): RelayTlsMode | undefined {
@@ -51,12 +53,16 @@ export function registerStartCommand(program: Command): void {
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--insecure', 'allow plain ws:// on a non-loopback address')
     .option('--json', 'print one JSON line {url, authority, adminTicket?, fingerprint?} once listening')
+    .option('--metrics-from <cidr,...|any>', 'who may GET /metrics on the relay port: addresses or CIDR ranges, comma-separated, or any (default: loopback only)')
     .addOption(new Option('--tap <file>', 'test only: append every received frame to FILE').hideHelp())
     .addHelpText(
       'after',
       `
 Off loopback the relay serves TLS with a self-signed certificate made once in the data folder;
 its fingerprint goes in every ticket, so agents pin it.
+
+The same port answers plain GET /healthz, /readyz and /metrics (Prometheus); /metrics only to
+loopback unless --metrics-from allows more (e.g. --metrics-from 10.0.0.0/8,127.0.0.1).
 
 Examples:
   $ relay start                                   # ws://127.0.0.1:7400, data in ~/.wicket-relay
@@ -66,6 +72,7 @@ Examples:
     .action(async (flags: StartFlags) => {
       const listen = parseListenAddress(flags.listen);
       const tls = tlsModeOf(flags);
+      const metricsAccess = flags.metricsFrom === undefined ? undefined : parseMetricsFrom(flags.metricsFrom);
       const dataDir = dataDirOf(flags.data);
       const tapFile = flags.tap ?? (process.env.WICKET_RELAY_TAP || undefined);
       const logger = createLogger('relay');
@@ -77,6 +84,7 @@ Examples:
         ...(tls === undefined ? {} : { tls }),
         insecure: flags.insecure === true,
         ...(tapFile === undefined ? {} : { tapFile }),
+        ...(metricsAccess === undefined ? {} : { metricsAccess }),
       });
 
       const lines: string[] = [];

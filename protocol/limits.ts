@@ -201,6 +201,14 @@ export const AUDIT_LIST_DEFAULT = 100;
 export const AUDIT_LIST_MAX = 1_000;
 /** SQLite waits this long for a lock held by another process (relay and `relay ticket create`). */
 export const STORE_BUSY_TIMEOUT_MS = 5_000;
+/**
+ * Plain HTTP on the relay's port (/healthz, /readyz, /metrics, and the upgrade request itself):
+ * a client gets this long for its whole request (and a TLS client as long for its handshake); a
+ * request head over this size is refused (431). A scraper needs milliseconds, so a slow or silent
+ * client holds a socket for seconds, not minutes.
+ */
+export const RELAY_HTTP_TIMEOUT_MS = 10_000;
+export const RELAY_HTTP_MAX_HEADER_BYTES = 16 * 1024;
 
 // --- agent relay client and vault ---
 /**

@@ -5,6 +5,7 @@ import type { FlowControl } from './flow-control.js';
 import type { Keepalive } from './keepalive.js';
 import type { LiveConnections } from './live-connections.js';
 import type { RefusalLog } from './refusal-log.js';
+import type { ConnectionCounts } from './relay-counters.js';
 import type { Revocation } from './revocation.js';
 import type { Router } from './router.js';
 import type { RelaySettings } from './settings.js';
@@ -20,6 +21,7 @@ export interface ConnectionServices {
   readonly admin: AdminOps;
   readonly connections: LiveConnections;
   readonly refusals: RefusalLog;
+  readonly counters: ConnectionCounts;
   readonly settings: RelaySettings;
   readonly logger: Logger;
   readonly tap?: FrameTap;

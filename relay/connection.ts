@@ -14,6 +14,7 @@ import type { MemberRecord } from './authority/store.js';
 import { proveAuth, proveEnroll, type ProvenEnroll } from './connection-auth.js';
 import type { ConnectionServices } from './connection-services.js';
 import type { FailOptions, PeerIdentity, RelayPeer } from './peer.js';
+import type { HandshakeKind, HandshakeOutcome } from './relay-counters.js';
 
 // One agent's WebSocket, as an explicit state machine (protocol/README.md, "Relay behaviour"):
 //
@@ -67,6 +68,9 @@ export class RelayConnection implements RelayPeer {
   #refreshTimer: NodeJS.Timeout | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** What the peer's first message asked for, and whether its outcome was counted (once). */
+  #handshakeKind: HandshakeKind = 'auth';
+  #handshakeCounted = false;
 
   constructor(ws: WebSocket, socket: Socket, remote: string, services: ConnectionServices) {
     this.#ws = ws;
@@ -154,6 +158,7 @@ export class RelayConnection implements RelayPeer {
     if (error.code === 'WICKET_ERR_INTERNAL') this.#logger.error({ err }, 'internal error on a connection');
     else if (this.#auth.state === 'authenticated') this.#logger.info({ code: error.code, reason: error.message }, 'connection closed by the relay');
     else {
+      this.#countHandshake(error.code);
       const identifier = this.#auth.state === 'authenticating' ? this.#auth.identifier : undefined;
       this.#services.refusals.refused({ code: error.code, reason: error.message, remote: this.#remote, conn: this.id, ...(identifier === undefined ? {} : { identifier }) });
     }
@@ -173,7 +178,10 @@ export class RelayConnection implements RelayPeer {
   // --- inbound -------------------------------------------------------------------------------
 
   #onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.#auth.state === 'closed') return;
+    if (this.#auth.state === 'closed') {
+      if (data[0] === FRAME_DATA) this.#services.counters.dropped('connection_closed');
+      return;
+    }
     this.#services.keepalive.heard(this);
     this.#bytesIn += data.length;
     this.#services.tap?.record(data);
@@ -202,7 +210,10 @@ export class RelayConnection implements RelayPeer {
     }
     const frame = decodeFrameFromAgent(data);
     // Authenticated DATA took the hot path above.
-    if (frame.kind === 'data') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'DATA frame before authentication');
+    if (frame.kind === 'data') {
+      this.#services.counters.dropped('before_auth');
+      throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'DATA frame before authentication');
+    }
     const message = frame.message;
     if (auth.state === 'awaiting-auth') return this.#beginAuth(message);
     this.#services.flow.beforeControl(this);
@@ -238,6 +249,7 @@ export class RelayConnection implements RelayPeer {
       return;
     }
     if (message.t === 'enroll') {
+      this.#handshakeKind = 'enroll';
       const proven = proveEnroll(message, this.#challenge);
       this.#bindKey(proven.publicKey);
       this.#awaitMember(this.#redeem(proven), undefined);
@@ -280,6 +292,7 @@ export class RelayConnection implements RelayPeer {
     const credential = this.#services.authority.issueCredential(member);
     this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
     this.#sendNow({ t: 'welcome', identifier: member.identifier, credential: base64url(credential.encoded) });
+    this.#countHandshake('ok');
     // Synchronous with the welcome: no revocation push can fall between the re-sync and the pushes.
     // They count against the buffer cap like any reply.
     if (revocationsAfter !== undefined) {
@@ -353,6 +366,12 @@ export class RelayConnection implements RelayPeer {
 
   // --- closing -------------------------------------------------------------------------------
 
+  #countHandshake(outcome: HandshakeOutcome): void {
+    if (this.#handshakeCounted) return;
+    this.#handshakeCounted = true;
+    this.#services.counters.handshake(this.#handshakeKind, outcome);
+  }
+
   #enter(next: AuthState): void {
     checkTransition(`relay connection ${this.id}`, CONNECTION_TRANSITIONS, this.#auth.state, next.state);
     this.#auth = next;
@@ -380,7 +399,8 @@ export class RelayConnection implements RelayPeer {
     services.flow.forget(this);
     services.keepalive.forget(this);
     services.connections.remove(this);
-    if (auth.state !== 'authenticated') return; // a refused login was logged once, by fail() (rate-bounded)
+    // A refused login was counted and logged once, by fail() (rate-bounded); a peer that left is counted here.
+    if (auth.state !== 'authenticated') return this.#countHandshake('abandoned');
     const durationMs = Math.round(performance.now() - this.#openedAt);
     this.#logger.info({ bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs, peerCloseCode }, 'connection closed');
     void services.authority.audit('disconnect', auth.member.identifier, { connection: this.id, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs });

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
 import type { RelayPeer } from './peer.js';
+import type { FlowCounts } from './relay-counters.js';
 import type { RelaySettings } from './settings.js';
 
 // Forwarding with bounded memory (protocol/README.md, "Relay behaviour"). A destination whose
@@ -28,13 +29,18 @@ export class FlowControl {
   constructor(
     private readonly settings: RelaySettings,
     private readonly logger: Logger,
+    private readonly counts: FlowCounts,
   ) {}
 
   /** Sends `frame` (the very Buffer that arrived) to `destination`, pausing `source` if it must. */
   forward(source: RelayPeer, destination: RelayPeer, frame: Buffer): void {
     const queued = destination.bufferedAmount + frame.length;
     destination.forward(frame, queued > this.settings.lowWaterBytes);
-    if (this.#overCap(destination, queued)) return;
+    if (this.#overCap(destination, queued)) {
+      this.counts.dropped('destination_overloaded');
+      return;
+    }
+    this.counts.forwarded(frame.length);
     if (queued > this.settings.highWaterBytes) this.#pause(source, destination, queued);
   }
 
@@ -84,6 +90,7 @@ export class FlowControl {
     if (queued <= this.settings.hardCapBytes) return false;
     this.logger.warn({ conn: destination.id, identifier: destination.identity?.identifier, queued }, 'peer over its buffer cap; dropping it');
     destination.fail(wicketError('WICKET_ERR_RELAY_OVERLOADED', `connection queued ${queued} bytes without reading`));
+    this.counts.peerDropped('overloaded');
     return true;
   }
 
@@ -102,6 +109,7 @@ export class FlowControl {
     }
     if (by.size === 0) {
       source.pauseReading();
+      this.counts.paused(source === destination ? 'own_queue' : 'destination_full');
       this.logger.debug({ conn: source.id, by: destination.id, queued }, source === destination ? 'peer paused (it does not read its replies)' : 'source paused (destination full)');
     }
     by.add(destination);

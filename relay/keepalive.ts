@@ -5,6 +5,7 @@ import { Liveness } from '../protocol/liveness.js';
 import type { FlowControl } from './flow-control.js';
 import type { LiveConnections } from './live-connections.js';
 import type { RelayPeer } from './peer.js';
+import type { KeepaliveCounts, PeerDropReason } from './relay-counters.js';
 import type { RelaySettings } from './settings.js';
 
 // Keepalive: on one sweep timer (settings.keepaliveSweepMs), two rules per connection, so a dead
@@ -35,6 +36,7 @@ export class Keepalive {
     private readonly flow: FlowControl,
     private readonly settings: RelaySettings,
     private readonly logger: Logger,
+    private readonly counts: KeepaliveCounts,
   ) {}
 
   start(): void {
@@ -79,7 +81,7 @@ export class Keepalive {
       if (peer.bufferedAmount <= this.settings.highWaterBytes) times.progressAt = now;
       const stalledMs = now - times.progressAt;
       if (stalledMs >= this.settings.keepaliveDeadAfterMs) {
-        this.#drop(peer, wicketError('WICKET_ERR_RELAY_OVERLOADED', `read nothing of its ${peer.bufferedAmount} queued bytes for ${Math.round(stalledMs)} ms`), 'peer stopped reading; dropping it');
+        this.#drop(peer, 'stalled', wicketError('WICKET_ERR_RELAY_OVERLOADED', `read nothing of its ${peer.bufferedAmount} queued bytes for ${Math.round(stalledMs)} ms`), 'peer stopped reading; dropping it');
         continue;
       }
       const readingPaused = this.flow.pausedByOthers(peer) || this.flow.pausedByOwnQueue(peer);
@@ -87,13 +89,14 @@ export class Keepalive {
       if (verdict === 'ping') peer.ping();
       else if (verdict === 'dead') {
         const silentMs = Math.round(times.liveness.silentFor(now));
-        this.#drop(peer, wicketError('WICKET_ERR_RELAY_TIMEOUT', `no frame, ping or pong for ${silentMs} ms`), 'peer silent; dropping it');
+        this.#drop(peer, 'silent', wicketError('WICKET_ERR_RELAY_TIMEOUT', `no frame, ping or pong for ${silentMs} ms`), 'peer silent; dropping it');
       }
     }
   }
 
-  #drop(peer: RelayPeer, err: WicketError, why: string): void {
+  #drop(peer: RelayPeer, reason: PeerDropReason, err: WicketError, why: string): void {
     this.logger.info({ conn: peer.id, identifier: peer.identity?.identifier, code: err.code, queued: peer.bufferedAmount }, why);
+    this.counts.peerDropped(reason);
     peer.fail(err, { terminate: true });
   }
 }

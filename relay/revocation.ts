@@ -6,6 +6,7 @@ import type { Authority } from './authority/authority.js';
 import type { RevocationEvent } from './authority/store.js';
 import type { LiveConnections } from './live-connections.js';
 import type { RelayPeer } from './peer.js';
+import type { RevocationCounts } from './relay-counters.js';
 
 // Revocation that bites (DESIGN.md property 5). The store's revocation events (revoke, reinstate)
 // are the one sequence everybody follows, in seq order:
@@ -44,6 +45,7 @@ export class Revocation {
     private readonly connections: LiveConnections,
     private readonly pollMs: number,
     private readonly logger: Logger,
+    private readonly counts: RevocationCounts,
   ) {}
 
   /** Loads the events that still matter and starts polling the store. */
@@ -119,6 +121,7 @@ export class Revocation {
         peer.fail(wicketError('WICKET_ERR_REVOKED', `${event.identifier} was revoked`), { circuitCode: 'WICKET_ERR_REVOKED' });
       }
     }
+    this.counts.revocationApplied(event.kind);
     const message = this.#messageFor(event);
     for (const peer of this.connections.all()) {
       if (peer.isOpen && peer.identity?.identifier !== event.identifier) peer.send(message);

@@ -4,6 +4,7 @@ import { MAX_RELAY_NAME_LEN } from '../protocol/limits.js';
 import { relayNamesOf } from '../protocol/relay-names.js';
 import type { FlowControl } from './flow-control.js';
 import type { RelayPeer } from './peer.js';
+import type { DropCounts } from './relay-counters.js';
 import type { RelaySettings } from './settings.js';
 
 // Names and circuits (protocol/README.md, "Relay behaviour"). A relay name maps to the live peers
@@ -50,10 +51,16 @@ export class Router {
     private readonly flow: FlowControl,
     private readonly settings: RelaySettings,
     private readonly logger: Logger,
+    private readonly counts: DropCounts,
   ) {}
 
   get circuitCount(): number {
     return this.#circuits.size;
+  }
+
+  /** Relay names with at least one live server (metrics). */
+  get nameCount(): number {
+    return this.#names.size;
   }
 
   /** Live servers of a name (for tests and status). */
@@ -138,7 +145,10 @@ export class Router {
   /** A DATA frame from `source`. Unknown circuit: dropped (a race with close). Someone else's: violation. */
   forward(source: RelayPeer, circuitId: number, frame: Buffer): void {
     const circuit = this.#circuits.get(circuitId);
-    if (circuit === undefined) return;
+    if (circuit === undefined) {
+      this.counts.dropped('unknown_circuit');
+      return;
+    }
     if (circuit.opener === source) {
       circuit.bytesToServer += frame.length;
       this.flow.forward(source, circuit.server, frame);
@@ -146,6 +156,7 @@ export class Router {
       circuit.bytesToOpener += frame.length;
       this.flow.forward(source, circuit.opener, frame);
     } else {
+      this.counts.dropped('not_circuit_member');
       throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `DATA on circuit ${circuitId}, which this connection is not part of`);
     }
   }

@@ -1,8 +1,9 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
@@ -21,6 +22,10 @@ import { FlowControl } from './flow-control.js';
 import { Keepalive } from './keepalive.js';
 import { DEFAULT_LISTEN, hostOfUrl, isLoopbackHost, isWildcardHost, urlHostPort, type ListenAddress } from './listen-address.js';
 import { LiveConnections } from './live-connections.js';
+import { LOOPBACK_METRICS_ACCESS, type MetricsAccess } from './metrics-access.js';
+import { RelayCounters } from './relay-counters.js';
+import { boundPlainHttp, plainHttpOptions, relayHttpHandler } from './relay-http.js';
+import { relayMetricsRegistry } from './relay-metrics.js';
 import { Revocation, type RevocationResult } from './revocation.js';
 import { Router } from './router.js';
 import { relaySettings, type RelaySettings } from './settings.js';
@@ -29,7 +34,8 @@ import { RELAY_TLS_CIPHERS, RELAY_TLS_MIN_VERSION } from '../protocol/relay-tls.
 import { loadOrCreateSelfSigned, loadTlsFiles, type RelayTlsMaterial } from './tls.js';
 
 // `relay start` as a function: opens the data folder (authority key, store, TLS material), listens,
-// and wires every accepted WebSocket to a RelayConnection. The CLI (cli/relay-start.ts) and the
+// wires every accepted WebSocket to a RelayConnection, and answers plain GETs (relay-http.ts:
+// /healthz, /readyz, /metrics) on the same port. The CLI (cli/relay-start.ts) and the
 // tests both call startRelay; nothing here prints.
 
 /**
@@ -55,6 +61,8 @@ export interface RelayOptions {
   readonly settings?: Partial<RelaySettings>;
   /** Another store implementation; default SQLite in the data folder. */
   readonly store?: AuthorityStore;
+  /** Who may GET /metrics on the relay's port (default: loopback only; `--metrics-from`). */
+  readonly metricsAccess?: MetricsAccess;
 }
 
 export interface RunningRelay {
@@ -141,11 +149,12 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   }
 
   const connections = new LiveConnections();
-  const flow = new FlowControl(settings, logger.child({ component: 'flow' }));
-  const router = new Router(flow, settings, logger.child({ component: 'router' }));
-  const revocation = new Revocation(authority, connections, settings.revocationPollMs, logger.child({ component: 'revocation' }));
+  const counters = new RelayCounters();
+  const flow = new FlowControl(settings, logger.child({ component: 'flow' }), counters);
+  const router = new Router(flow, settings, logger.child({ component: 'router' }), counters);
+  const revocation = new Revocation(authority, connections, settings.revocationPollMs, logger.child({ component: 'revocation' }), counters);
   const admin = new AdminOps(authority, revocation, connections, logger.child({ component: 'admin' }));
-  const keepalive = new Keepalive(connections, flow, settings, logger.child({ component: 'keepalive' }));
+  const keepalive = new Keepalive(connections, flow, settings, logger.child({ component: 'keepalive' }), counters);
   const refusals = new RefusalLog(logger.child({ component: 'connection' }));
   const tap = options.tapFile === undefined ? undefined : new FrameTap(options.tapFile);
   const services: ConnectionServices = {
@@ -157,15 +166,35 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     admin,
     connections,
     refusals,
+    counters,
     settings,
     logger: logger.child({ component: 'connection' }),
     ...(tap === undefined ? {} : { tap }),
   };
 
-  const onPlainRequest = (_req: IncomingMessage, res: ServerResponse): void => {
-    res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wicket relay: WebSocket only\n');
-  };
-  const server: Server = tls === undefined ? createHttpServer(onPlainRequest) : createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: RELAY_TLS_MIN_VERSION, ciphers: RELAY_TLS_CIPHERS, honorCipherOrder: true }, onPlainRequest);
+  let closing: Promise<void> | undefined;
+  let registry: Registry | undefined;
+  const onPlainRequest = relayHttpHandler({
+    metricsAccess: options.metricsAccess ?? LOOPBACK_METRICS_ACCESS,
+    // Made on the first scrape: a relay nobody scrapes runs no collectors.
+    registry: () => (registry ??= relayMetricsRegistry({ counters, connections, router })),
+    readiness: async () => {
+      if (closing !== undefined) return 'the relay is shutting down';
+      if (!server.listening) return 'not listening';
+      // The store must answer, not merely be open: this is the read every login starts with.
+      await store.lastRevocationSeq();
+      return closing === undefined ? undefined : 'the relay is shutting down';
+    },
+  });
+  const httpOptions = plainHttpOptions(settings.httpTimeoutMs);
+  const server: Server =
+    tls === undefined
+      ? createHttpServer(httpOptions, onPlainRequest)
+      : createHttpsServer(
+          { ...httpOptions, cert: tls.cert, key: tls.key, minVersion: RELAY_TLS_MIN_VERSION, ciphers: RELAY_TLS_CIPHERS, honorCipherOrder: true, handshakeTimeout: settings.httpTimeoutMs },
+          onPlainRequest,
+        );
+  boundPlainHttp(server, settings.httpTimeoutMs);
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -224,7 +253,6 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   keepalive.start();
   logger.info({ url, authority: authority.identifier, fingerprint: fingerprint?.toString('hex'), firstStart: created }, 'relay listening');
 
-  let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       keepalive.stop();

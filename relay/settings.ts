@@ -7,6 +7,7 @@ import {
   RELAY_CLOSE_GRACE_MS,
   RELAY_HARD_CAP_BYTES,
   RELAY_HIGH_WATER_BYTES,
+  RELAY_HTTP_TIMEOUT_MS,
   RELAY_LOW_WATER_BYTES,
   REVOCATION_POLL_INTERVAL_MS,
 } from '../protocol/limits.js';
@@ -25,6 +26,8 @@ export interface RelaySettings {
   readonly maxCircuitsPerConnection: number;
   readonly revocationPollMs: number;
   readonly closeGraceMs: number;
+  /** A plain HTTP request (or a TLS handshake) must be complete within this (relay-http.ts). */
+  readonly httpTimeoutMs: number;
 }
 
 export const DEFAULT_RELAY_SETTINGS: RelaySettings = {
@@ -38,6 +41,7 @@ export const DEFAULT_RELAY_SETTINGS: RelaySettings = {
   maxCircuitsPerConnection: MAX_CIRCUITS_PER_CONNECTION,
   revocationPollMs: REVOCATION_POLL_INTERVAL_MS,
   closeGraceMs: RELAY_CLOSE_GRACE_MS,
+  httpTimeoutMs: RELAY_HTTP_TIMEOUT_MS,
 };
 
 export function relaySettings(overrides: Partial<RelaySettings> = {}): RelaySettings {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { wicketError } from '../../protocol/errors.js';
 import { RELAYS_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { FlowControl } from '../../relay/flow-control.js';
+import { RelayCounters } from '../../relay/relay-counters.js';
 import { Router } from '../../relay/router.js';
 import { relaySettings } from '../../relay/settings.js';
 import { identifierFor } from '../helpers/identifier.js';
@@ -13,8 +14,8 @@ import { FakePeer } from './fake-peer.js';
 
 const quiet = pino({ level: 'silent' });
 
-function router(settings = relaySettings()): Router {
-  return new Router(new FlowControl(settings, quiet), settings, quiet);
+function router(settings = relaySettings(), counters = new RelayCounters()): Router {
+  return new Router(new FlowControl(settings, quiet, counters), settings, quiet, counters);
 }
 
 const outletPeer = (n: number, names = 'svc'): FakePeer => new FakePeer(identifierFor(n), { [RELAYS_ATTRIBUTE]: names });
@@ -62,7 +63,8 @@ describe('router', () => {
   });
 
   it('forwards DATA both ways as the same Buffer, drops an unknown circuit, and throws for a stranger', () => {
-    const r = router();
+    const counters = new RelayCounters();
+    const r = router(relaySettings(), counters);
     const outlet = outletPeer(1);
     const inlet = inletPeer(2);
     const stranger = inletPeer(3);
@@ -77,6 +79,8 @@ describe('router', () => {
     expect(inlet.forwarded[0]!.frame).toBe(down);
     r.forward(inlet, circuit + 100, Buffer.from('late'));
     expect(() => r.forward(stranger, circuit, Buffer.from('x'))).toThrow(/WICKET_ERR_RELAY_PROTOCOL/);
+    expect(counters.framesDropped()).toMatchObject({ unknown_circuit: 1, not_circuit_member: 1 });
+    expect([counters.framesForwarded, counters.bytesForwarded]).toEqual([2, up.length + down.length]);
   });
 
   it('round robin over live servers, skipping the ones the opener avoids, and saying when only those are left', () => {
