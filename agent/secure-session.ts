@@ -238,7 +238,10 @@ export class SecureSession extends EventEmitter {
       { code: 'WICKET_ERR_POLICY_DENIED', peer: peer.identifier, attributes: peer.attributes, policy: this.#options.policy.source },
       'peer refused by policy',
     );
-    this.close('WICKET_ERR_POLICY_DENIED', `peer ${peer.identifier} does not satisfy ${JSON.stringify(this.#options.policy.source)}`);
+    // Attributes are the public claims of the peer's credential (what `member list` shows): naming
+    // them is what lets the operator see which one is missing.
+    const attributes = Object.entries(peer.attributes).map(([key, value]) => (value === 'true' ? key : `${key}=${value}`));
+    this.close('WICKET_ERR_POLICY_DENIED', `peer ${peer.identifier} with attributes [${attributes.join(', ')}] does not satisfy the policy ${JSON.stringify(this.#options.policy.source)}`);
     return false;
   }
 

@@ -4,6 +4,7 @@ import { registerEnrollCommand } from './agent-enroll.js';
 import { registerNodeCommands } from './agent-node.js';
 import { registerUsageCommand } from './agent-usage.js';
 import { runCli } from './cli-errors.js';
+import { chooseLogLevel, LOG_LEVELS } from './logger.js';
 
 // The `agent` program (bin/agent.js runs this file through tsx). One file per command group:
 //   agent-enroll.ts  enroll
@@ -15,6 +16,8 @@ const program = new Command('agent')
   .description('Wicket agent: enroll, run inlets and outlets, administer the project')
   .option('--home <dir>', 'agent home: identity, enrollment, control socket (default $WICKET_HOME or ~/.wicket)')
   .option('--insecure', 'allow plain ws:// to a relay that is not on loopback')
+  .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (default $WICKET_LOG_LEVEL, else info for the node and warn for other commands)`)
+  .hook('preAction', (root) => chooseLogLevel(root.opts<{ logLevel?: string }>().logLevel))
   .showHelpAfterError(false)
   .addHelpText(
     'after',

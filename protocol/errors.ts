@@ -99,6 +99,7 @@ export const ERROR_CODES = {
   WICKET_ERR_TLS_TARGET: { num: 907, meaning: 'TLS to the outlet\'s target failed (certificate or name mismatch).', fix: 'Pass --tls-ca and --tls-servername matching the target\'s certificate.' },
   WICKET_ERR_CONTROL_REQUEST: { num: 920, meaning: 'A control-socket request is malformed, too long or names an unknown operation.', fix: 'Use the `agent` CLI to talk to the node; the request was refused and the node kept running.' },
   WICKET_ERR_STORE: { num: 908, meaning: 'The authority store failed.', fix: 'Check the relay data folder is writable and not corrupt.' },
+  WICKET_ERR_PERMISSION: { num: 925, meaning: 'This user may not read or write a file or folder Wicket needs (EACCES/EPERM): the agent home, its files or the relay data folder.', fix: 'Run as the user that owns the path the message names, or give that user the permission it names (e.g. `chown -R wicket: PATH`); nothing there is corrupt.' },
 
   // --- Azure provisioning (10xx) ---
   WICKET_ERR_AZURE_CONFIG: { num: 1000, meaning: 'Azure settings are missing or invalid (subscription, credentials, endpoint).', fix: 'Sign in with `az login` or set AZURE_SUBSCRIPTION_ID (and AZURE_ARM_ENDPOINT/AZURE_ACCESS_TOKEN for other clouds).' },
