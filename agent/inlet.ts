@@ -259,8 +259,12 @@ export class Inlet {
     session.start();
     await session.established;
     this.#session = session;
-    session.once('closed', () => {
+    session.once('closed', (err: WicketError) => {
       if (this.#session === session) this.#session = undefined;
+      // An open channel the far end closed with a refusal (its policy): the inlet was refused.
+      if (this.#stopped || err.code === 'WICKET_ERR_CHANNEL_CLOSED' || err.code === 'WICKET_ERR_CIRCUIT_CLOSED') return;
+      this.#lastError = lastErrorOf(err);
+      if (REFUSALS.has(err.code)) this.#failedAs = 'refused';
     });
     return session;
   }

@@ -212,7 +212,7 @@ export class AgentNode extends EventEmitter {
     }
     const failure = await checked;
     this.#log.info({ outlet: spec.name, relayName: spec.relay }, 'outlet added');
-    return { name: spec.name, relay: spec.relay, ...(failure !== undefined ? { warning: `outlet ${spec.name}: ${failure.message}` } : {}) };
+    return { name: spec.name, relay: spec.relay, ...(failure !== undefined ? { warning: `outlet ${spec.name} created, but its target check failed: ${failure.message}` } : {}) };
   }
 
   async deleteOutlet(name: string): Promise<void> {

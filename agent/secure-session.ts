@@ -316,8 +316,13 @@ export class SecureSession extends EventEmitter {
     } catch {
       // closing twice is harmless
     }
-    const level = error.code === 'WICKET_ERR_CHANNEL_CLOSED' || error.code === 'WICKET_ERR_CIRCUIT_CLOSED' ? 'info' : 'warn';
-    this.#log[level]({ code: error.code, peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message}`);
+    // Closed here on purpose (the inlet, outlet or node stopping): a clean end, logged without a code.
+    if (notifyPeer && error.code === 'WICKET_ERR_CHANNEL_CLOSED') {
+      this.#log.info({ peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message.slice(error.code.length + 2)}`);
+    } else {
+      const level = error.code === 'WICKET_ERR_CHANNEL_CLOSED' || error.code === 'WICKET_ERR_CIRCUIT_CLOSED' ? 'info' : 'warn';
+      this.#log[level]({ code: error.code, peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message}`);
+    }
     this.#reject(error);
     this.emit('closed', error);
   }
