@@ -198,3 +198,22 @@ describe('a clean stop', () => {
     expect(lines.filter((l) => l.code !== undefined || l.level !== 'info')).toEqual([]);
   });
 });
+
+describe('relay TLS with a CA-signed certificate', () => {
+  it('a relay URL the certificate does not name: the error names the URL host and every name the certificate has', async () => {
+    const relayCa = await makeTestCa(tempDir('wicket-relay-ca-'), { serverNames: ['relay.test', 'relay-alt.test'] });
+    // Tickets carry no pin for an operator's certificate: the agent checks chain and name as usual.
+    const tlsRelay = await startRelayProcess({ extraArgs: ['--tls-cert', relayCa.certPath, '--tls-key', relayCa.keyPath] });
+    expect(tlsRelay.url).toMatch(/^wss:\/\/127\.0\.0\.1:/);
+    const home = tempDir('wicket-agent-');
+    const r = await runAgent(home, ['enroll', '--ticket', tlsRelay.adminTicket!], { env: { NODE_EXTRA_CA_CERTS: relayCa.caCertPath } });
+    expect(r.code).toBe(1);
+    const line = r.stderr.split('\n').filter((l) => l.startsWith('error: ')).at(-1)!;
+    expect(line).toContain('WICKET_ERR_RELAY_UNREACHABLE');
+    expect(line).toContain(
+      `the certificate is not valid for 127.0.0.1: it names CN=relay.test, subjectAltName DNS:relay.test, DNS:relay-alt.test (ERR_TLS_CERT_ALTNAME_INVALID); the relay URL must use one of those names`,
+    );
+    await tlsRelay.proc.kill('SIGTERM');
+  });
+});
+
