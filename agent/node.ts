@@ -200,7 +200,10 @@ export class AgentNode extends EventEmitter {
     }
     this.#outlets.set(spec.name, outlet);
     this.#served.set(spec.relay, outlet);
-    // Checked while the name registers; a target that is down is a warning, not a refusal.
+    // Checked while the name registers; a target that is down is a warning, not a refusal. While the
+    // node starts (relay not dialled yet) nobody waits for the answer: it is logged, and a target
+    // that never answers must not hold back the outlets after it.
+    const starting = this.relay.state === 'idle';
     const checked = outlet.checkTarget();
     try {
       await this.relay.register(spec.relay);
@@ -210,7 +213,7 @@ export class AgentNode extends EventEmitter {
       outlet.stop();
       throw err;
     }
-    const failure = await checked;
+    const failure = starting ? undefined : await checked;
     this.#log.info({ outlet: spec.name, relayName: spec.relay }, 'outlet added');
     return { name: spec.name, relay: spec.relay, ...(failure !== undefined ? { warning: `outlet ${spec.name} created, but its target check failed: ${failure.message}` } : {}) };
   }
