@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { ERROR_CODES, type ErrorCode, wicketError } from '../protocol/errors.js';
+import { permissionError } from './vault.js';
 import { CONTROL_MAX_LINE, CONTROL_REQUEST_TIMEOUT_MS } from '../protocol/limits.js';
 import type { ControlOp } from './control-server.js';
 
@@ -34,6 +35,8 @@ export async function controlRequest(
     socket.setEncoding('utf8');
     socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, op, args })}\n`));
     socket.on('error', (err: NodeJS.ErrnoException) => {
+      const denied = permissionError(err, socketPath, 'connect to the node\'s control socket (w on the socket, x on the agent home)');
+      if (denied !== undefined) return finish(denied);
       const notRunning = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
       finish(
         wicketError(

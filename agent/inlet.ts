@@ -7,6 +7,7 @@ import { parsePolicy, type Policy } from '../protocol/policy.js';
 import { formatHostPort, type HostPort, type InletSpec, inletSpecToJson } from './node-config.js';
 import type { ChannelContext } from './channel-context.js';
 import { ResourceTraffic, type TrafficTotals } from './resource-traffic.js';
+import { type LastError, lastErrorOf } from './last-error.js';
 import { SecureSession } from './secure-session.js';
 import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
 
@@ -25,9 +26,26 @@ import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js
 //
 // The listener stays up while the relay is away, so apps keep connecting to the same port and new
 // connections work as soon as the path is back.
+//
+// State, as `agent status` names it (derived, so it cannot go stale): starting (not listening yet),
+// listening (no channel, none being made), connecting, open, refused (the last attempt ended in a
+// refusal: this inlet's policy, the outlet's, a revoked or mismatched peer), unreachable (the last
+// attempt found no path: relay away, name not registered, timeout), stopped. The last error, with
+// its time, stays visible after the channel recovers.
+
+export type InletState = 'starting' | 'listening' | 'connecting' | 'open' | 'refused' | 'unreachable' | 'stopped';
 
 /** Refusals of one particular outlet: ask the relay for another one of the name. */
 const REFUSED_OUTLET: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['WICKET_ERR_POLICY_DENIED', 'WICKET_ERR_REVOKED', 'WICKET_ERR_PEER_MISMATCH']);
+
+/** Failures that mean someone refused this channel, rather than that there was no path to it. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ...REFUSED_OUTLET,
+  'WICKET_ERR_CREDENTIAL_ISSUER',
+  'WICKET_ERR_CREDENTIAL_SIGNATURE',
+  'WICKET_ERR_CREDENTIAL_SUBJECT',
+  'WICKET_ERR_CREDENTIAL_EXPIRED',
+]);
 
 /** Errors that mean "the path is not there yet": worth another attempt within the wait. */
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -42,6 +60,8 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 export interface InletStatus {
   name: string;
+  state: InletState;
+  lastError?: LastError;
   address: string;
   via: string;
   allow: string;
@@ -66,6 +86,9 @@ export class Inlet {
   #attemptDeadline = 0;
   #bound: HostPort | undefined;
   #stopped = false;
+  #lastError: LastError | undefined;
+  /** How the last channel attempt failed, until one succeeds. */
+  #failedAs: 'refused' | 'unreachable' | undefined;
 
   constructor(spec: InletSpec, context: ChannelContext) {
     this.spec = spec;
@@ -165,9 +188,24 @@ export class Inlet {
   #channel(): Promise<SecureSession> {
     if (this.#session?.isOpen) return Promise.resolve(this.#session);
     if (this.#attempt === undefined) {
-      this.#attempt = this.#establish().finally(() => {
-        this.#attempt = undefined;
-      });
+      this.#attempt = this.#establish()
+        .then(
+          (session) => {
+            this.#failedAs = undefined;
+            return session;
+          },
+          (err: unknown) => {
+            const error = asWicketError(err);
+            if (!this.#stopped) {
+              this.#lastError = lastErrorOf(error);
+              this.#failedAs = REFUSALS.has(error.code) ? 'refused' : 'unreachable';
+            }
+            throw error;
+          },
+        )
+        .finally(() => {
+          this.#attempt = undefined;
+        });
     }
     return this.#attempt;
   }
@@ -226,8 +264,12 @@ export class Inlet {
     session.start();
     await session.established;
     this.#session = session;
-    session.once('closed', () => {
+    session.once('closed', (err: WicketError) => {
       if (this.#session === session) this.#session = undefined;
+      // An open channel the far end closed with a refusal (its policy): the inlet was refused.
+      if (this.#stopped || err.code === 'WICKET_ERR_CHANNEL_CLOSED' || err.code === 'WICKET_ERR_CIRCUIT_CLOSED') return;
+      this.#lastError = lastErrorOf(err);
+      if (REFUSALS.has(err.code)) this.#failedAs = 'refused';
     });
     return session;
   }
@@ -236,6 +278,8 @@ export class Inlet {
     const session = this.#session;
     const status: InletStatus = {
       name: this.spec.name,
+      state: this.#state(),
+      ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
       address: this.address,
       via: this.spec.via,
       allow: this.spec.allow,
@@ -254,6 +298,14 @@ export class Inlet {
 
   get listening(): boolean {
     return this.#server.listening;
+  }
+
+  #state(): InletState {
+    if (this.#stopped) return 'stopped';
+    if (this.#bound === undefined) return 'starting';
+    if (this.#session?.isOpen === true) return 'open';
+    if (this.#attempt !== undefined) return 'connecting';
+    return this.#failedAs ?? 'listening';
   }
 
   streams(): BridgeStatus[] {

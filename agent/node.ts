@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type ErrorCode, type WicketError, wicketError } from '../protocol/errors.js';
 import { MAX_NODE_RESOURCES } from '../protocol/limits.js';
+import { WICKET_VERSION } from '../protocol/version.js';
 import type { SecureChannelOptions } from '../protocol/secure-channel/index.js';
 import type { NodeConfigFile } from './config-file.js';
 import { persistResourceChanges } from './config-file-handler.js';
@@ -21,6 +22,7 @@ import {
   validateInletSpec,
   validateOutletSpec,
 } from './node-config.js';
+import type { LastError } from './last-error.js';
 import { Outlet, type OutletStatus } from './outlet.js';
 import type { ChannelContext } from './channel-context.js';
 import type { ResourceMetrics } from './agent-metrics.js';
@@ -57,10 +59,12 @@ export interface AgentNodeOptions {
 }
 
 export interface NodeStatus {
+  /** This build's release (protocol/version.ts). */
+  version: string;
   identifier: string;
   /** Where the metrics are served, when they are. */
   metrics?: string;
-  relay: { url: string; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: { code: string; message: string } };
+  relay: { url: string; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: LastError };
   inlets: InletStatus[];
   outlets: OutletStatus[];
   channels: SessionStatus[];
@@ -192,7 +196,7 @@ export class AgentNode extends EventEmitter {
    * (WICKET_ERR_RELAY_NAME_FORBIDDEN) fails the call and the outlet is not kept; while
    * disconnected, the name is registered on connect.
    */
-  async addOutlet(spec: OutletSpec): Promise<{ name: string; relay: string }> {
+  async addOutlet(spec: OutletSpec): Promise<{ name: string; relay: string; warning?: string }> {
     this.#checkNewOutlet(spec);
     const gateway = spec.gateway === undefined ? undefined : await this.#openGateway(spec);
     let outlet: Outlet;
@@ -206,6 +210,11 @@ export class AgentNode extends EventEmitter {
     }
     this.#outlets.set(spec.name, outlet);
     this.#served.set(spec.relay, outlet);
+    // Checked while the name registers; a target that is down is a warning, not a refusal. While the
+    // node starts (relay not dialled yet) nobody waits for the answer: it is logged, and a target
+    // that never answers must not hold back the outlets after it.
+    const starting = this.relay.state === 'idle';
+    const checked = outlet.checkTarget();
     try {
       await this.#acks.register(spec.relay);
     } catch (err) {
@@ -214,8 +223,9 @@ export class AgentNode extends EventEmitter {
       outlet.stop();
       throw err;
     }
+    const failure = starting ? undefined : await checked;
     this.#log.info({ outlet: spec.name, relayName: spec.relay }, 'outlet added');
-    return { name: spec.name, relay: spec.relay };
+    return { name: spec.name, relay: spec.relay, ...(failure !== undefined ? { warning: `outlet ${spec.name} created, but its target check failed: ${failure.message}` } : {}) };
   }
 
   async deleteOutlet(name: string): Promise<void> {
@@ -249,8 +259,9 @@ export class AgentNode extends EventEmitter {
       connected: this.relay.connected,
       revokedPeers: this.relay.revoked.size,
     };
-    if (!this.relay.connected && lastError !== undefined) relay.lastError = { code: lastError.code, message: lastError.message };
+    if (!this.relay.connected && lastError !== undefined) relay.lastError = lastError;
     const status: NodeStatus = {
+      version: WICKET_VERSION,
       identifier: this.identifier,
       relay,
       inlets: [...this.#inlets.values()].map((i) => i.status()),

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type ErrorCode, isWicketError, wicketError } from '../protocol/errors.js';
+import { asWicketError, type ErrorCode, isWicketError, type WicketError, wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
-import { TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
+import { TARGET_CHECK_TIMEOUT_MS, TARGET_CONNECT_TIMEOUT_MS } from '../protocol/limits.js';
 import type { MuxStream } from '../protocol/mux/index.js';
 import { parsePolicy, type Policy } from '../protocol/policy.js';
 import type { GatewayServer, GatewayStatus } from './gateway/azure-gateway.js';
@@ -12,8 +11,10 @@ import { formatHostPort, type HostPort, type OutletSpec, outletSpecToJson } from
 import type { ChannelContext } from './channel-context.js';
 import { ConnectionShares, type ShareRefusal } from './connection-shares.js';
 import { ResourceTraffic, type TrafficTotals } from './resource-traffic.js';
+import { type LastError, lastErrorOf } from './last-error.js';
 import { SecureSession } from './secure-session.js';
-import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js';
+import { type BridgeStatus, StreamBridge } from './stream-bridge.js';
+import { checkTarget, connectTarget, type TargetSpec } from './target-connect.js';
 
 // An outlet: serves one relay name, accepts channels from peers its `--allow` policy admits, and
 // joins each stream to a new connection to ONE fixed target (DESIGN.md property 7: the inlet
@@ -28,9 +29,19 @@ import { type BridgeStatus, resetSocket, StreamBridge } from './stream-bridge.js
 //
 // In gateway mode (spec.gateway) there is no fixed target: each admitted stream is handed to the
 // outlet's AzureGateway, which speaks HTTP on it and answers from its backend pool.
+//
+// State, as `agent status` names it (derived from the relay client and the last target attempt, so
+// it cannot go stale): registering (the relay has not acknowledged the name on this connection),
+// registered, target-unreachable (registered, but the last connection to the target failed: TCP
+// or TLS), name-refused (the credential does not allow the name), stopped. The last error, with its
+// time, is kept apart: a refused peer or a failed target connection stays visible after recovery.
+
+export type OutletState = 'registering' | 'registered' | 'target-unreachable' | 'name-refused' | 'stopped';
 
 export interface OutletStatus {
   name: string;
+  state: OutletState;
+  lastError?: LastError;
   relay: string;
   to: string;
   tls: boolean;
@@ -42,12 +53,6 @@ export interface OutletStatus {
   maxConnections: number;
   maxConnectionsPerPeer: number;
   gateway?: GatewayStatus;
-}
-
-interface TargetConnection {
-  socket: Socket;
-  /** RST on the TCP connection under it (a TLS socket cannot resetAndDestroy itself). */
-  reset: () => void;
 }
 
 export class Outlet {
@@ -65,6 +70,9 @@ export class Outlet {
   /** Streams refused at a limit since a slot was last freed: one warning per episode, not per stream. */
   #busyRefusals = 0;
   #stopped = false;
+  /** The last target connection (or check) failed, and none succeeded since. */
+  #targetDown = false;
+  #lastError: LastError | undefined;
 
   /** `gateway`: the outlet's gateway when spec.gateway is set (the node opens it; see AgentNode). */
   constructor(spec: OutletSpec, context: ChannelContext, gateway?: GatewayServer) {
@@ -103,7 +111,13 @@ export class Outlet {
       resource: this.spec.name,
     });
     this.#sessions.add(session);
-    session.once('closed', () => this.#sessions.delete(session));
+    let opened = false;
+    void session.established.then(() => (opened = true), () => undefined);
+    session.once('closed', (err: WicketError) => {
+      this.#sessions.delete(session);
+      // A channel that never opened was refused (policy, revocation, handshake): keep why.
+      if (!opened && !this.#stopped) this.#recordError(err);
+    });
     session.on('stream', (stream: MuxStream) => this.#serve(stream, session));
     this.#context.sessions.add(session);
     session.start();
@@ -143,8 +157,9 @@ export class Outlet {
     };
     stream.once('reset', abandon);
     stream.once('close', abandon);
-    this.#connectTarget(to).then(
+    connectTarget(this.#target(), TARGET_CONNECT_TIMEOUT_MS, this.#connecting).then(
       (connected) => {
+        this.#targetDown = false;
         stream.off('reset', abandon);
         stream.off('close', abandon);
         this.#connecting.delete(connected.socket);
@@ -177,6 +192,8 @@ export class Outlet {
         stream.off('reset', abandon);
         stream.off('close', abandon);
         release();
+        this.#targetDown = true;
+        this.#recordError(isWicketError(err) ? err : wicketError('WICKET_ERR_TARGET_UNREACHABLE', String(err)));
         if (gone) return;
         const code: ErrorCode = isWicketError(err) ? err.code : 'WICKET_ERR_TARGET_UNREACHABLE';
         this.#log.warn({ code, peer, stream: stream.id, target: formatHostPort(to), reason: err instanceof Error ? err.message : String(err) }, 'target connection failed');
@@ -196,66 +213,64 @@ export class Outlet {
     else this.#log.debug(fields, 'target connection refused at the limit');
   }
 
-  /** TCP (then TLS) to the fixed target, within TARGET_CONNECT_TIMEOUT_MS. */
-  #connectTarget(to: HostPort): Promise<TargetConnection> {
-    const { host, port } = to;
-    return new Promise<TargetConnection>((resolve, reject) => {
-      const raw = netConnect({ host, port, allowHalfOpen: true, noDelay: true });
-      this.#connecting.add(raw);
-      const reset = () => resetSocket(raw);
-      let settled = false;
-      const finish = (err: Error | undefined, conn?: TargetConnection) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.#connecting.delete(raw);
-        if (err !== undefined) {
-          raw.destroy();
-          reject(err);
-        } else resolve(conn!);
-      };
-      const timer = setTimeout(
-        () => finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(to)} did not answer within ${TARGET_CONNECT_TIMEOUT_MS} ms`)),
-        TARGET_CONNECT_TIMEOUT_MS,
-      );
-      raw.once('error', (err: NodeJS.ErrnoException) => {
-        finish(wicketError('WICKET_ERR_TARGET_UNREACHABLE', `${formatHostPort(to)}: ${err.code ?? err.message}`));
-      });
-      raw.once('connect', () => {
-        if (!this.spec.tls) {
-          finish(undefined, { socket: raw, reset });
-          return;
-        }
-        // SNI carries host names only; an IP target is still checked against the certificate's IP SANs.
-        const checkedName = this.spec.tlsServername ?? host;
-        const servername = isIP(checkedName) === 0 ? checkedName : undefined;
-        const secure: TLSSocket = tlsConnect({
-          socket: raw,
-          host: checkedName,
-          ...(servername !== undefined ? { servername } : {}),
-          ...(this.#ca !== undefined ? { ca: this.#ca } : {}),
-          rejectUnauthorized: true,
-          allowHalfOpen: true,
-        } as ConnectionOptions);
-        secure.once('error', (err: NodeJS.ErrnoException) => {
-          finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(to)}: ${err.code ?? err.message}`));
-        });
-        secure.once('secureConnect', () => {
-          // rejectUnauthorized already refused a bad chain or name; this is the second belt.
-          if (!secure.authorized) {
-            finish(wicketError('WICKET_ERR_TLS_TARGET', `${formatHostPort(to)}: ${String(secure.authorizationError)}`));
-            return;
-          }
-          finish(undefined, { socket: secure, reset: () => { resetSocket(raw); secure.destroy(); } });
-        });
-      });
-    });
+  #target(): TargetSpec {
+    return { to: this.spec.to!, tls: this.spec.tls, servername: this.spec.tlsServername, ca: this.#ca };
+  }
+
+  /**
+   * Connects to the target once (TCP, and TLS with the name check), as a stream would, and hangs up.
+   * A failure is logged, kept as the last error and returned for `outlet create` to print as a
+   * warning; the outlet stays (the target may come up later). A gateway outlet checks its first
+   * backend's host and port the same way (its other backends are the pool's failover).
+   */
+  async checkTarget(): Promise<WicketError | undefined> {
+    const target = this.#checkedTarget();
+    if (target === undefined) return undefined;
+    const failure = await checkTarget(target, TARGET_CHECK_TIMEOUT_MS, this.#connecting);
+    if (this.#stopped) return undefined;
+    this.#targetDown = failure !== undefined;
+    if (failure === undefined) return undefined;
+    this.#recordError(failure);
+    this.#log.warn({ code: failure.code, target: formatHostPort(target.to) }, `the outlet's target does not answer as it should (streams will fail until it does): ${lastErrorOf(failure).message}`);
+    return failure;
+  }
+
+  #checkedTarget(): TargetSpec | undefined {
+    if (this.spec.to !== undefined) return this.#target();
+    const backend = this.spec.gateway?.backends[0];
+    if (backend === undefined) return undefined;
+    const url = new URL(backend.url);
+    const tls = url.protocol === 'https:';
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    let ca: Buffer | undefined;
+    try {
+      ca = backend.tlsCa === undefined ? undefined : readFileSync(backend.tlsCa);
+    } catch {
+      return undefined; // the gateway reports an unreadable CA file itself, naming its field
+    }
+    return { to: { host, port: Number(url.port || (tls ? 443 : 80)) }, tls, ca };
+  }
+
+  #recordError(err: WicketError): void {
+    this.#lastError = lastErrorOf(asWicketError(err));
+  }
+
+  #state(): OutletState {
+    if (this.#stopped) return 'stopped';
+    const name = this.#context.relay.servedNames.state(this.spec.relay);
+    if (name === 'refused') return 'name-refused';
+    if (name !== 'registered') return 'registering';
+    return this.#targetDown ? 'target-unreachable' : 'registered';
   }
 
   status(): OutletStatus {
     const gateway = this.#gateway?.status();
+    const refusal = this.#context.relay.servedNames.refusal(this.spec.relay);
+    const lastError = refusal !== undefined ? lastErrorOf(refusal.error, refusal.at) : this.#lastError;
     const status: OutletStatus = {
       name: this.spec.name,
+      state: this.#state(),
+      ...(lastError !== undefined ? { lastError } : {}),
       relay: this.spec.relay,
       to: this.spec.to !== undefined ? formatHostPort(this.spec.to) : `gateway: ${(gateway?.backends ?? []).map((b) => b.name).join(', ')}`,
       tls: this.spec.tls,

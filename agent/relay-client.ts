@@ -7,11 +7,14 @@ import { RELAY_AUTH_TIMEOUT_MS } from '../protocol/limits.js';
 import type { AdminOp } from '../protocol/relay-messages.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { Backoff } from './backoff.js';
+import { type LastError, lastErrorOf } from './last-error.js';
 import { dialRelay } from './relay-dial.js';
 import { FATAL_CODES, RELAY_CLIENT_TRANSITIONS, type RelayClientState } from './relay-client-states.js';
 import { relayHandshake } from './relay-handshake.js';
 import type { RelayLink } from './relay-link.js';
+import { RelayOutage } from './relay-outage.js';
 import { RelaySession, type IncomingCircuit } from './relay-session.js';
+import { ServedNames } from './served-names.js';
 import { RevokedPeers } from './revoked-peers.js';
 import type { Enrollment, Vault } from './vault.js';
 
@@ -73,18 +76,20 @@ export class RelayClient extends EventEmitter {
   readonly #backoff: Backoff;
   readonly #lifecycle: Lifecycle<RelayClientState>;
   /** Relay names served: registered again after every reconnect. */
-  readonly #names = new Set<string>();
+  readonly #names = new ServedNames();
   #credential: Buffer;
   /** Set while connected. */
   #session: RelaySession | undefined;
   #link: RelayLink | undefined;
   /** Reconnect after a failure (false for one-shot CLI connections). */
   #reconnect = true;
-  #lastError: WicketError | undefined;
+  #lastError: LastError | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #dialAbort: AbortController | undefined;
   #handshaking: RelayLink | undefined;
   #attempts = 0;
+  /** Rate-limits what an outage logs (first failure, then once a minute, then the recovery). */
+  readonly #outage: RelayOutage;
 
   constructor(o: RelayClientOptions) {
     super();
@@ -101,6 +106,7 @@ export class RelayClient extends EventEmitter {
     this.#credential = this.#enrollment.credential;
     this.#backoff = new Backoff(o.random !== undefined ? { random: o.random } : {});
     this.revoked = new RevokedPeers(this.#now);
+    this.#outage = new RelayOutage({ logger: this.#log, relayUrl: this.#enrollment.relayUrl, now: this.#now });
     this.#lifecycle = new Lifecycle('relay client', RELAY_CLIENT_TRANSITIONS, 'idle', (from, to) => {
       this.#log.debug({ from, to }, `relay connection ${to}`);
       this.#emitSafely('state', to, from);
@@ -115,14 +121,19 @@ export class RelayClient extends EventEmitter {
     return this.#lifecycle.is('connected');
   }
 
-  /** Why the last attempt or connection failed (undefined while connected). */
-  get lastError(): WicketError | undefined {
+  /** Why the last attempt or connection failed, and when (undefined while connected). */
+  get lastError(): LastError | undefined {
     return this.#lastError;
   }
 
   /** The relay URL this client dials. */
   get relayUrl(): string {
     return this.#enrollment.relayUrl;
+  }
+
+  /** Where each served relay name stands (registering until acknowledged, registered, refused). */
+  get servedNames(): Pick<ServedNames, 'state' | 'refusal'> {
+    return this.#names;
   }
 
   credential(): Buffer {
@@ -154,7 +165,7 @@ export class RelayClient extends EventEmitter {
    */
   async register(name: string): Promise<void> {
     checkName(name);
-    this.#names.add(name);
+    this.#names.want(name);
     const session = this.#session;
     if (session === undefined) return;
     await this.#registerOnce(session, name);
@@ -162,7 +173,7 @@ export class RelayClient extends EventEmitter {
 
   async unregister(name: string): Promise<void> {
     checkName(name);
-    const had = this.#names.delete(name);
+    const had = this.#names.forget(name);
     const session = this.#session;
     if (!had || session === undefined) return;
     try {
@@ -231,9 +242,9 @@ export class RelayClient extends EventEmitter {
       await this.#attempt();
     } catch (err) {
       const e = asWicketError(err);
-      this.#lastError = e;
-      const level = this.#lifecycle.is('stopped') ? 'debug' : 'warn';
-      this.#log[level]({ code: e.code, relay: this.#enrollment.relayUrl, attempt: this.#attempts }, `relay connection failed: ${e.message}`);
+      this.#lastError = lastErrorOf(e, this.#now());
+      // A dial cut short by stop() is the stop, not a failure: nothing to report.
+      if (!this.#lifecycle.is('stopped')) this.#outage.attemptFailed(e, this.#attempts);
       this.#afterFailure(e);
     }
   }
@@ -307,12 +318,13 @@ export class RelayClient extends EventEmitter {
     this.#lifecycle.to('connected');
     link.onClose((reason) => this.#onLinkClosed(link, session, reason));
     this.#log.info({ relay: this.#enrollment.relayUrl, identifier: this.identifier }, 'connected to the relay');
+    this.#outage.connected();
     this.#storeCredential(credential);
     this.#emitSafely('connected');
     // Frames that arrived right behind the welcome (the revocation re-sync first) flow from here.
     session.start();
     if (link.closed) return;
-    for (const name of this.#names) {
+    for (const name of this.#names.wanted()) {
       this.#registerOnce(session, name).catch((err: WicketError) => {
         this.#log.error({ name, code: err.code }, `registering relay name failed: ${err.message}`);
         this.emit('registration-failed', name, err);
@@ -324,11 +336,12 @@ export class RelayClient extends EventEmitter {
     try {
       await session.call({ t: 'register', name }, 'registered');
       this.#log.info({ name }, 'relay name registered');
+      this.#names.acknowledged(name);
     } catch (err) {
       const e = asWicketError(err);
       // The connection dropped meanwhile: the name stays remembered and is registered on reconnect.
       if (e.code === 'WICKET_ERR_RELAY_UNREACHABLE' && this.#reconnect && !this.#lifecycle.is('stopped', 'fatal')) return;
-      if (e.code === 'WICKET_ERR_RELAY_NAME_FORBIDDEN') this.#names.delete(name);
+      if (e.code === 'WICKET_ERR_RELAY_NAME_FORBIDDEN') this.#names.refused(name, e, this.#now());
       throw e;
     }
   }
@@ -337,10 +350,12 @@ export class RelayClient extends EventEmitter {
     if (this.#link !== link) return;
     this.#link = undefined;
     this.#session = undefined;
-    this.#lastError = reason;
+    this.#lastError = lastErrorOf(reason, this.#now());
+    this.#names.disconnected();
     session.closed(reason);
-    const stopping = this.#lifecycle.is('stopped');
-    this.#log[stopping ? 'info' : 'warn']({ code: reason.code, relay: this.#enrollment.relayUrl }, `disconnected from the relay: ${reason.message}`);
+    // Closing the link is how stop() leaves the relay: a clean stop, not an outage.
+    if (this.#lifecycle.is('stopped')) this.#log.info({ relay: this.#enrollment.relayUrl }, 'left the relay');
+    else this.#outage.dropped(reason);
     this.#emitSafely('disconnected', reason);
     this.#afterFailure(reason);
   }

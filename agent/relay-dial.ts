@@ -6,6 +6,7 @@ import { RELAY_MAX_FRAME } from '../protocol/limits.js';
 import { certificateFingerprint, shortFingerprint } from '../protocol/relay-certificate.js';
 import { RELAY_TLS_CIPHERS, RELAY_TLS_MIN_VERSION } from '../protocol/relay-tls.js';
 import { RelayLink } from './relay-link.js';
+import { describeTlsFailure } from './tls-names.js';
 
 // Opening the agent's one WebSocket to the relay (protocol/README.md, "Relay frames").
 //
@@ -147,8 +148,14 @@ export async function dialRelay(o: DialOptions): Promise<RelayLink> {
         plain.once('connect', () => upgrade(plain));
       }
       socket.on('error', (err: NodeJS.ErrnoException) => {
-        const detail = err.code ?? err.message;
-        const tlsHint = secure && /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(detail) ? ' (TLS certificate not trusted; enroll with a ticket that pins it)' : '';
+        const detail = secure ? describeTlsFailure(err, host) : (err.code ?? err.message);
+        const tlsHint = !secure
+          ? ''
+          : err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+            ? `; the relay URL must use one of those names (the relay's --public-url)`
+            : /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(detail)
+              ? ' (TLS certificate not trusted; enroll with a ticket that pins it)'
+              : '';
         fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${where}: ${detail}${tlsHint}`));
       });
     });

@@ -243,7 +243,10 @@ export class SecureSession extends EventEmitter {
       { code: 'WICKET_ERR_POLICY_DENIED', peer: peer.identifier, attributes: peer.attributes, policy: this.#options.policy.source },
       'peer refused by policy',
     );
-    this.close('WICKET_ERR_POLICY_DENIED', `peer ${peer.identifier} does not satisfy ${JSON.stringify(this.#options.policy.source)}`);
+    // Attributes are the public claims of the peer's credential (what `member list` shows): naming
+    // them is what lets the operator see which one is missing.
+    const attributes = Object.entries(peer.attributes).map(([key, value]) => (value === 'true' ? key : `${key}=${value}`));
+    this.close('WICKET_ERR_POLICY_DENIED', `peer ${peer.identifier} with attributes [${attributes.join(', ')}] does not satisfy the policy ${JSON.stringify(this.#options.policy.source)}`);
     return false;
   }
 
@@ -318,8 +321,13 @@ export class SecureSession extends EventEmitter {
     } catch {
       // closing twice is harmless
     }
-    const level = error.code === 'WICKET_ERR_CHANNEL_CLOSED' || error.code === 'WICKET_ERR_CIRCUIT_CLOSED' ? 'info' : 'warn';
-    this.#log[level]({ code: error.code, peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message}`);
+    // Closed here on purpose (the inlet, outlet or node stopping): a clean end, logged without a code.
+    if (notifyPeer && error.code === 'WICKET_ERR_CHANNEL_CLOSED') {
+      this.#log.info({ peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message.slice(error.code.length + 2)}`);
+    } else {
+      const level = error.code === 'WICKET_ERR_CHANNEL_CLOSED' || error.code === 'WICKET_ERR_CIRCUIT_CLOSED' ? 'info' : 'warn';
+      this.#log[level]({ code: error.code, peer: this.peerIdentifier, wasOpen }, `secure channel closed: ${error.message}`);
+    }
     this.#reject(error);
     this.emit('closed', error);
   }

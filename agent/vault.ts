@@ -16,9 +16,9 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { wicketError, isWicketError } from '../protocol/errors.js';
+import { wicketError, isWicketError, type WicketError } from '../protocol/errors.js';
 import { Identity, parseIdentifier, type Identifier } from '../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN, ENROLLMENT_FILE_MAX_BYTES, MAX_CREDENTIAL_LEN, MAX_RELAY_URL_LEN, RELAY_CERT_FINGERPRINT_LEN } from '../protocol/limits.js';
 import { Secret } from '../protocol/secret.js';
@@ -85,12 +85,24 @@ export class Vault {
     try {
       created = mkdirSync(home, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw wicketError('WICKET_ERR_CONFIG', `cannot create the agent home ${home}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
+      throw permissionError(err, home, 'create the agent home (write and search on its parent folder)') ??
+        wicketError('WICKET_ERR_CONFIG', `cannot create the agent home ${home}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     }
-    const stat = statSync(home);
+    let stat;
+    try {
+      stat = statSync(home);
+    } catch (err) {
+      throw permissionError(err, home, 'reach the agent home (search on every parent folder)') ?? err;
+    }
     if (!stat.isDirectory()) throw wicketError('WICKET_ERR_CONFIG', `agent home ${home} is not a directory`);
     const ours = created !== undefined || existsSync(join(home, IDENTITY_FILE));
-    if (ours && (stat.mode & 0o1077) !== 0 && (stat.mode & 0o1000) === 0) chmodSync(home, 0o700);
+    if (ours && (stat.mode & 0o1077) !== 0 && (stat.mode & 0o1000) === 0) {
+      try {
+        chmodSync(home, 0o700);
+      } catch (err) {
+        throw permissionError(err, home, 'narrow the mode of the agent home to 0700 (only its owner may)') ?? err;
+      }
+    }
     return new Vault(home);
   }
 
@@ -124,7 +136,8 @@ export class Vault {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       if (isWicketError(err)) throw err;
-      throw wicketError('WICKET_ERR_CONFIG', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
+      throw permissionError(err, path, 'read the enrollment (r on the file, x on the agent home)') ??
+        wicketError('WICKET_ERR_CONFIG', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     }
     return parseEnrollmentFile(text, path);
   }
@@ -163,7 +176,8 @@ export class Vault {
       fd = openSync(path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw wicketError('WICKET_ERR_KEY_INVALID', `cannot read identity key ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
+      throw permissionError(err, path, 'read the identity key (r on the file, x on the agent home)') ??
+        wicketError('WICKET_ERR_KEY_INVALID', `cannot read identity key ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     }
     try {
       // Check the mode of the file we actually opened (no race between stat and read).
@@ -201,7 +215,8 @@ export class Vault {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     } catch (err) {
-      throw wicketError('WICKET_ERR_KEY_INVALID', `cannot create identity key ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
+      throw permissionError(err, path, 'create the identity key (w and x on the agent home)') ??
+        wicketError('WICKET_ERR_KEY_INVALID', `cannot create identity key ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     } finally {
       seed.fill(0);
       rmSync(tmp, { force: true });
@@ -215,8 +230,27 @@ export class Vault {
       renameSync(tmp, path);
     } catch (err) {
       rmSync(tmp, { force: true });
-      throw wicketError('WICKET_ERR_CONFIG', `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
+      throw permissionError(err, path, 'write the enrollment (w and x on the agent home)') ?? wicketError('WICKET_ERR_CONFIG', `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err);
     }
+  }
+}
+
+/**
+ * EACCES/EPERM mean "this user may not", never "the file is corrupt": reported as
+ * WICKET_ERR_PERMISSION naming the path, the user and the permission needed, so nobody re-creates
+ * an identity or re-enrolls over what is only a chown away. Undefined for any other error.
+ */
+export function permissionError(err: unknown, path: string, needed: string): WicketError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+  return wicketError('WICKET_ERR_PERMISSION', `${currentUser()} may not ${needed}: ${path} (${code})`, err);
+}
+
+function currentUser(): string {
+  try {
+    return `user ${userInfo().username} (uid ${process.getuid?.() ?? '?'})`;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
   }
 }
 

@@ -23,10 +23,10 @@ export function openVault(command: Command): Vault {
 
 /**
  * Logger for one-shot commands: warnings and errors only (stdout stays for the command's output),
- * unless WICKET_LOG_LEVEL says otherwise.
+ * unless --log-level or WICKET_LOG_LEVEL says otherwise.
  */
 export function commandLogger(): Logger {
-  return createLogger('agent', { level: process.env.WICKET_LOG_LEVEL ?? 'warn' });
+  return createLogger('agent', { defaultLevel: 'warn' });
 }
 
 /** Prints `value` as one JSON line (for --json). */

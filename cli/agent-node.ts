@@ -11,6 +11,7 @@ import { agentGlobals, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { parseWholeNumber } from './whole-number.js';
 import { createLogger } from './logger.js';
+import { printStatus } from './node-status.js';
 
 // The running node and its resources:
 //   agent node start [--config FILE] [--json]        foreground, for systemd and cloud-init
@@ -175,41 +176,6 @@ export function inletArgs(flags: InletFlags): Record<string, unknown> {
   return args;
 }
 
-function printStatus(status: NodeStatus): void {
-  const out: string[] = [];
-  out.push(`identity    ${status.identifier}`);
-  const lastError = status.relay.lastError === undefined ? '' : ` (${status.relay.lastError.code})`;
-  out.push(`relay       ${status.relay.url} ${status.relay.state}${lastError}  revoked peers ${status.relay.revokedPeers}`);
-  out.push('');
-  out.push(`inlets (${status.inlets.length})`);
-  for (const i of status.inlets) {
-    out.push(`  ${i.name}  ${i.address} via ${i.via}  allow ${JSON.stringify(i.allow)}  channel ${i.channel}${i.peer ? ` ${i.peer}` : ''}  streams ${i.streams}`);
-  }
-  out.push(`outlets (${status.outlets.length})`);
-  for (const o of status.outlets) {
-    out.push(
-      `  ${o.name}  relay ${o.relay} to ${o.to}${o.tls ? ' (tls)' : ''}  allow ${JSON.stringify(o.allow)}  channels ${o.channels}  streams ${o.streams}` +
-        `  target connections ${o.targetConnections}/${o.maxConnections} (per peer ${o.maxConnectionsPerPeer})`,
-    );
-    for (const b of o.gateway?.backends ?? []) {
-      const until = b.breaker.until === undefined ? '' : ` until ${b.breaker.until}`;
-      const credential = `${b.credential.kind} ${b.credential.state}${b.credential.expiresAt !== undefined ? ` (expires ${b.credential.expiresAt})` : ''}`;
-      const lastError = b.lastError === undefined ? '' : `  last error ${b.lastError.at}: ${b.lastError.message}`;
-      out.push(`    backend ${b.name}  ${b.url}  priority ${b.priority} weight ${b.weight}  ${b.breaker.state}${until}  credential ${credential}  requests ${b.requests} failures ${b.failures} throttled ${b.throttled}${lastError}`);
-    }
-  }
-  out.push(`channels (${status.channels.length})`);
-  for (const c of status.channels) {
-    const state = c.handshake === undefined ? c.state : `${c.state} (${c.handshake})`;
-    out.push(`  ${c.resource}  circuit ${c.circuit}  ${c.role} ${state}${c.peer ? `  peer ${c.peer}` : ''}${c.rttMs !== undefined ? `  rtt ${c.rttMs} ms` : ''}`);
-  }
-  out.push(`streams (${status.streams.length})`);
-  for (const s of status.streams) {
-    out.push(`  ${s.resource}  stream ${s.stream}  peer ${s.peer}  send ${s.sendState}  receive ${s.receiveState}  sent ${s.bytesSent} B  received ${s.bytesReceived} B  since ${s.openedAt}`);
-  }
-  process.stdout.write(out.join('\n') + '\n');
-}
-
 export function registerNodeCommands(program: Command): void {
   const node = program.command('node').description('Run the agent node (relay connection, inlets, outlets)');
   node
@@ -267,7 +233,8 @@ Examples:
   $ agent outlet create --gateway azure-openai --to aoai-eastus.openai.azure.com:443 --tls --relay openai --allow openai-inlet`,
     )
     .action(async (flags: OutletFlags, command: Command) => {
-      const result = (await callNode(command, 'outlet.create', outletArgs(flags))) as { name: string; relay: string };
+      const result = (await callNode(command, 'outlet.create', outletArgs(flags))) as { name: string; relay: string; warning?: string };
+      if (result.warning !== undefined) process.stderr.write(`warning: ${result.warning}\n`);
       if (flags.json === true) printJson(result);
       else process.stdout.write(`outlet ${result.name} serves relay name ${result.relay} -> ${flags.to}\n`);
     });

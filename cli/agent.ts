@@ -5,6 +5,7 @@ import { registerNodeCommands } from './agent-node.js';
 import { registerUsageCommand } from './agent-usage.js';
 import { runCli } from './cli-errors.js';
 import { WICKET_VERSION } from '../protocol/version.js';
+import { chooseLogLevel, LOG_LEVELS } from './logger.js';
 
 // The `agent` program (bin/agent.js runs its compiled form from dist/). One file per command group:
 //   agent-enroll.ts  enroll
@@ -17,6 +18,8 @@ const program = new Command('agent')
   .version(WICKET_VERSION, '-V, --version', 'print the version and exit')
   .option('--home <dir>', 'agent home: identity, enrollment, control socket (default $WICKET_HOME or ~/.wicket)')
   .option('--insecure', 'allow plain ws:// to a relay that is not on loopback')
+  .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (default $WICKET_LOG_LEVEL, else info for the node and warn for other commands)`)
+  .hook('preAction', (root) => chooseLogLevel(root.opts<{ logLevel?: string }>().logLevel))
   .showHelpAfterError(false)
   .addHelpText(
     'after',

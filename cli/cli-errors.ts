@@ -52,12 +52,20 @@ function safeWord(text: string): string | undefined {
   return /^-{0,2}[A-Za-z][A-Za-z0-9:-]{0,40}$/.test(name) ? name : undefined;
 }
 
+/**
+ * An option as we declare it (`--to <host:port>`, `-n, --name [name]`): commander quotes our own
+ * declaration in "required option '…' not specified" and "option '…' argument missing". It holds
+ * no user input, and naming it is the whole point of the message.
+ */
+const OPTION_DECLARATION = /^(?:-[A-Za-z], )?--[a-z][a-z0-9-]{0,40}(?: [<[][a-z][a-z0-9:._-]{0,40}[>\]])?$/;
+
 /** Commander's own parse errors, rephrased as WICKET_ERR_ARGUMENT without echoing values. */
 export function fromCommanderError(err: CommanderError): WicketError {
   const raw = err.message.replace(/^error:\s*/, '');
-  // Commander quotes the offending token: show it only if it is a plain word.
+  // Commander quotes the offending token: show it only if it is a plain word or one of our option
+  // declarations; anything else may be a value the user typed (a ticket, a key).
   const message = raw.replace(/'([^']*)'/g, (_m, token: string) => {
-    const word = safeWord(token);
+    const word = OPTION_DECLARATION.test(token) ? token : safeWord(token);
     return word !== undefined ? `'${word}'` : '(value not shown)';
   });
   return usageError(`${message}${/--help/.test(message) ? '' : ' (see --help)'}`);

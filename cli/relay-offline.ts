@@ -4,8 +4,8 @@ import { wicketError } from '../protocol/errors.js';
 import { loadAuthorityKey } from '../relay/authority/authority-key.js';
 import { Authority } from '../relay/authority/authority.js';
 import { SqliteStore } from '../relay/authority/sqlite-store.js';
-import { readRelayConfig, relayDataPaths } from '../relay/data-dir.js';
-import { createLogger } from './logger.js';
+import { checkDataDirAccess, readRelayConfig, relayDataPaths } from '../relay/data-dir.js';
+import { chosenLogLevel, createLogger } from './logger.js';
 
 // The authority opened straight from a relay data folder, for `relay ticket create` and
 // `relay member …` on the relay host. It never creates anything: the folder must come from a
@@ -18,6 +18,8 @@ export interface OfflineAuthority {
 
 export function openOfflineAuthority(dataDir: string, logger: Logger = quietLogger()): OfflineAuthority {
   const paths = relayDataPaths(dataDir);
+  // existsSync says false for a folder this user may not enter: say so, not "no authority".
+  if (existsSync(dataDir)) checkDataDirAccess(dataDir);
   if (!existsSync(paths.authorityKey)) {
     throw wicketError('WICKET_ERR_ARGUMENT', `${dataDir} holds no relay authority: run \`relay start --data ${dataDir}\` first`);
   }
@@ -35,5 +37,5 @@ export function openOfflineAuthority(dataDir: string, logger: Logger = quietLogg
 
 /** Offline commands print their result on stdout; their logs stay at warn unless asked. */
 function quietLogger(): Logger {
-  return process.env.WICKET_LOG_LEVEL === undefined ? pino({ level: 'warn' }, destination(2)) : createLogger('relay');
+  return chosenLogLevel() === undefined ? pino({ level: 'warn', formatters: { level: (label) => ({ level: label }) } }, destination(2)) : createLogger('relay');
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runCli } from './cli-errors.js';
+import { chooseLogLevel, LOG_LEVELS } from './logger.js';
 import { registerMemberCommands } from './relay-member.js';
 import { registerStartCommand } from './relay-start.js';
 import { registerTicketCommands } from './relay-ticket.js';
@@ -15,6 +16,8 @@ import { WICKET_VERSION } from '../protocol/version.js';
 const program = new Command('relay')
   .description('Wicket relay: routes agents\' encrypted circuits and hosts the project authority')
   .version(WICKET_VERSION, '-V, --version', 'print the version and exit')
+  .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (default $WICKET_LOG_LEVEL, else info for start and warn for other commands)`)
+  .hook('preAction', (root) => chooseLogLevel(root.opts<{ logLevel?: string }>().logLevel))
   .showHelpAfterError(false)
   .addHelpText(
     'after',

@@ -156,6 +156,11 @@ export const RECONNECT_MIN_DELAY_MS = 100;
  * relay was gone; a failed dial costs microseconds, so this is no hot loop.
  */
 export const RECONNECT_MAX_DELAY_MS = 2_000;
+/**
+ * During a relay outage the agent retries every RECONNECT_MAX_DELAY_MS or so; it warns at the first
+ * failure, then at most once per this interval with the count of failed attempts since.
+ */
+export const RELAY_OUTAGE_WARN_INTERVAL_MS = 60_000;
 /** The relay's fresh per-connection challenge that an agent signs to authenticate. */
 export const RELAY_CHALLENGE_LEN = 32;
 /** An agent must authenticate within this time of connecting, or it is dropped. */
@@ -271,6 +276,11 @@ export const OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER = 512;
 export const MAX_TARGET_CONNECTIONS_SETTING = 1_000_000;
 /** An outlet's connection to its target (TCP connect + TLS handshake) must finish in this time. */
 export const TARGET_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * The check an outlet makes of its target when it is created (TCP, and TLS with the name check):
+ * short, because `agent outlet create` waits for it, and it only warns.
+ */
+export const TARGET_CHECK_TIMEOUT_MS = 3_000;
 /** One control-socket request line; anything longer is hostile and the connection is dropped. */
 export const CONTROL_MAX_LINE = 64 * 1024;
 /** Concurrent control-socket clients (the CLI uses one at a time). */

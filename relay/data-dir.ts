@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { wicketError } from '../protocol/errors.js';
@@ -58,11 +58,31 @@ export function ensureDataDir(dir: string): RelayDataPaths {
   try {
     created = mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
+    checkDataDirAccess(dir, err);
     throw wicketError('WICKET_ERR_STORE', `cannot create the relay data folder ${dir}`, err);
   }
+  checkDataDirAccess(dir);
   const paths = relayDataPaths(dir);
   narrowExistingModes(paths, created !== undefined);
   return paths;
+}
+
+/**
+ * EACCES/EPERM on the data folder means "this user may not", never "no authority here" or "the
+ * store is broken": WICKET_ERR_PERMISSION naming the folder and what the relay needs there.
+ * `err` is a failure already met (mkdir); without one the folder's access is checked now.
+ */
+export function checkDataDirAccess(dir: string, err?: unknown): void {
+  let code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err === undefined) {
+    try {
+      accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch (failure) {
+      code = (failure as NodeJS.ErrnoException).code;
+    }
+  }
+  if (code !== 'EACCES' && code !== 'EPERM') return;
+  throw wicketError('WICKET_ERR_PERMISSION', `uid ${process.getuid?.() ?? '?'} may not use the relay data folder ${dir}: the relay needs read, write and search (rwx) on it (${code}); run as its owner`);
 }
 
 /**

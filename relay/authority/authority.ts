@@ -121,6 +121,23 @@ export function checkRelayName(name: unknown): string {
   return name;
 }
 
+/**
+ * Why a ticket was not redeemed, in words the agent prints as they are (the relay sends this text
+ * to the enrolling agent). It says no more than the code does.
+ */
+function refusalDetail(code: 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_REVOKED', ticketId: string, identifier: Identifier): string {
+  switch (code) {
+    case 'WICKET_ERR_REVOKED':
+      return `${identifier} was revoked; enroll a new key, or ask an admin to reinstate this one`;
+    case 'WICKET_ERR_TICKET_USED':
+      return `ticket ${ticketId} was already used (it has no uses left); ask an admin for a new ticket`;
+    case 'WICKET_ERR_TICKET_EXPIRED':
+      return `ticket ${ticketId} has expired; ask an admin for a new ticket`;
+    case 'WICKET_ERR_TICKET_UNKNOWN':
+      return `ticket ${ticketId} is not known to this relay (another relay's or project's ticket, or a mistyped secret)`;
+  }
+}
+
 export class Authority {
   readonly identity: Identity;
   readonly store: AuthorityStore;
@@ -216,8 +233,7 @@ export class Authority {
     if (!outcome.ok) {
       // The connection logs the refusal (rate-bounded); this line is for debugging only.
       this.#logger.debug({ ticketId, identifier, code: outcome.code }, 'enrollment refused');
-      const detail = outcome.code === 'WICKET_ERR_REVOKED' ? `${identifier} was revoked; enroll a new key, or ask an admin to reinstate this one` : `ticket ${ticketId} cannot be redeemed`;
-      throw wicketError(outcome.code, detail);
+      throw wicketError(outcome.code, refusalDetail(outcome.code, ticketId, identifier));
     }
     if (outcome.kind !== 'repeated') await this.audit('enroll', identifier, { ticketId, kind: outcome.kind, attributes: outcome.member.attributes });
     this.#logger.info({ ticketId, identifier, kind: outcome.kind }, 'member enrolled');

@@ -315,7 +315,8 @@ describe('resource commands through the control socket', () => {
       await client.write(Buffer.from('new outlet'));
       client.end();
       expect((await client.outcome()).received.toString()).toBe('new outlet');
-      expect(extraEcho.accepted()).toBe(1);
+      // Two: the check `outlet create` makes of its target, then the app's connection.
+      expect(extraEcho.accepted()).toBe(2);
 
       const hijack = await runAgent(outletAgent.home, ['outlet', 'create', '--to', extraEcho.address, '--relay', 'not-mine', '--allow', 'svc-inlet']);
       expect(hijack.code).toBe(1);

@@ -67,6 +67,8 @@ describe('agent CLI against a relay process', () => {
     const r = await runAgent(['--home', join(root, 'late'), 'enroll', '--ticket', outletTicket]);
     expect(r.code).toBe(1);
     expect(errorLine(r).code).toBe('WICKET_ERR_TICKET_USED');
+    // The relay's words reach the user as they are: the ticket was already used, not "cannot be redeemed".
+    expect(errorLine(r).line).toMatch(/ was already used \(it has no uses left\); ask an admin for a new ticket$/);
     expect(hasStackTrace(r.stderr)).toBe(false);
     expect(r.stderr).not.toContain(outletTicket.slice(5, 40));
   });
