@@ -30,6 +30,8 @@ import {
   type MemberRecord,
   type RevocationEvent,
   type RevokeOutcome,
+  type TicketListing,
+  type TicketRevokeOutcome,
 } from './store.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
@@ -277,6 +279,26 @@ export class Authority {
     await this.audit('reinstate', identifier, { reinstatedBy });
     this.#logger.info({ identifier, reinstatedBy }, 'member reinstated');
     return outcome.event;
+  }
+
+  /** Outstanding tickets (uses left, unexpired, not revoked), or with `all` every stored one. */
+  listTickets(all = false): Promise<TicketListing[]> {
+    return this.store.listTickets({ now: this.now(), all });
+  }
+
+  /**
+   * Revokes a ticket that was handed out but should no longer enroll anyone (members it already
+   * enrolled stay members: revoke those with `member revoke`). Throws TICKET_UNKNOWN.
+   */
+  async revokeTicket(ticketId: Buffer, revokedBy: string): Promise<TicketRevokeOutcome> {
+    const id = ticketId.toString('hex');
+    const outcome = await this.store.revokeTicket(ticketId, this.now(), revokedBy);
+    if (outcome === undefined) throw wicketError('WICKET_ERR_TICKET_UNKNOWN', `no ticket ${id} in this relay's store (\`ticket list --all\` shows them all)`);
+    if (!outcome.alreadyRevoked) {
+      await this.audit('ticket-revoke', revokedBy.startsWith('I') ? revokedBy : undefined, { ticketId: id, revokedBy, usesLeft: outcome.ticket.usesLeft });
+      this.#logger.info({ ticketId: id, revokedBy, usesLeft: outcome.ticket.usesLeft }, 'ticket revoked');
+    }
+    return outcome;
   }
 
   /** Appends an audit event; a failing audit write is logged, never fatal to the operation. */
