@@ -18,10 +18,12 @@ import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../prot
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { spentNote } from './member-output.js';
+import { parseTicketId } from '../protocol/ticket.js';
+import { printTicketTable, ticketListFrom, ticketRevokedLine, ticketViewFrom } from './ticket-output.js';
 import { parseWholeNumber } from './whole-number.js';
 import { formatDuration, parseDuration } from './duration.js';
 
-// Admin commands: `agent ticket create`, `agent member list | revoke | reinstate`. Each one
+// Admin commands: `agent ticket create | list | revoke`, `agent member list | revoke | reinstate`. Each one
 // opens a one-shot authenticated connection to the relay with this home's identity (which needs
 // the `admin` attribute), sends one admin request, prints the answer and closes.
 // Arguments are checked here first, so a typo fails fast with WICKET_ERR_ARGUMENT before any
@@ -162,6 +164,35 @@ Examples:
       if (typeof result.ticket !== 'string') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's ticket.create answer carries no ticket");
       if (flags.json === true) printJson({ ticket: result.ticket, ticketId: result.ticketId, expiresAt: result.expiresAt });
       else process.stdout.write(result.ticket + '\n');
+    });
+
+  ticket
+    .command('list')
+    .description('List outstanding tickets (uses left, not expired, not revoked): ids, grants, uses, times; never their text')
+    .option('--all', 'also list used, expired and revoked tickets')
+    .option('--json', 'print {tickets: [...], omitted} as JSON')
+    .addHelpText('after', '\nExamples:\n  $ agent ticket list\n  $ agent ticket list --all --json')
+    .action(async (flags: { all?: boolean; json?: boolean }, command: Command) => {
+      const { tickets, omitted } = ticketListFrom(await adminRequest(command, 'ticket.list', { all: flags.all === true }));
+      if (flags.json === true) printJson({ tickets, omitted });
+      else printTicketTable(tickets, flags.all === true);
+      // The relay answers in one control frame: older tickets past its size budget are left out.
+      if (omitted > 0 && flags.json !== true) process.stderr.write(`(${omitted} older tickets not shown: \`relay ticket list\` on the relay host lists them all)\n`);
+    });
+
+  ticket
+    .command('revoke')
+    .description('Revoke a ticket so nobody can enroll with it any more (members it enrolled stay: `agent member revoke` them)')
+    .argument('<ticket-id>', 'the ticket id (32 hex digits, from `agent ticket list` or `ticket create --json`)')
+    .option('--json', 'print {ticket, alreadyRevoked} as JSON')
+    .addHelpText('after', '\nExample:\n  $ agent ticket revoke 3f5c0a…(32 hex digits)')
+    .action(async (idText: string, flags: { json?: boolean }, command: Command) => {
+      const ticketId = parseTicketId(idText).toString('hex');
+      const result = asRecord(await adminRequest(command, 'ticket.revoke', { ticketId }), 'ticket.revoke');
+      const view = ticketViewFrom(result.ticket, 'ticket.revoke');
+      const alreadyRevoked = result.alreadyRevoked === true;
+      if (flags.json === true) printJson({ ticket: view, alreadyRevoked });
+      else process.stdout.write(ticketRevokedLine(view, alreadyRevoked) + '\n');
     });
 
   const member = program.command('member').description('Project members (admin)');

@@ -8,7 +8,7 @@ import { checkPolicy, formatHostPort, parseHostPort, parseName } from '../agent/
 import type { WicketError } from '../protocol/errors.js';
 import { MAX_TARGET_CONNECTIONS_SETTING, OUTLET_MAX_TARGET_CONNECTIONS, OUTLET_MAX_TARGET_CONNECTIONS_PER_PEER } from '../protocol/limits.js';
 import { agentGlobals, openVault, printJson } from './agent-context.js';
-import { usageError } from './cli-errors.js';
+import { EXIT_FAILURE, EXIT_REVOKED, usageError } from './cli-errors.js';
 import { parseWholeNumber } from './whole-number.js';
 import { createLogger } from './logger.js';
 import { printStatus } from './node-status.js';
@@ -78,7 +78,8 @@ async function startNode(flags: { config?: string; metrics?: string } & JsonFlag
   process.once('SIGINT', () => void shutdown(0, 'SIGINT'));
   node.once('fatal', (err: WicketError) => {
     process.stderr.write(`error: ${err.message}\n`);
-    void shutdown(1, err.code);
+    // Revoked: a distinct exit code, so systemd (RestartPreventExitStatus) stops restarting it.
+    void shutdown(err.code === 'WICKET_ERR_REVOKED' ? EXIT_REVOKED : EXIT_FAILURE, err.code);
   });
 
   const announce = () => {

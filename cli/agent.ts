@@ -9,7 +9,7 @@ import { chooseLogLevel, LOG_LEVELS } from './logger.js';
 
 // The `agent` program (bin/agent.js runs its compiled form from dist/). One file per command group:
 //   agent-enroll.ts  enroll
-//   agent-admin.ts   ticket create, member list, member revoke (admin identity)
+//   agent-admin.ts   ticket create | list | revoke, member list | revoke | reinstate (admin identity)
 //   agent-node.ts    node start, inlet/outlet create|list|delete, status (the running node)
 // Errors: one line `error: WICKET_ERR_…: message` on stderr, exit 1 (2 for usage), see cli-errors.ts.
 

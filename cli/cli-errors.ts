@@ -2,13 +2,20 @@ import { CommanderError, type Command } from 'commander';
 import { asWicketError, wicketError, type WicketError } from '../protocol/errors.js';
 
 // How every Wicket command fails: one line `error: WICKET_ERR_…: message` on stderr, exit code 2
-// for usage errors (WICKET_ERR_ARGUMENT) and 1 for everything else. Never a stack trace (set
+// for usage errors (WICKET_ERR_ARGUMENT), 3 when `agent node start` meets its own revocation,
+// and 1 for everything else. Never a stack trace (set
 // WICKET_DEBUG=1 to get one), never a secret: ticket texts from the command line are masked in
 // every message, and option values commander would echo back are only shown when they look
 // like plain words.
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/**
+ * `agent node start` ends with this when the relay says the node's identity was revoked: no
+ * restart can fix that, so service managers are told not to try (the units in examples/deploy/
+ * carry `RestartPreventExitStatus=3`).
+ */
+export const EXIT_REVOKED = 3;
 
 /** Texts that must never be printed (tickets given on the command line). */
 const secretTexts = new Set<string>();

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parseListenAddress, DEFAULT_LISTEN, urlHostPort } from '../relay/listen-address.js';
 import { parseMetricsFrom } from '../relay/metrics-access.js';
@@ -11,11 +12,16 @@ import { DATA_OPTION, dataDirOf } from './relay-args.js';
 // stdout, for people:                                  stdout with --json (one line, for tests):
 //   authority I…                                         {"url":"ws://127.0.0.1:41234",
 //   admin ticket (one use, expires …; saved in …):        "authority":"I…",
-//   wkt1_…                           (first start only)   "adminTicket":"wkt1_…",   (first start only)
-//   certificate sha256 <hex>         (self-signed TLS)     "fingerprint":"<hex>"}    (self-signed TLS)
-//   relay listening on ws://127.0.0.1:41234
+//   wkt1_…              (first start, stdout a terminal)  "adminTicketFile":"DIR/admin-ticket",
+//   certificate sha256 <hex>         (self-signed TLS)     "adminTicketExpiresAt":"<ISO>",
+//   relay listening on ws://127.0.0.1:41234                "adminTicket":"wkt1_…",  (terminal only)
+//                                                          "fingerprint":"<hex>"}    (self-signed TLS)
 //
-// The admin ticket is printed once here and saved to DIR/admin-ticket (0600); it is never logged.
+// The first start's admin ticket is saved to DIR/admin-ticket (0600) and never logged. Its text
+// is printed only when stdout is a terminal: under systemd, cloud-init or a pipe stdout is a
+// journal or a file that others may read, so there the line says only where the ticket is and
+// how to use it (`agent enroll --ticket-file DIR/admin-ticket`), and the log says the same. The
+// --json line follows the same rule: scripts read the ticket from adminTicketFile.
 // Logs (pino) go to stderr. SIGTERM / SIGINT close connections and the store, then exit 0.
 
 interface StartFlags {
@@ -54,6 +60,7 @@ export function registerStartCommand(program: Command): void {
     .option('--insecure', 'allow plain ws:// on a non-loopback address')
     .option('--json', 'print one JSON line {url, authority, adminTicket?, fingerprint?} once listening')
     .option('--metrics-from <cidr,...|any>', 'who may GET /metrics on the relay port: addresses or CIDR ranges, comma-separated, or any (default: loopback only)')
+    .option('--json', 'print one JSON line {url, authority, adminTicketFile?, adminTicketExpiresAt?, fingerprint?} once listening')
     .addOption(new Option('--tap <file>', 'test only: append every received frame to FILE').hideHelp())
     .addHelpText(
       'after',
@@ -63,6 +70,9 @@ its fingerprint goes in every ticket, so agents pin it.
 
 The same port answers plain GET /healthz, /readyz and /metrics (Prometheus); /metrics only to
 loopback unless --metrics-from allows more (e.g. --metrics-from 10.0.0.0/8,127.0.0.1).
+The first start makes a one-time admin ticket, saved in DATA/admin-ticket (0600). It is printed
+only when stdout is a terminal; otherwise (systemd, pipes, --json in scripts) read the file and
+enroll with \`agent enroll --ticket-file DATA/admin-ticket\`.
 
 Examples:
   $ relay start                                   # ws://127.0.0.1:7400, data in ~/.wicket-relay
@@ -88,21 +98,26 @@ Examples:
       });
 
       const lines: string[] = [];
+      // Only a person at a terminal sees the ticket text; a journal or a pipe gets its path.
+      const showTicket = process.stdout.isTTY === true;
+      const admin = relay.adminTicket;
+      const adminFile = resolve(relay.paths.adminTicket);
+      const adminExpires = admin === undefined ? undefined : new Date(admin.expiresAt).toISOString();
+      if (admin !== undefined) logger.info({ file: adminFile, expiresAt: adminExpires }, `admin ticket saved; enroll with \`agent enroll --ticket-file ${adminFile}\``);
       if (flags.json === true) {
         lines.push(
           JSON.stringify({
             url: relay.url,
             authority: relay.authorityIdentifier,
-            ...(relay.adminTicket === undefined ? {} : { adminTicket: relay.adminTicket.text.reveal() }),
+            ...(admin === undefined ? {} : { adminTicketFile: adminFile, adminTicketExpiresAt: adminExpires }),
+            ...(admin === undefined || !showTicket ? {} : { adminTicket: admin.text.reveal() }),
             ...(relay.fingerprint === undefined ? {} : { fingerprint: relay.fingerprint }),
           }),
         );
       } else {
         lines.push(`authority ${relay.authorityIdentifier}`);
-        if (relay.adminTicket !== undefined) {
-          const expires = new Date(relay.adminTicket.expiresAt).toISOString();
-          lines.push(`admin ticket (one use, expires ${expires}; saved in ${relay.paths.adminTicket}):`, relay.adminTicket.text.reveal());
-        }
+        if (admin !== undefined && showTicket) lines.push(`admin ticket (one use, expires ${adminExpires}; saved in ${adminFile}):`, admin.text.reveal());
+        else if (admin !== undefined) lines.push(`admin ticket (one use, expires ${adminExpires}) saved in ${adminFile} (0600); enroll with: agent enroll --ticket-file ${adminFile}`);
         if (relay.fingerprint !== undefined) lines.push(`certificate sha256 ${relay.fingerprint}`);
         lines.push(`relay listening on ${relay.url}`);
       }

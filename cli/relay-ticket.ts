@@ -3,12 +3,18 @@ import { formatDuration, parseDuration } from './duration.js';
 import { TICKET_DEFAULT_TTL_MS } from '../protocol/limits.js';
 import { collect, DATA_OPTION, dataDirOf, parseAttributes, parseUsageCount } from './relay-args.js';
 import { openOfflineAuthority } from './relay-offline.js';
+import { parseTicketId } from '../protocol/ticket.js';
+import { ticketView } from '../relay/authority/ticket-view.js';
+import { printTicketTable, ticketRevokedLine } from './ticket-output.js';
 
-// `relay ticket create`: mints a ticket from the data folder, for automation on the relay host
-// (no admin identity needed: whoever can read the folder already holds the authority key). Safe
-// while the relay runs: the SQLite store is shared in WAL mode.
+// `relay ticket create | list | revoke`: tickets from the data folder, for automation on the relay
+// host (no admin identity needed: whoever can read the folder already holds the authority key).
+// Safe while the relay runs: the SQLite store is shared in WAL mode, and these commands do not
+// take the relay's lock. A ticket revoked here is refused by the running relay at once (every
+// redemption reads the store).
 //
-// stdout: the ticket alone on one line; with --json: {"ticket","ticketId","expiresAt"}.
+// create stdout: the ticket alone on one line; with --json: {"ticket","ticketId","expiresAt"}.
+// list, revoke: see ticket-output.ts (the same output as `agent ticket list|revoke`).
 
 interface TicketFlags {
   data?: string;
@@ -55,6 +61,46 @@ Examples:
           flags.json === true
             ? JSON.stringify({ ticket: created.text.reveal(), ticketId: created.ticketId, expiresAt }) + '\n'
             : created.text.reveal() + '\n',
+        );
+      } finally {
+        await offline.close();
+      }
+    });
+
+  ticket
+    .command('list')
+    .description('List outstanding tickets (uses left, not expired, not revoked): ids, grants, uses, times; never their text')
+    .option(...DATA_OPTION)
+    .option('--all', 'also list used, expired and revoked tickets')
+    .option('--json', 'print {tickets: [...], omitted: 0} as JSON')
+    .addHelpText('after', '\nExamples:\n  $ relay ticket list --data /var/lib/wicket-relay\n  $ relay ticket list --all --json')
+    .action(async (flags: { data?: string; all?: boolean; json?: boolean }) => {
+      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      try {
+        const now = offline.authority.now();
+        const tickets = (await offline.authority.listTickets(flags.all === true)).map((t) => ticketView(t, now));
+        if (flags.json === true) process.stdout.write(JSON.stringify({ tickets, omitted: 0 }) + '\n');
+        else printTicketTable(tickets, flags.all === true);
+      } finally {
+        await offline.close();
+      }
+    });
+
+  ticket
+    .command('revoke')
+    .description('Revoke a ticket so nobody can enroll with it any more (members it enrolled stay: `relay member revoke` them)')
+    .argument('<ticket-id>', 'the ticket id (32 hex digits, from `relay ticket list` or `ticket create --json`)')
+    .option(...DATA_OPTION)
+    .option('--json', 'print {ticket, alreadyRevoked} as JSON')
+    .addHelpText('after', '\nExample:\n  $ relay ticket revoke 3f5c0a…(32 hex digits) --data /var/lib/wicket-relay')
+    .action(async (idText: string, flags: { data?: string; json?: boolean }) => {
+      const ticketId = parseTicketId(idText);
+      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      try {
+        const outcome = await offline.authority.revokeTicket(ticketId, 'cli');
+        const view = ticketView(outcome.ticket, offline.authority.now());
+        process.stdout.write(
+          flags.json === true ? JSON.stringify({ ticket: view, alreadyRevoked: outcome.alreadyRevoked }) + '\n' : ticketRevokedLine(view, outcome.alreadyRevoked) + '\n',
         );
       } finally {
         await offline.close();

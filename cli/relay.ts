@@ -8,7 +8,7 @@ import { WICKET_VERSION } from '../protocol/version.js';
 
 // The `relay` program (bin/relay.js runs its compiled form from dist/). One file per command group:
 //   relay-start.ts   start (the server, and the first-start admin ticket)
-//   relay-ticket.ts  ticket create (offline, from the data folder, while the relay runs)
+//   relay-ticket.ts  ticket create | list | revoke (offline, from the data folder, while the relay runs)
 //   relay-member.ts  member list | revoke (offline; a running relay applies the revocation)
 // Errors: one line `error: WICKET_ERR_…: message` on stderr, exit 2 for bad arguments, else 1
 // (cli-errors.ts, shared with the agent CLI).

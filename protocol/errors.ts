@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   WICKET_ERR_TICKET_USED: { num: 403, meaning: 'The ticket has no uses left.', fix: 'Tickets are one-time by default; ask an admin for a new one.' },
   WICKET_ERR_TICKET_UNKNOWN: { num: 404, meaning: 'The relay\'s authority does not know this ticket (or the secret is wrong).', fix: 'The ticket is from another relay or project, or was mistyped.' },
   WICKET_ERR_ALREADY_ENROLLED: { num: 405, meaning: 'This agent home already holds an enrollment for another project.', fix: 'Use a different WICKET_HOME for the other project, or remove the old one deliberately.' },
+  WICKET_ERR_TICKET_REVOKED: { num: 407, meaning: 'An admin revoked the ticket before it was redeemed.', fix: 'Ask an admin for a new ticket; `relay ticket list --all` / `agent ticket list --all` shows who revoked it and when.' },
   WICKET_ERR_NOT_ENROLLED: { num: 406, meaning: 'This agent home holds no enrollment.', fix: 'Run `agent enroll --ticket …` first.' },
 
   // --- secure channel (5xx) ---
@@ -100,6 +101,7 @@ export const ERROR_CODES = {
   WICKET_ERR_TLS_TARGET: { num: 907, meaning: 'TLS to the outlet\'s target failed (certificate or name mismatch).', fix: 'Pass --tls-ca and --tls-servername matching the target\'s certificate.' },
   WICKET_ERR_CONTROL_REQUEST: { num: 920, meaning: 'A control-socket request is malformed, too long or names an unknown operation.', fix: 'Use the `agent` CLI to talk to the node; the request was refused and the node kept running.' },
   WICKET_ERR_STORE: { num: 908, meaning: 'The authority store failed.', fix: 'Check the relay data folder is writable and not corrupt.' },
+  WICKET_ERR_DATA_DIR_LOCKED: { num: 930, meaning: 'Another relay process holds the data folder\'s lock (relay.lock): two relays on one authority store would split its state.', fix: 'Stop the other relay (the message names its pid), or give this one its own --data folder. A lock left by a crashed relay is taken over by itself; `relay ticket` and `relay member` commands work while a relay runs.' },
 
   // --- Azure provisioning (10xx) ---
   WICKET_ERR_AZURE_CONFIG: { num: 1000, meaning: 'Azure settings are missing or invalid (subscription, credentials, endpoint).', fix: 'Sign in with `az login` or set AZURE_SUBSCRIPTION_ID (and AZURE_ARM_ENDPOINT/AZURE_ACCESS_TOKEN for other clouds).' },

@@ -204,6 +204,12 @@ export const SELF_SIGNED_CERT_VALIDITY_MS = 10 * 365 * 24 * 60 * 60_000;
 /** audit.list: default and maximum number of events returned. */
 export const AUDIT_LIST_DEFAULT = 100;
 export const AUDIT_LIST_MAX = 1_000;
+/**
+ * ticket.list: the relay stops adding tickets to its answer past this many JSON bytes (and says
+ * how many it left out), so the answer stays under RELAY_MAX_CONTROL_FRAME whatever the tickets
+ * carry; `relay ticket list` on the relay host shows them all.
+ */
+export const TICKET_LIST_REPLY_BUDGET = 48 * 1024;
 /** SQLite waits this long for a lock held by another process (relay and `relay ticket create`). */
 export const STORE_BUSY_TIMEOUT_MS = 5_000;
 /**

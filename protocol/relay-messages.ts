@@ -12,7 +12,7 @@ import { MAX_OPEN_AVOID, RELAY_MAX_CONTROL_STRING } from './limits.js';
 // or with a different kind, does not compile (test/protocol/relay-messages.test.ts shows it).
 
 /** Admin operations a `request` may name; the validator refuses any other. */
-export const ADMIN_OPS = ['ticket.create', 'member.list', 'member.revoke', 'member.reinstate', 'audit.list'] as const;
+export const ADMIN_OPS = ['ticket.create', 'ticket.list', 'ticket.revoke', 'member.list', 'member.revoke', 'member.reinstate', 'audit.list'] as const;
 export type AdminOp = (typeof ADMIN_OPS)[number];
 
 export type AgentToRelay =

@@ -55,6 +55,19 @@ export function hashTicketSecret(secret: Secret<Buffer>): Buffer {
   return createHash('sha256').update(SECRET_HASH_DOMAIN).update(secret.reveal()).digest();
 }
 
+/**
+ * A ticket id as people type it (`relay ticket revoke ID`): TICKET_ID_LEN bytes in hex, as
+ * `ticket create --json` and `ticket list` print it. The id names a ticket; it is not its secret.
+ * Throws WICKET_ERR_ARGUMENT without echoing the text.
+ */
+export function parseTicketId(text: unknown): Buffer {
+  const hex = typeof text === 'string' ? text.trim().toLowerCase() : '';
+  if (hex.length !== TICKET_ID_LEN * 2 || !/^[0-9a-f]+$/.test(hex)) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `a ticket id is ${TICKET_ID_LEN * 2} hex digits, as \`ticket list\` prints it`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
 /** True when the ticket's expiry has passed at `now` (ms since epoch). */
 export function isTicketExpired(t: Ticket, now: number): boolean {
   return now >= t.expiresAt;

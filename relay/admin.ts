@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import { asWicketError, wicketError } from '../protocol/errors.js';
 import { parseIdentifier } from '../protocol/identity.js';
-import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX } from '../protocol/limits.js';
+import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX, TICKET_LIST_REPLY_BUDGET } from '../protocol/limits.js';
 import type { AgentToRelay } from '../protocol/relay-messages.js';
 import { isAdmin } from '../protocol/relay-names.js';
+import { parseTicketId } from '../protocol/ticket.js';
 import type { Authority } from './authority/authority.js';
 import type { Attributes } from './authority/store.js';
+import { ticketView, type TicketView } from './authority/ticket-view.js';
 import type { LiveConnections } from './live-connections.js';
 import type { PeerIdentity, RelayPeer } from './peer.js';
 import type { Revocation } from './revocation.js';
@@ -55,6 +57,8 @@ export class AdminOps {
   ) {
     this.#handlers = {
       'ticket.create': (admin, args) => this.#ticketCreate(admin, args),
+      'ticket.list': (_admin, args) => this.#ticketList(args),
+      'ticket.revoke': (admin, args) => this.#ticketRevoke(admin, args),
       'member.list': () => this.#memberList(),
       'member.revoke': (admin, args) => this.#memberRevoke(admin, args),
       'member.reinstate': (admin, args) => this.#memberReinstate(admin, args),
@@ -93,6 +97,30 @@ export class AdminOps {
       createdBy: admin.identifier,
     });
     return { ticket: created.text.reveal(), ticketId: created.ticketId, expiresAt: iso(created.expiresAt) };
+  }
+
+  /**
+   * The newest tickets that fit in TICKET_LIST_REPLY_BUDGET (oldest first), and how many older
+   * ones were left out: the answer must fit in one control frame.
+   */
+  async #ticketList(args: Record<string, unknown>): Promise<unknown> {
+    if (args.all !== undefined && typeof args.all !== 'boolean') throw wicketError('WICKET_ERR_ARGUMENT', 'all must be true or false');
+    const now = this.authority.now();
+    const listings = await this.authority.listTickets(args.all === true);
+    const tickets: TicketView[] = [];
+    let bytes = 0;
+    for (let i = listings.length - 1; i >= 0; i--) {
+      const view = ticketView(listings[i]!, now);
+      bytes += Buffer.byteLength(JSON.stringify(view)) + 1;
+      if (bytes > TICKET_LIST_REPLY_BUDGET) break;
+      tickets.push(view);
+    }
+    return { tickets: tickets.reverse(), omitted: listings.length - tickets.length };
+  }
+
+  async #ticketRevoke(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
+    const outcome = await this.authority.revokeTicket(parseTicketId(args.ticketId), admin.identifier);
+    return { ticket: ticketView(outcome.ticket, this.authority.now()), alreadyRevoked: outcome.alreadyRevoked };
   }
 
   async #memberList(): Promise<unknown> {

@@ -14,6 +14,8 @@ import { AUTHORITY_KEY_FILE } from './authority/authority-key.js';
 //   relay.json        the public URL and certificate fingerprint, so `relay ticket create`
 //                     can mint tickets from this folder while the relay runs
 //   admin-ticket      the one-time admin ticket of the first start (0600)
+//   relay.lock        the running relay's pid, held for its life (data-dir-lock.ts): a second
+//                     `relay start` on this folder is refused
 
 export interface RelayDataPaths {
   readonly dir: string;
@@ -24,6 +26,7 @@ export interface RelayDataPaths {
   readonly tlsKey: string;
   readonly relayConfig: string;
   readonly adminTicket: string;
+  readonly lock: string;
 }
 
 /** What `relay start` writes for offline tools; fingerprint is hex SHA-256 of the DER certificate. */
@@ -50,6 +53,7 @@ export function relayDataPaths(dir: string): RelayDataPaths {
     tlsKey: join(dir, 'tls', 'key.pem'),
     relayConfig: join(dir, 'relay.json'),
     adminTicket: join(dir, 'admin-ticket'),
+    lock: join(dir, 'relay.lock'),
   };
 }
 

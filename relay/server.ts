@@ -18,6 +18,7 @@ import { RelayConnection } from './connection.js';
 import type { ConnectionServices } from './connection-services.js';
 import { RefusalLog } from './refusal-log.js';
 import { ensureDataDir, writeRelayConfig, writeSecretFile, type RelayDataPaths } from './data-dir.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { FlowControl } from './flow-control.js';
 import { Keepalive } from './keepalive.js';
 import { DEFAULT_LISTEN, hostOfUrl, isLoopbackHost, isWildcardHost, urlHostPort, type ListenAddress } from './listen-address.js';
@@ -121,7 +122,22 @@ function checkPublicUrl(url: string): string {
   return url.replace(/\/$/, '');
 }
 
+/**
+ * Starts a relay holding its data folder's lock (data-dir-lock.ts) for its whole life: a second
+ * relay on the same folder fails with WICKET_ERR_DATA_DIR_LOCKED; close() releases it.
+ */
 export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
+  const lock = lockDataDir(ensureDataDir(options.dataDir), options.logger);
+  try {
+    const relay = await startLockedRelay(options);
+    return { ...relay, close: () => relay.close().finally(() => lock.release()) };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   const logger = options.logger;
   const listen = options.listen ?? DEFAULT_LISTEN;
   const settings = relaySettings(options.settings);

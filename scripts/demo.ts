@@ -74,10 +74,10 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`        serving ${DEPLOYMENT} on ${standin.url} (reachable only inside "AI Corp")\n`);
 
-  step('The relay starts on loopback and prints a one-time admin ticket');
+  step('The relay starts on loopback and saves a one-time admin ticket in relay-data/admin-ticket (0600)');
   show('relay start --listen 127.0.0.1:0 --data relay-data');
   const relay = await startRelayProcess({ dataDir: join(work, 'relay-data') });
-  if (!relay.adminTicket) throw new Error('the relay did not print an admin ticket on its first start');
+  if (!relay.adminTicket) throw new Error('the relay saved no admin ticket on its first start');
   process.stdout.write(`        relay ${relay.url}, authority ${relay.authority}\n`);
 
   step("The admin enrolls with it and creates one ticket for each side");

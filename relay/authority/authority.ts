@@ -30,6 +30,8 @@ import {
   type MemberRecord,
   type RevocationEvent,
   type RevokeOutcome,
+  type TicketListing,
+  type TicketRevokeOutcome,
 } from './store.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
@@ -125,12 +127,16 @@ export function checkRelayName(name: unknown): string {
  * Why a ticket was not redeemed, in words the agent prints as they are (the relay sends this text
  * to the enrolling agent). It says no more than the code does.
  */
-function refusalDetail(code: 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_REVOKED', ticketId: string, identifier: Identifier): string {
+function refusalDetail(
+  code: 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_TICKET_REVOKED' | 'WICKET_ERR_REVOKED',
+  ticketId: string, identifier: Identifier): string {
   switch (code) {
     case 'WICKET_ERR_REVOKED':
       return `${identifier} was revoked; enroll a new key, or ask an admin to reinstate this one`;
     case 'WICKET_ERR_TICKET_USED':
       return `ticket ${ticketId} was already used (it has no uses left); ask an admin for a new ticket`;
+    case 'WICKET_ERR_TICKET_REVOKED':
+      return `ticket ${ticketId} was revoked by an admin; ask an admin for a new ticket`;
     case 'WICKET_ERR_TICKET_EXPIRED':
       return `ticket ${ticketId} has expired; ask an admin for a new ticket`;
     case 'WICKET_ERR_TICKET_UNKNOWN':
@@ -219,7 +225,7 @@ export class Authority {
     return this.credentialTtlMs + CLOCK_SKEW_MS;
   }
 
-  /** Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED / REVOKED. */
+  /** Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED / TICKET_REVOKED / REVOKED. */
   async redeem(request: { ticketId: Buffer; secret: Secret<Buffer>; publicKey: Buffer }): Promise<Enrollment> {
     const identifier = identifierOf(request.publicKey);
     const ticketId = request.ticketId.toString('hex');
@@ -293,6 +299,26 @@ export class Authority {
     await this.audit('reinstate', identifier, { reinstatedBy });
     this.#logger.info({ identifier, reinstatedBy }, 'member reinstated');
     return outcome.event;
+  }
+
+  /** Outstanding tickets (uses left, unexpired, not revoked), or with `all` every stored one. */
+  listTickets(all = false): Promise<TicketListing[]> {
+    return this.store.listTickets({ now: this.now(), all });
+  }
+
+  /**
+   * Revokes a ticket that was handed out but should no longer enroll anyone (members it already
+   * enrolled stay members: revoke those with `member revoke`). Throws TICKET_UNKNOWN.
+   */
+  async revokeTicket(ticketId: Buffer, revokedBy: string): Promise<TicketRevokeOutcome> {
+    const id = ticketId.toString('hex');
+    const outcome = await this.store.revokeTicket(ticketId, this.now(), revokedBy);
+    if (outcome === undefined) throw wicketError('WICKET_ERR_TICKET_UNKNOWN', `no ticket ${id} in this relay's store (\`ticket list --all\` shows them all)`);
+    if (!outcome.alreadyRevoked) {
+      await this.audit('ticket-revoke', revokedBy.startsWith('I') ? revokedBy : undefined, { ticketId: id, revokedBy, usesLeft: outcome.ticket.usesLeft });
+      this.#logger.info({ ticketId: id, revokedBy, usesLeft: outcome.ticket.usesLeft }, 'ticket revoked');
+    }
+    return outcome;
   }
 
   /** Appends an audit event; a failing audit write is logged, never fatal to the operation. */

@@ -13,7 +13,7 @@ import { STORE_BUSY_TIMEOUT_MS } from '../../protocol/limits.js';
 // Schema versions live in `user_version`; each migration moves one version forward inside one
 // transaction, so a relay upgraded in place keeps its members, tickets and revocations.
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'];
 
@@ -62,7 +62,19 @@ CREATE TABLE IF NOT EXISTS redemptions (
   redeemed_at INTEGER NOT NULL,
   PRIMARY KEY (ticket_id, identifier)
 );`,
+  // 2 -> 3: an admin can revoke a ticket before it is redeemed (`ticket revoke`); tickets made
+  // before stay as they were (not revoked).
+  3: `
+ALTER TABLE tickets ADD COLUMN revoked_at INTEGER;
+ALTER TABLE tickets ADD COLUMN revoked_by TEXT;`,
 };
+
+/** The SQL that moves a store from version `to - 1` to `to` (tests build old stores with it). */
+export function migrationTo(to: number): string {
+  const sql = MIGRATIONS[to];
+  if (sql === undefined) throw wicketError('WICKET_ERR_INTERNAL', `no schema migration to version ${to}`);
+  return sql;
+}
 
 /** Creates the file 0600 if absent, and narrows it and any side files to 0600 if present. */
 function prepareFileModes(path: string): void {

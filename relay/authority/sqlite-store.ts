@@ -14,7 +14,9 @@ import {
   type ReinstateOutcome,
   type RevocationEvent,
   type RevokeOutcome,
+  type TicketListing,
   type TicketRecord,
+  type TicketRevokeOutcome,
 } from './store.js';
 
 // The single-relay authority store: one SQLite file in WAL mode (opened by sqlite-schema.ts), so
@@ -36,6 +38,20 @@ interface TicketRow {
   relay_names: string;
   uses_left: number;
   expires_at: number;
+  revoked_at: number | null;
+}
+
+interface TicketListingRow {
+  ticket_id: Buffer;
+  attributes: string;
+  relay_names: string;
+  usage_count: number;
+  uses_left: number;
+  created_at: number;
+  expires_at: number;
+  created_by: string;
+  revoked_at: number | null;
+  revoked_by: string | null;
 }
 
 interface RevocationRow {
@@ -63,6 +79,20 @@ function memberFromRow(row: MemberRow): MemberRecord {
   return row.revoked_at === null ? member : { ...member, revokedAt: row.revoked_at };
 }
 
+function ticketFromRow(row: TicketListingRow): TicketListing {
+  const ticket: TicketListing = {
+    ticketId: row.ticket_id,
+    attributes: JSON.parse(row.attributes) as Attributes,
+    relayNames: JSON.parse(row.relay_names) as string[],
+    usageCount: row.usage_count,
+    usesLeft: row.uses_left,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    createdBy: row.created_by,
+  };
+  return row.revoked_at === null ? ticket : { ...ticket, revokedAt: row.revoked_at, revokedBy: row.revoked_by ?? '' };
+}
+
 function revocationFromRow(row: RevocationRow): RevocationEvent {
   return { seq: row.seq, identifier: row.identifier as Identifier, kind: row.kind, at: row.revoked_at, by: row.revoked_by };
 }
@@ -84,6 +114,7 @@ export class SqliteStore implements AuthorityStore {
   readonly #redeem: (request: RedeemRequest) => RedeemOutcome;
   readonly #revoke: (identifier: Identifier, now: number, by: string) => RevokeOutcome | undefined;
   readonly #reinstate: (identifier: Identifier, now: number, by: string) => ReinstateOutcome;
+  readonly #revokeTicket: (ticketId: Buffer, now: number, by: string) => TicketRevokeOutcome | undefined;
 
   constructor(readonly path: string) {
     this.#db = openAuthorityDatabase(path);
@@ -94,8 +125,22 @@ export class SqliteStore implements AuthorityStore {
          VALUES (@ticketId, @secretHash, @attributes, @relayNames, @usageCount, @usageCount, @createdAt, @expiresAt, @createdBy)`,
       ),
       selectTicket: db.prepare<[Buffer], TicketRow>(
-        'SELECT secret_hash, attributes, relay_names, uses_left, expires_at FROM tickets WHERE ticket_id = ?',
+        'SELECT secret_hash, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = ?',
       ),
+      // Never the secret's hash: listings go to people.
+      selectTicketListing: db.prepare<[Buffer], TicketListingRow>(
+        `SELECT ticket_id, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by, revoked_at, revoked_by
+         FROM tickets WHERE ticket_id = ?`,
+      ),
+      selectOutstandingTickets: db.prepare<[number], TicketListingRow>(
+        `SELECT ticket_id, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by, revoked_at, revoked_by
+         FROM tickets WHERE uses_left > 0 AND expires_at > ? AND revoked_at IS NULL ORDER BY created_at, rowid`,
+      ),
+      selectAllTickets: db.prepare<[], TicketListingRow>(
+        `SELECT ticket_id, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by, revoked_at, revoked_by
+         FROM tickets ORDER BY created_at, rowid`,
+      ),
+      markTicketRevoked: db.prepare<[number, string, Buffer]>('UPDATE tickets SET revoked_at = ?, revoked_by = ? WHERE ticket_id = ? AND revoked_at IS NULL'),
       useTicket: db.prepare<[Buffer]>('UPDATE tickets SET uses_left = uses_left - 1 WHERE ticket_id = ? AND uses_left > 0'),
       selectMember: db.prepare<[string], MemberRow>('SELECT * FROM members WHERE identifier = ?'),
       selectMembers: db.prepare<[], MemberRow>('SELECT * FROM members ORDER BY enrolled_at, identifier'),
@@ -146,6 +191,8 @@ export class SqliteStore implements AuthorityStore {
       if (existing !== undefined && s.selectRedemption.get(request.ticketId, request.identifier) !== undefined) {
         return { ok: true, member: existing, kind: 'repeated' };
       }
+      // The secret is proven: saying "revoked" tells the holder nothing it could not guess.
+      if (ticket.revoked_at !== null) return { ok: false, code: 'WICKET_ERR_TICKET_REVOKED' };
       if (ticket.uses_left <= 0) return { ok: false, code: 'WICKET_ERR_TICKET_USED' };
       if (request.now >= ticket.expires_at) return { ok: false, code: 'WICKET_ERR_TICKET_EXPIRED' };
       if (s.useTicket.run(request.ticketId).changes !== 1) return { ok: false, code: 'WICKET_ERR_TICKET_USED' };
@@ -192,6 +239,13 @@ export class SqliteStore implements AuthorityStore {
       return { ok: true, event: latest(identifier, 'reinstate') };
     });
     this.#reinstate = (identifier, now, by) => reinstate.immediate(identifier, now, by);
+
+    const revokeTicket = db.transaction((ticketId: Buffer, now: number, by: string): TicketRevokeOutcome | undefined => {
+      const changed = s.markTicketRevoked.run(now, by, ticketId).changes === 1;
+      const row = s.selectTicketListing.get(ticketId);
+      return row === undefined ? undefined : { ticket: ticketFromRow(row), alreadyRevoked: !changed };
+    });
+    this.#revokeTicket = (ticketId, now, by) => revokeTicket.immediate(ticketId, now, by);
   }
 
   insertTicket(ticket: TicketRecord): Promise<void> {
@@ -211,6 +265,16 @@ export class SqliteStore implements AuthorityStore {
 
   redeemTicket(request: RedeemRequest): Promise<RedeemOutcome> {
     return guarded('redeeming a ticket', () => this.#redeem(request));
+  }
+
+  listTickets(query: { readonly now: number; readonly all: boolean }): Promise<TicketListing[]> {
+    return guarded('listing tickets', () =>
+      (query.all ? this.#statements.selectAllTickets.all() : this.#statements.selectOutstandingTickets.all(query.now)).map(ticketFromRow),
+    );
+  }
+
+  revokeTicket(ticketId: Buffer, now: number, by: string): Promise<TicketRevokeOutcome | undefined> {
+    return guarded('revoking a ticket', () => this.#revokeTicket(ticketId, now, by));
   }
 
   getMember(identifier: Identifier): Promise<MemberRecord | undefined> {

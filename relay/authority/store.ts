@@ -34,6 +34,29 @@ export interface TicketRecord {
   readonly createdBy: string;
 }
 
+/** A stored ticket as `ticket list` shows it: everything but the secret's hash. */
+export interface TicketListing {
+  readonly ticketId: Buffer;
+  readonly attributes: Attributes;
+  readonly relayNames: readonly string[];
+  readonly usageCount: number;
+  /** Uses not yet redeemed (a revoked ticket keeps the count it had; none can be redeemed). */
+  readonly usesLeft: number;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly createdBy: string;
+  /** ms since epoch; present when an admin revoked the ticket. */
+  readonly revokedAt?: number;
+  readonly revokedBy?: string;
+}
+
+export interface TicketRevokeOutcome {
+  /** The ticket after the call. */
+  readonly ticket: TicketListing;
+  /** True when it was already revoked (nothing changed: the first revocation is kept). */
+  readonly alreadyRevoked: boolean;
+}
+
 export interface RedeemRequest {
   readonly ticketId: Buffer;
   readonly secretHash: Buffer;
@@ -44,7 +67,10 @@ export interface RedeemRequest {
 
 export type RedeemOutcome =
   | { readonly ok: true; readonly member: MemberRecord; readonly kind: EnrollmentKind }
-  | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_REVOKED'> };
+  | {
+      readonly ok: false;
+      readonly code: Extract<ErrorCode, 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_TICKET_REVOKED' | 'WICKET_ERR_REVOKED'>;
+    };
 
 /**
  * new: a first enrollment; merged: a live member redeemed another ticket; repeated: this key
@@ -77,7 +103,7 @@ export interface RevokeOutcome {
 
 export type ReinstateOutcome = { readonly ok: true; readonly event: RevocationEvent } | { readonly ok: false; readonly code: Extract<ErrorCode, 'WICKET_ERR_MEMBER_UNKNOWN' | 'WICKET_ERR_MEMBER_NOT_REVOKED'> };
 
-export type AuditEventName = 'enroll' | 'revoke' | 'reinstate' | 'connect' | 'disconnect' | 'ticket-create';
+export type AuditEventName = 'enroll' | 'revoke' | 'reinstate' | 'connect' | 'disconnect' | 'ticket-create' | 'ticket-revoke';
 
 export interface AuditEvent {
   readonly at: number;
@@ -94,6 +120,16 @@ export interface AuthorityStore {
    * which key redeemed it (so the same key redeeming it again is answered without a second use).
    */
   redeemTicket(request: RedeemRequest): Promise<RedeemOutcome>;
+  /**
+   * Outstanding tickets (uses left, not expired at `now`, not revoked), oldest first; with `all`,
+   * every stored ticket.
+   */
+  listTickets(query: { readonly now: number; readonly all: boolean }): Promise<TicketListing[]>;
+  /**
+   * Marks the ticket revoked: no redemption succeeds from then on (idempotent: the first
+   * revocation is kept). Undefined: no such ticket.
+   */
+  revokeTicket(ticketId: Buffer, now: number, by: string): Promise<TicketRevokeOutcome | undefined>;
   getMember(identifier: Identifier): Promise<MemberRecord | undefined>;
   listMembers(): Promise<MemberRecord[]>;
   /**

@@ -235,8 +235,10 @@ export async function startRelayProcess(
   const dataDir = o.dataDir ?? tempDir('wicket-relay-');
   const args = [...RELAY_NODE_FLAGS, ...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
   const proc = new ManagedProcess('relay', ...nodeCommand(args, o.wrap), baseEnv(o.env));
-  const info = await proc.waitForJson<{ url: string; authority: string; adminTicket?: string }>((v) => typeof v.url === 'string');
-  return { proc, url: info.url, authority: info.authority, adminTicket: info.adminTicket, dataDir, listen: new URL(info.url).host };
+  const info = await proc.waitForJson<{ url: string; authority: string; adminTicketFile?: string }>((v) => typeof v.url === 'string');
+  // The relay prints the admin ticket's text only to a terminal; scripts read the file it names.
+  const adminTicket = info.adminTicketFile === undefined ? undefined : readFileSync(info.adminTicketFile, 'utf8').trim();
+  return { proc, url: info.url, authority: info.authority, adminTicket, dataDir, listen: new URL(info.url).host };
 }
 
 /** Mints a ticket from the relay's data folder (`relay ticket create`, no admin identity needed). */

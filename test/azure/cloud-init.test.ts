@@ -97,6 +97,8 @@ describe('cloud-init documents', () => {
     // The gateway's usage ledger lives in the agent home, which the unit keeps writable.
     expect(agent).toContain('Environment=WICKET_HOME=/var/lib/wicket\n');
     expect(agent).toContain('StateDirectory=wicket\n');
+    // A revoked node (exit 3) is not restarted forever.
+    expect(agent).toContain('RestartPreventExitStatus=3\n');
     expect(JSON.parse(file(ai, '/etc/wicket/node.json'))).toEqual({
       outlets: [
         {

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -74,7 +75,9 @@ export async function startRelayProcess(dataDir: string, port = 0): Promise<Rela
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`relay printed nothing in 30 s: ${stderr}`)), 30_000).unref()),
   ]);
   lines.close();
-  const info = JSON.parse(first) as { url: string; adminTicket?: string };
+  const info = JSON.parse(first) as { url: string; adminTicketFile?: string };
+  // The relay prints the admin ticket's text only to a terminal; read the file it names.
+  const adminTicket = info.adminTicketFile === undefined ? undefined : readFileSync(info.adminTicketFile, 'utf8').trim();
   const end = async (signal: NodeJS.Signals): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
@@ -86,7 +89,7 @@ export async function startRelayProcess(dataDir: string, port = 0): Promise<Rela
   return {
     url: info.url,
     port: Number(new URL(info.url).port),
-    adminTicket: info.adminTicket,
+    adminTicket,
     child,
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),

@@ -36,7 +36,7 @@ export interface PortalOptions {
 }
 
 export async function enrollAdmin(relay: RelayProcess): Promise<AgentHome> {
-  if (!relay.adminTicket) throw new Error('relay printed no admin ticket');
+  if (!relay.adminTicket) throw new Error('relay saved no admin ticket');
   return enrollAgent(relay, { ticket: relay.adminTicket });
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -86,19 +86,32 @@ describe('relay CLI, as a real process', () => {
     const data = dataDir();
     const tap = join(data, 'tap.bin');
     const relay = spawnRelay(['start', '--listen', '127.0.0.1:0', '--data', data, '--json', '--tap', tap]);
-    const first = JSON.parse(await relay.waitForLine((l) => l.startsWith('{'))) as { url: string; authority: string; adminTicket?: string; fingerprint?: string };
+    const first = JSON.parse(await relay.waitForLine((l) => l.startsWith('{'))) as {
+      url: string;
+      authority: string;
+      adminTicket?: string;
+      adminTicketFile?: string;
+      adminTicketExpiresAt?: string;
+      fingerprint?: string;
+    };
     expect(first.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
     expect(first.url).not.toMatch(/:0$/);
     expect(first.authority).toMatch(/^I[0-9a-f]{64}$/);
     expect(first.fingerprint).toBeUndefined();
-    expect(decodeTicket(first.adminTicket!).relayUrl).toBe(first.url);
-    expect(readFileSync(join(data, 'admin-ticket'), 'utf8').trim()).toBe(first.adminTicket);
-    // The admin ticket is printed, never logged.
-    expect(relay.stderr).not.toContain(first.adminTicket!.slice(5, 40));
+    // stdout is a pipe, not a terminal: the JSON line names the 0600 file, never the ticket text.
+    expect(first.adminTicket).toBeUndefined();
+    expect(first.adminTicketFile).toBe(join(data, 'admin-ticket'));
+    expect(Date.parse(first.adminTicketExpiresAt!)).toBeGreaterThan(Date.now());
+    expect(statSync(first.adminTicketFile!).mode & 0o777).toBe(0o600);
+    const adminTicket = readFileSync(first.adminTicketFile!, 'utf8').trim();
+    expect(decodeTicket(adminTicket).relayUrl).toBe(first.url);
+    expect(relay.lines.join('\n')).not.toContain(adminTicket.slice(5, 40));
+    // Never logged either.
+    expect(relay.stderr).not.toContain(adminTicket.slice(5, 40));
 
     const admin = await RawRelayClient.connect(first.url);
     expect(admin.authority).toBe(first.authority);
-    await admin.enroll(Identity.generate(), first.adminTicket!);
+    await admin.enroll(Identity.generate(), adminTicket);
 
     // `relay ticket create` from the same folder while the relay runs.
     const minted = await run(['ticket', 'create', '--data', data, '--attribute', 'openai-outlet', '--attribute', 'env=prod', '--relay', 'openai', '--expires-in', '60m', '--json']);
@@ -138,6 +151,9 @@ describe('relay CLI, as a real process', () => {
     expect(await relay.exited).toBe(0);
     await admin.closed;
     expect(readFileSync(tap).includes(marker)).toBe(true);
+    // The log says where the admin ticket is and how to use it, without its text.
+    expect(relay.stderr).toContain(`agent enroll --ticket-file ${first.adminTicketFile}`);
+    expect(relay.stderr).not.toContain(adminTicket.slice(5, 40));
 
     // Restart: same authority, no new admin ticket, the admin's credential still works.
     const again = spawnRelay(['start', '--listen', '127.0.0.1:0', '--data', data, '--json']);
@@ -158,14 +174,20 @@ describe('relay CLI, as a real process', () => {
     const url = listening.slice('relay listening on '.length);
     expect(url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
     expect(relay.lines[0]).toMatch(/^authority I[0-9a-f]{64}$/);
-    expect(relay.lines[1]).toMatch(/^admin ticket \(one use, expires .*; saved in .*admin-ticket\):$/);
-    const adminTicket = decodeTicket(relay.lines[2]!);
+    // Not a terminal: the line says where the ticket is and how to use it, not what it is.
+    const ticketFile = join(data, 'admin-ticket');
+    const [, expires, rest] = /^admin ticket \(one use, expires (\S+)\) saved in (.*)$/.exec(relay.lines[1]!) ?? [];
+    expect(Date.parse(expires!)).toBeGreaterThan(Date.now());
+    expect(rest).toBe(`${ticketFile} (0600); enroll with: agent enroll --ticket-file ${ticketFile}`);
+    const ticketText = readFileSync(ticketFile, 'utf8').trim();
+    expect(relay.lines.join('\n')).not.toContain(ticketText.slice(5, 40));
+    const adminTicket = decodeTicket(ticketText);
     const fingerprint = relay.lines.find((l) => l.startsWith('certificate sha256 '))!.split(' ')[2]!;
     expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(adminTicket.relayCertFingerprint?.toString('hex')).toBe(fingerprint);
     const client = await RawRelayClient.connect(url);
     expect(client.peerFingerprint).toBe(fingerprint);
-    await client.enroll(Identity.generate(), relay.lines[2]!);
+    await client.enroll(Identity.generate(), ticketText);
     client.ws.terminate();
     relay.child.kill('SIGTERM');
     expect(await relay.exited).toBe(0);
@@ -175,6 +197,36 @@ describe('relay CLI, as a real process', () => {
     expect(second.fingerprint).toBe(fingerprint);
     again.child.kill('SIGTERM');
     await again.exited;
+  });
+
+  it('on a terminal the first start prints the admin ticket itself (and --json carries it)', async () => {
+    const SCRIPT = '/usr/bin/script';
+    if (!existsSync(SCRIPT)) {
+      console.log(`skipped: ${SCRIPT} (util-linux) is missing, and it is what gives the relay a terminal here`);
+      return;
+    }
+    for (const json of [false, true]) {
+      const data = dataDir();
+      const quoted = [process.execPath, BIN, 'start', '--listen', '127.0.0.1:0', '--data', data, ...(json ? ['--json'] : [])].map((a) => `'${a.replace(/'/g, `'\\''`)}'`);
+      const child = spawn(SCRIPT, ['-qfec', quoted.join(' '), '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WICKET_LOG_FORMAT: 'json' } });
+      children.push(child);
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      const deadline = Date.now() + STARTUP_MS;
+      while (!/relay listening on|"url"/.test(output) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      const ticket = readFileSync(join(data, 'admin-ticket'), 'utf8').trim();
+      if (json) {
+        const line = output.split(/\r?\n/).find((l) => l.startsWith('{"url"'))!;
+        expect(JSON.parse(line)).toMatchObject({ adminTicket: ticket, adminTicketFile: join(data, 'admin-ticket') });
+      } else {
+        expect(output).toMatch(/admin ticket \(one use, expires \S+; saved in \S+admin-ticket\):\r?\n/);
+        expect(output).toContain(ticket);
+      }
+      // The relay.lock names the relay's pid: stop it cleanly through that.
+      process.kill(Number(readFileSync(join(data, 'relay.lock'), 'utf8')), 'SIGTERM');
+      expect(await exited).toBe(0);
+    }
   });
 
   it('bad arguments exit 2 with a WICKET_ERR_ARGUMENT line on stderr and no stack trace', async () => {
