@@ -58,7 +58,6 @@ export function registerStartCommand(program: Command): void {
     .option('--tls-cert <file>', 'PEM certificate to serve (with --tls-key); not pinned in tickets')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--insecure', 'allow plain ws:// on a non-loopback address')
-    .option('--json', 'print one JSON line {url, authority, adminTicket?, fingerprint?} once listening')
     .option('--metrics-from <cidr,...|any>', 'who may GET /metrics on the relay port: addresses or CIDR ranges, comma-separated, or any (default: loopback only)')
     .option('--json', 'print one JSON line {url, authority, adminTicketFile?, adminTicketExpiresAt?, fingerprint?} once listening')
     .addOption(new Option('--tap <file>', 'test only: append every received frame to FILE').hideHelp())

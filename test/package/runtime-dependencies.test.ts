@@ -25,14 +25,6 @@ const LOADED_BY_NAME: Record<string, { file: string; text: string; why: string }
   bufferutil: { file: 'node_modules/ws/lib/buffer-util.js', text: "require('bufferutil')", why: 'ws requires it when installed: native masking of every WebSocket frame an agent sends' },
 };
 
-/**
- * Runtime dependencies added for code on its way (another branch of issue 13), not yet imported
- * here. An entry must leave this list once a runtime file imports the package (the test says so).
- */
-const PENDING: Record<string, string> = {
-  yaml: 'the node config file (YAML or JSON) that `inlet/outlet create` keep (issue 13)',
-};
-
 /** Files allowed an import of a computed name, which this test cannot check, and what they load. */
 const COMPUTED_IMPORTS: Record<string, string> = {
   'bin/launch.js': 'dist/cli/<program>.js, our own compiled program',
@@ -127,15 +119,11 @@ describe('runtime dependencies (package.json "dependencies")', () => {
   });
 
   it('every runtime dependency is imported by a runtime file, or loaded by name for a stated reason', () => {
-    const unused = Object.keys(pkg.dependencies).filter((name) => !packages.has(name) && LOADED_BY_NAME[name] === undefined && PENDING[name] === undefined);
+    const unused = Object.keys(pkg.dependencies).filter((name) => !packages.has(name) && LOADED_BY_NAME[name] === undefined);
     expect(unused, 'no runtime file imports these: move them to "devDependencies" (or remove them)').toEqual([]);
     for (const [name, { file, text, why }] of Object.entries(LOADED_BY_NAME)) {
       expect(pkg.dependencies[name], `${name}: ${why}`).toBeDefined();
       expect(readFileSync(join(ROOT, file), 'utf8'), `${name} is kept because ${why}; ${file} no longer says ${text}`).toContain(text);
-    }
-    for (const [name, why] of Object.entries(PENDING)) {
-      expect(pkg.dependencies[name], `${name} (pending: ${why})`).toBeDefined();
-      expect(packages.has(name), `${name} is imported now (${packages.get(name)?.join(', ')}): remove it from PENDING in this test`).toBe(false);
     }
   });
 
