@@ -399,9 +399,9 @@ describe('failures mid-stream', () => {
     // The outlet closed its channel with the revoked peer too.
     await outletNode.proc.waitForLog({ code: 'WICKET_ERR_REVOKED', peer: agent.identifier });
     // And a new connection cannot get through: the relay refuses the revoked identity, so the
-    // node stops for good (exit 1, WICKET_ERR_REVOKED) and its port refuses connections.
+    // node stops for good (exit 3, EXIT_REVOKED: WICKET_ERR_REVOKED) and its port refuses connections.
     const exit = await node.proc.exited;
-    expect(exit.code).toBe(1);
+    expect(exit.code).toBe(3);
     expect(node.proc.stderrLines.join('\n')).toMatch(/WICKET_ERR_REVOKED/);
     await expect(connectTcp(node.inlets.svc!)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });

@@ -127,8 +127,9 @@ describe('throwaway SSH key', () => {
 
 describe('pinned Azure SDKs', () => {
   it('pins every @azure package exactly: each version hard-codes its ARM api-version', () => {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
-    const azure = Object.entries(pkg.dependencies).filter(([name]) => name.startsWith('@azure/'));
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    // The ARM SDKs are devDependencies (scripts/azure runs from a checkout), @azure/identity a runtime one.
+    const azure = Object.entries({ ...pkg.dependencies, ...pkg.devDependencies }).filter(([name]) => name.startsWith('@azure/'));
     expect(azure.map(([n]) => n).sort()).toEqual(
       ['@azure/arm-cognitiveservices', '@azure/arm-compute', '@azure/arm-network', '@azure/arm-privatedns', '@azure/arm-resources', '@azure/identity'].sort(),
     );
