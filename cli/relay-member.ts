@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parseIdentifier, type Identifier } from '../protocol/identity.js';
 import { usageError } from './cli-errors.js';
 import { spentNote } from './member-output.js';
-import { DATA_OPTION, dataDirOf } from './relay-args.js';
+import { AUTHORITY_KEY_OPTION_SPEC, DATA_OPTION, dataDirOf, STORE_OPTION_SPEC, type StoreFlags } from './relay-args.js';
 import { openOfflineAuthority } from './relay-offline.js';
 
 // `relay member list | revoke | reinstate` from the data folder. A revocation (or reinstatement)
@@ -21,10 +21,12 @@ export function registerMemberCommands(program: Command): void {
     .command('list')
     .description('List enrolled members and their attributes')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--json', 'print {members: [...]} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay member list --data /var/lib/wicket-relay --json')
-    .action(async (flags: { data?: string; json?: boolean }) => {
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+    .action(async (flags: { data?: string; json?: boolean } & StoreFlags) => {
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const members = (await offline.authority.listMembers()).map((m) => ({
           identifier: m.identifier,
@@ -51,11 +53,13 @@ export function registerMemberCommands(program: Command): void {
     .description('Revoke a member; a running relay cuts its live connections within a second')
     .argument('<identifier>', 'the member identifier (I followed by 64 hex digits)')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--json', 'print {identifier, revokedAt, ticketsSpent} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay member revoke I3f5c…(64 hex digits) --data /var/lib/wicket-relay')
-    .action(async (identifierText: string, flags: { data?: string; json?: boolean }) => {
+    .action(async (identifierText: string, flags: { data?: string; json?: boolean } & StoreFlags) => {
       const identifier = identifierOperand(identifierText);
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const { event, ticketsSpent } = await offline.authority.revoke(identifier, 'cli');
         const revokedAt = new Date(event.at).toISOString();
@@ -74,11 +78,13 @@ export function registerMemberCommands(program: Command): void {
     .description('Undo a revocation: the only way back for a revoked key (a new ticket does not do it)')
     .argument('<identifier>', 'the revoked member identifier (I followed by 64 hex digits)')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--json', 'print {identifier, reinstatedAt} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay member reinstate I3f5c…(64 hex digits) --data /var/lib/wicket-relay')
-    .action(async (identifierText: string, flags: { data?: string; json?: boolean }) => {
+    .action(async (identifierText: string, flags: { data?: string; json?: boolean } & StoreFlags) => {
       const identifier = identifierOperand(identifierText);
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const reinstatedAt = new Date((await offline.authority.reinstate(identifier, 'cli')).at).toISOString();
         process.stdout.write(flags.json === true ? JSON.stringify({ identifier, reinstatedAt }) + '\n' : `reinstated ${identifier} at ${reinstatedAt}\n`);

@@ -1,31 +1,36 @@
 import { existsSync } from 'node:fs';
 import { destination, pino, type Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
-import { loadAuthorityKey } from '../relay/authority/authority-key.js';
+import { loadProjectKey } from '../relay/authority/authority-key.js';
 import { Authority } from '../relay/authority/authority.js';
-import { SqliteStore } from '../relay/authority/sqlite-store.js';
+import { openAuthorityStore } from '../relay/authority/open-store.js';
 import { checkDataDirAccess, readRelayConfig, relayDataPaths } from '../relay/data-dir.js';
 import { chosenLogLevel, createLogger } from './logger.js';
+import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-args.js';
 
 // The authority opened straight from a relay data folder, for `relay ticket create` and
 // `relay member …` on the relay host. It never creates anything: the folder must come from a
-// `relay start`, which also wrote relay.json (the URL and fingerprint tickets carry).
+// `relay start`, which also wrote relay.json (the URL and fingerprint tickets carry). With
+// `--store postgres://…` it opens that store (checking the project's key like a relay does), so
+// a revocation made here reaches every relay on the store at once (NOTIFY).
 
 export interface OfflineAuthority {
   readonly authority: Authority;
   close(): Promise<void>;
 }
 
-export function openOfflineAuthority(dataDir: string, logger: Logger = quietLogger()): OfflineAuthority {
+export async function openOfflineAuthority(dataDir: string, flags: StoreFlags = {}, logger: Logger = quietLogger()): Promise<OfflineAuthority> {
+  const location = storeLocationOf(flags);
+  const keyFile = authorityKeyFileOf(flags);
   const paths = relayDataPaths(dataDir);
   // existsSync says false for a folder this user may not enter: say so, not "no authority".
   if (existsSync(dataDir)) checkDataDirAccess(dataDir);
-  if (!existsSync(paths.authorityKey)) {
+  if (keyFile === undefined && !existsSync(paths.authorityKey)) {
     throw wicketError('WICKET_ERR_ARGUMENT', `${dataDir} holds no relay authority: run \`relay start --data ${dataDir}\` first`);
   }
   const config = readRelayConfig(paths);
-  const identity = loadAuthorityKey(paths.authorityKey);
-  const store = new SqliteStore(paths.store);
+  const { identity } = loadProjectKey(paths.authorityKey, keyFile, { create: false });
+  const { store } = await openAuthorityStore(location, { sqlitePath: paths.store, authority: identity.identifier, keyCreated: false, now: Date.now(), logger });
   const authority = new Authority({
     identity,
     store,

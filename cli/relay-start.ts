@@ -5,7 +5,7 @@ import { parseMetricsFrom } from '../relay/metrics-access.js';
 import { startRelay, type RelayTlsMode } from '../relay/server.js';
 import { usageError } from './cli-errors.js';
 import { createLogger } from './logger.js';
-import { DATA_OPTION, dataDirOf } from './relay-args.js';
+import { AUTHORITY_KEY_OPTION_SPEC, authorityKeyFileOf, DATA_OPTION, dataDirOf, STORE_OPTION_SPEC, storeLocationOf, type StoreFlags } from './relay-args.js';
 
 // `relay start`: runs the relay in the foreground (systemd, cloud-init, tests).
 //
@@ -24,7 +24,7 @@ import { DATA_OPTION, dataDirOf } from './relay-args.js';
 // --json line follows the same rule: scripts read the ticket from adminTicketFile.
 // Logs (pino) go to stderr. SIGTERM / SIGINT close connections and the store, then exit 0.
 
-interface StartFlags {
+interface StartFlags extends StoreFlags {
   listen: string;
   data?: string;
   publicUrl?: string;
@@ -53,6 +53,8 @@ export function registerStartCommand(program: Command): void {
     .description('Run the relay and its project authority in the foreground')
     .option('--listen <host:port>', 'address to listen on', urlHostPort(DEFAULT_LISTEN.host, DEFAULT_LISTEN.port))
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--public-url <url>', 'the ws:// or wss:// URL agents dial, put in tickets (default: the listen address)')
     .option('--tls', 'serve TLS with the generated self-signed certificate even on loopback')
     .option('--tls-cert <file>', 'PEM certificate to serve (with --tls-key); not pinned in tickets')
@@ -67,6 +69,11 @@ export function registerStartCommand(program: Command): void {
 Off loopback the relay serves TLS with a self-signed certificate made once in the data folder;
 its fingerprint goes in every ticket, so agents pin it.
 
+Several relays can serve one project on one PostgreSQL store (--store postgres://…): the first
+one records its authority key in the store; start the others with a copy of that key
+(--authority-key FILE, mode 0600). The password is best left out of the URL: pg reads
+PGPASSWORD or ~/.pgpass, or give the URL in $WICKET_RELAY_STORE.
+
 The same port answers plain GET /healthz, /readyz and /metrics (Prometheus); /metrics only to
 loopback unless --metrics-from allows more (e.g. --metrics-from 10.0.0.0/8,127.0.0.1).
 The first start makes a one-time admin ticket, saved in DATA/admin-ticket (0600). It is printed
@@ -76,13 +83,16 @@ enroll with \`agent enroll --ticket-file DATA/admin-ticket\`.
 Examples:
   $ relay start                                   # ws://127.0.0.1:7400, data in ~/.wicket-relay
   $ relay start --listen 0.0.0.0:443 --public-url wss://relay.example.com:443 --data /var/lib/wicket-relay
-  $ relay start --listen 127.0.0.1:0 --data /tmp/r --json`,
+  $ relay start --listen 127.0.0.1:0 --data /tmp/r --json
+  $ relay start --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key --data /var/lib/wicket-relay`,
     )
     .action(async (flags: StartFlags) => {
       const listen = parseListenAddress(flags.listen);
       const tls = tlsModeOf(flags);
       const metricsAccess = flags.metricsFrom === undefined ? undefined : parseMetricsFrom(flags.metricsFrom);
       const dataDir = dataDirOf(flags.data);
+      const storeLocation = storeLocationOf(flags);
+      const authorityKeyFile = authorityKeyFileOf(flags);
       const tapFile = flags.tap ?? (process.env.WICKET_RELAY_TAP || undefined);
       const logger = createLogger('relay');
       const relay = await startRelay({
@@ -92,6 +102,8 @@ Examples:
         ...(flags.publicUrl === undefined ? {} : { publicUrl: flags.publicUrl }),
         ...(tls === undefined ? {} : { tls }),
         insecure: flags.insecure === true,
+        storeLocation,
+        ...(authorityKeyFile === undefined ? {} : { authorityKeyFile }),
         ...(tapFile === undefined ? {} : { tapFile }),
         ...(metricsAccess === undefined ? {} : { metricsAccess }),
       });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from './duration.js';
 import { TICKET_DEFAULT_TTL_MS } from '../protocol/limits.js';
-import { collect, DATA_OPTION, dataDirOf, parseAttributes, parseUsageCount } from './relay-args.js';
+import { collect, AUTHORITY_KEY_OPTION_SPEC, DATA_OPTION, dataDirOf, STORE_OPTION_SPEC, type StoreFlags, parseAttributes, parseUsageCount } from './relay-args.js';
 import { openOfflineAuthority } from './relay-offline.js';
 import { parseTicketId } from '../protocol/ticket.js';
 import { ticketView } from '../relay/authority/ticket-view.js';
@@ -16,7 +16,7 @@ import { printTicketTable, ticketRevokedLine } from './ticket-output.js';
 // create stdout: the ticket alone on one line; with --json: {"ticket","ticketId","expiresAt"}.
 // list, revoke: see ticket-output.ts (the same output as `agent ticket list|revoke`).
 
-interface TicketFlags {
+interface TicketFlags extends StoreFlags {
   data?: string;
   attribute?: string[];
   relay?: string[];
@@ -31,6 +31,8 @@ export function registerTicketCommands(program: Command): void {
     .command('create')
     .description('Create an enrollment ticket; prints only the ticket on stdout')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--attribute <K[=V]>', 'attribute to grant (K alone means K=true); repeatable', collect)
     .option('--relay <name>', 'relay name the holder may register (outlets); repeatable', collect)
     .option('--usage-count <n>', 'how many enrollments the ticket allows (default 1)')
@@ -47,7 +49,7 @@ Examples:
       const attributes = parseAttributes(flags.attribute ?? []);
       const usageCount = parseUsageCount(flags.usageCount);
       const expiresInMs = flags.expiresIn === undefined ? TICKET_DEFAULT_TTL_MS : parseDuration(flags.expiresIn, '--expires-in');
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const created = await offline.authority.createTicket({
           attributes,
@@ -71,11 +73,13 @@ Examples:
     .command('list')
     .description('List outstanding tickets (uses left, not expired, not revoked): ids, grants, uses, times; never their text')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--all', 'also list used, expired and revoked tickets')
     .option('--json', 'print {tickets: [...], omitted: 0} as JSON')
     .addHelpText('after', '\nExamples:\n  $ relay ticket list --data /var/lib/wicket-relay\n  $ relay ticket list --all --json')
-    .action(async (flags: { data?: string; all?: boolean; json?: boolean }) => {
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+    .action(async (flags: { data?: string; all?: boolean; json?: boolean } & StoreFlags) => {
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const now = offline.authority.now();
         const tickets = (await offline.authority.listTickets(flags.all === true)).map((t) => ticketView(t, now));
@@ -91,11 +95,13 @@ Examples:
     .description('Revoke a ticket so nobody can enroll with it any more (members it enrolled stay: `relay member revoke` them)')
     .argument('<ticket-id>', 'the ticket id (32 hex digits, from `relay ticket list` or `ticket create --json`)')
     .option(...DATA_OPTION)
+    .option(...STORE_OPTION_SPEC)
+    .option(...AUTHORITY_KEY_OPTION_SPEC)
     .option('--json', 'print {ticket, alreadyRevoked} as JSON')
     .addHelpText('after', '\nExample:\n  $ relay ticket revoke 3f5c0a…(32 hex digits) --data /var/lib/wicket-relay')
-    .action(async (idText: string, flags: { data?: string; json?: boolean }) => {
+    .action(async (idText: string, flags: { data?: string; json?: boolean } & StoreFlags) => {
       const ticketId = parseTicketId(idText);
-      const offline = openOfflineAuthority(dataDirOf(flags.data));
+      const offline = await openOfflineAuthority(dataDirOf(flags.data), flags);
       try {
         const outcome = await offline.authority.revokeTicket(ticketId, 'cli');
         const view = ticketView(outcome.ticket, offline.authority.now());

@@ -197,6 +197,20 @@ export const REFUSAL_LOG_LINES_PER_WINDOW = 20;
 export const REFUSAL_LOG_WINDOW_MS = 10_000;
 /** The relay polls its store for revocations made by other processes (offline CLI, other relays). */
 export const REVOCATION_POLL_INTERVAL_MS = 250;
+/**
+ * With a PostgreSQL store, revocations arrive by LISTEN/NOTIFY within milliseconds; this re-read is
+ * only the backstop for a notification lost while the listening connection was down, so a missed
+ * one cannot leave a revoked member connected longer than this.
+ */
+export const STORE_REREAD_INTERVAL_MS = 2_000;
+/** How long a PostgreSQL connection attempt may take before the store counts as unavailable. */
+export const STORE_CONNECT_TIMEOUT_MS = 2_000;
+/** A store query that takes longer is abandoned (WICKET_ERR_STORE_UNAVAILABLE), so a hung server cannot hang logins. */
+export const STORE_QUERY_TIMEOUT_MS = 5_000;
+/** Connections each relay keeps to PostgreSQL (its pool), besides the one listening for revocations. */
+export const STORE_POOL_SIZE = 8;
+/** The listening connection reconnects after 100 ms, doubling up to this, while PostgreSQL is away. */
+export const STORE_LISTEN_RETRY_MAX_MS = 1_000;
 /** The one-time admin ticket printed on the relay's first start. */
 export const ADMIN_TICKET_TTL_MS = 24 * 60 * 60_000;
 /** The generated self-signed relay certificate; agents pin its fingerprint, so a long life is safe. */

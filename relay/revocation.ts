@@ -14,8 +14,9 @@ import type { RevocationCounts } from './relay-counters.js';
 // - This relay applies them in order: a revoke cuts every connection of that identity (their
 //   circuits close with WICKET_ERR_REVOKED at the other ends) and tells every other authenticated
 //   agent `revoked {seq, identifier, until}`; a reinstate tells them `reinstated {seq, identifier}`.
-//   Events from elsewhere (`relay member revoke` on the data folder, later other relays) are picked
-//   up by polling the store every revocationPollMs; events made here are applied through the same
+//   Events from elsewhere (`relay member revoke` on the data folder, other relays on a shared
+//   PostgreSQL store) are picked up by polling the store every pollMs, and with PostgreSQL at
+//   once through its change feed (LISTEN/NOTIFY; the poll is then a backstop); events made here are applied through the same
 //   path at once, so pushes always leave in seq order.
 // - Agents keep a revoked set and refuse handshakes with it, whoever opened the circuit. An agent
 //   that was away re-syncs when it authenticates: `auth` carries the last seq it saw, and right
@@ -52,6 +53,9 @@ export class Revocation {
   async start(): Promise<void> {
     this.#lastSeq = await this.authority.store.lastRevocationSeq();
     this.#recent = await this.authority.store.revocationEventsAfter(0, this.authority.now() - this.authority.revocationKeepMs);
+    // A store that pushes (PostgreSQL's LISTEN) makes other relays' revocations bite at once; the
+    // timer below is then only the backstop re-read.
+    this.authority.store.changes?.onRevocationEvents(() => void this.#catchUp().catch((err: Error) => this.logger.warn({ err: err.message }, 'revocation re-read failed')));
     this.#timer = setInterval(() => void this.#catchUp().catch((err: Error) => this.logger.warn({ err: err.message }, 'revocation poll failed')), this.pollMs);
     this.#timer.unref();
   }

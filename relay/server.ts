@@ -7,11 +7,12 @@ import type { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
-import { ADMIN_TICKET_TTL_MS, RELAY_MAX_FRAME } from '../protocol/limits.js';
+import { ADMIN_TICKET_TTL_MS, RELAY_MAX_FRAME, STORE_REREAD_INTERVAL_MS } from '../protocol/limits.js';
 import { AdminOps } from './admin.js';
-import { loadOrCreateAuthorityKey } from './authority/authority-key.js';
+import { loadProjectKey } from './authority/authority-key.js';
 import { Authority, type CreatedTicket, type TicketRequest } from './authority/authority.js';
-import { SqliteStore } from './authority/sqlite-store.js';
+import { openAuthorityStore } from './authority/open-store.js';
+import type { StoreLocation } from './authority/store-location.js';
 import { ADMIN_ATTRIBUTE } from '../protocol/relay-names.js';
 import type { AuthorityStore } from './authority/store.js';
 import { RelayConnection } from './connection.js';
@@ -62,6 +63,10 @@ export interface RelayOptions {
   readonly settings?: Partial<RelaySettings>;
   /** Another store implementation; default SQLite in the data folder. */
   readonly store?: AuthorityStore;
+  /** Where the store is (`--store`): the data folder's SQLite file by default, or PostgreSQL. */
+  readonly storeLocation?: StoreLocation;
+  /** `--authority-key FILE`: the project key shared by relays on one store (default DATA/authority.key). */
+  readonly authorityKeyFile?: string;
   /** Who may GET /metrics on the relay's port (default: loopback only; `--metrics-from`). */
   readonly metricsAccess?: MetricsAccess;
 }
@@ -146,8 +151,17 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   const now = options.now ?? Date.now;
 
   const paths = ensureDataDir(options.dataDir);
-  const { identity, created } = loadOrCreateAuthorityKey(paths.authorityKey);
-  const store = options.store ?? new SqliteStore(paths.store);
+  const { identity, created: keyCreated } = loadProjectKey(paths.authorityKey, options.authorityKeyFile, { create: true });
+  const { store, initialized: created } =
+    options.store !== undefined
+      ? { store: options.store, initialized: keyCreated }
+      : await openAuthorityStore(options.storeLocation ?? { kind: 'sqlite' }, {
+          sqlitePath: paths.store,
+          authority: identity.identifier,
+          keyCreated,
+          now: now(),
+          logger: logger.child({ component: 'store' }),
+        });
   const authority = new Authority({
     identity,
     store,
@@ -168,7 +182,9 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   const counters = new RelayCounters();
   const flow = new FlowControl(settings, logger.child({ component: 'flow' }), counters);
   const router = new Router(flow, settings, logger.child({ component: 'router' }), counters);
-  const revocation = new Revocation(authority, connections, settings.revocationPollMs, logger.child({ component: 'revocation' }), counters);
+  // A store that notifies (PostgreSQL) is re-read only as a backstop; SQLite is polled.
+  const rereadMs = store.changes === undefined ? settings.revocationPollMs : Math.max(settings.revocationPollMs, STORE_REREAD_INTERVAL_MS);
+  const revocation = new Revocation(authority, connections, rereadMs, logger.child({ component: 'revocation' }), counters);
   const admin = new AdminOps(authority, revocation, connections, logger.child({ component: 'admin' }));
   const keepalive = new Keepalive(connections, flow, settings, logger.child({ component: 'keepalive' }), counters);
   const refusals = new RefusalLog(logger.child({ component: 'connection' }));
@@ -199,6 +215,9 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
       if (!server.listening) return 'not listening';
       // The store must answer, not merely be open: this is the read every login starts with.
       await store.lastRevocationSeq();
+      // Without its listening connection a relay would learn revocations only by re-reading.
+      const feedProblem = store.changes?.problem();
+      if (feedProblem !== undefined) return feedProblem;
       return closing === undefined ? undefined : 'the relay is shutting down';
     },
   });

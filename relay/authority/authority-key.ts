@@ -57,3 +57,21 @@ export function loadOrCreateAuthorityKey(path: string): LoadedAuthorityKey {
   }
   return { identity, created: true };
 }
+
+export const AUTHORITY_KEY_OPTION = '--authority-key';
+
+/**
+ * The project key a relay (or an offline command) uses: `--authority-key FILE` when given, else
+ * DIR/authority.key, made on the first start. Relays sharing one PostgreSQL store share the key
+ * this way today; it is the one place keys are chosen, so that forwarding relays can later run
+ * without one. A given FILE must exist (a typo must not mint a new project) and be 0600.
+ */
+export function loadProjectKey(dataDirKeyFile: string, keyFile: string | undefined, o: { create: boolean }): LoadedAuthorityKey {
+  if (keyFile === undefined) return o.create ? loadOrCreateAuthorityKey(dataDirKeyFile) : { identity: loadAuthorityKey(dataDirKeyFile), created: false };
+  try {
+    return { identity: loadAuthorityKey(keyFile), created: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw wicketError('WICKET_ERR_ARGUMENT', `${AUTHORITY_KEY_OPTION} ${keyFile} does not exist; copy the first relay's DATA/${AUTHORITY_KEY_FILE} there (mode 0600)`);
+  }
+}

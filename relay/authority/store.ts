@@ -5,7 +5,8 @@ import { RELAYS_ATTRIBUTE, relayNamesOf } from '../../protocol/relay-names.js';
 
 // The authority's persistent state behind one small interface: members, tickets, revocations and
 // the audit trail. Every method is async so that several relays can later share one PostgreSQL
-// store; SqliteStore (sqlite-store.ts) is the single-relay implementation. Whatever backs it, each
+// store; SqliteStore (sqlite-store.ts) is the single-relay implementation, PgStore (pg-store.ts) the
+// shared one (open-store.ts picks by `--store`). Whatever backs it, each
 // method is one transaction: in particular redeemTicket checks, decrements and creates the member
 // atomically, so two racing redemptions of a one-use ticket give exactly one member.
 
@@ -112,7 +113,20 @@ export interface AuditEvent {
   readonly detail?: Record<string, unknown>;
 }
 
+/**
+ * How a store shared by several relays (PgStore) tells each relay that another process committed
+ * revocation events. A store without it (SQLite) is polled.
+ */
+export interface StoreChangeFeed {
+  /** `listener` runs after another process commits an event, and after every (re)connect, when some may have been missed. */
+  onRevocationEvents(listener: () => void): void;
+  /** undefined while the feed listens, else why not (one line, for /readyz). */
+  problem(): string | undefined;
+}
+
 export interface AuthorityStore {
+  /** Present when the store pushes revocation events (PostgreSQL); absent means poll. */
+  readonly changes?: StoreChangeFeed;
   insertTicket(ticket: TicketRecord): Promise<void>;
   /**
    * Atomic: check the ticket (secret hash, uses left, expiry) and the member (a revoked key is

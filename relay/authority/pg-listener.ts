@@ -1,0 +1,109 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { STORE_LISTEN_RETRY_MAX_MS } from '../../protocol/limits.js';
+import { storeFailure } from './pg-errors.js';
+import type { StoreChangeFeed } from './store.js';
+
+// The one connection each relay keeps LISTENing for revocation events made by any relay or
+// offline command (PgStore NOTIFYs inside the revoking transaction). pg.Pool cannot do this: a
+// LISTEN belongs to one session. When the connection drops (PostgreSQL restarted, network cut)
+// it reconnects after 100 ms, doubling up to STORE_LISTEN_RETRY_MAX_MS, and on every (re)connect
+// tells its subscribers to re-read: notifications sent while it was away are lost. Revocation's
+// periodic re-read (STORE_REREAD_INTERVAL_MS) covers a connection that died without a word.
+
+const FIRST_RETRY_MS = 100;
+
+type State = { readonly name: 'idle' } | { readonly name: 'connecting' } | { readonly name: 'listening'; readonly client: pg.Client } | { readonly name: 'waiting'; readonly timer: NodeJS.Timeout } | { readonly name: 'closed' };
+
+export class RevocationListener implements StoreChangeFeed {
+  #state: State = { name: 'idle' };
+  #retryMs = FIRST_RETRY_MS;
+  #problem: string | undefined = 'not connected yet';
+  readonly #subscribers: (() => void)[] = [];
+
+  constructor(
+    private readonly makeClient: () => pg.Client,
+    private readonly channel: string,
+    private readonly shown: string,
+    private readonly logger: Logger,
+  ) {}
+
+  onRevocationEvents(listener: () => void): void {
+    this.#subscribers.push(listener);
+  }
+
+  problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /** The first connection: its failure is the caller's (the relay does not start without it). */
+  async start(): Promise<void> {
+    if (!(await this.#connect())) throw storeFailure('listening for revocations', new Error(this.#problem ?? 'Connection ended'), this.shown);
+  }
+
+  async close(): Promise<void> {
+    const state = this.#state;
+    this.#state = { name: 'closed' };
+    if (state.name === 'waiting') clearTimeout(state.timer);
+    if (state.name === 'listening') await state.client.end().catch(() => undefined);
+  }
+
+  async #connect(): Promise<boolean> {
+    if (this.#state.name === 'closed') return false;
+    this.#state = { name: 'connecting' };
+    const client = this.makeClient();
+    let lost = false;
+    const onLost = (err?: Error): void => {
+      if (lost) return;
+      lost = true;
+      void client.end().catch(() => undefined);
+      if (this.#state.name === 'listening' && this.#state.client === client) this.#retry(err);
+    };
+    client.on('error', (err) => onLost(err));
+    client.on('end', () => onLost());
+    client.on('notification', (message) => {
+      if (message.channel === this.channel) this.#tell();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+    } catch (err) {
+      lost = true;
+      await client.end().catch(() => undefined);
+      this.#problem = storeFailure('listening for revocations', err, this.shown).message;
+      if (!this.#isClosed()) this.#retry(err as Error, true);
+      return false;
+    }
+    if (this.#isClosed() || lost) {
+      await client.end().catch(() => undefined);
+      return false;
+    }
+    if (this.#problem !== 'not connected yet') this.logger.info({ store: this.shown }, 'listening for revocations again');
+    this.#state = { name: 'listening', client };
+    this.#problem = undefined;
+    this.#retryMs = FIRST_RETRY_MS;
+    // Whatever was notified while no connection listened must be read now.
+    this.#tell();
+    return true;
+  }
+
+  /** A method, not an inline test: TypeScript would keep #state narrowed across the awaits. */
+  #isClosed(): boolean {
+    return this.#state.name === 'closed';
+  }
+
+  #retry(err: Error | undefined, quiet = false): void {
+    if (this.#state.name === 'closed') return;
+    this.#problem = storeFailure('listening for revocations', err ?? new Error('Connection ended'), this.shown).message;
+    if (!quiet) this.logger.warn({ store: this.shown, reason: this.#problem }, 'revocation listener lost its connection; reconnecting');
+    const delay = this.#retryMs;
+    this.#retryMs = Math.min(this.#retryMs * 2, STORE_LISTEN_RETRY_MAX_MS);
+    const timer = setTimeout(() => void this.#connect(), delay);
+    timer.unref();
+    this.#state = { name: 'waiting', timer };
+  }
+
+  #tell(): void {
+    for (const subscriber of this.#subscribers) subscriber();
+  }
+}
