@@ -7,6 +7,11 @@
 #   nftables                        "AI Corp drops all inbound" in the network-namespace test
 #   iperf3, wrk, nginx-light        the outside clients and server `npm run bench` measures with
 #   python3                         the bench's 40 ms delay link where the kernel has no tc netem
+#   postgresql (15, Debian's)       the PostgreSQL authority store tests: they run initdb/pg_ctl from
+#                                   /usr/lib/postgresql/15/bin on a temp cluster and port of their own
+#                                   (test/helpers/postgres-cluster.ts). postgresql-common creates a
+#                                   `main` cluster on install; the policy below keeps it from starting,
+#                                   and the tests never use it or its port
 #   python3, make, g++              node-gyp's build of better-sqlite3 where its prebuilt binary
 #                                   cannot be downloaded (npm ci, and test/package/install.test.ts)
 # Without root (a developer laptop) nothing is installed and the dependent tests print why they skip.
@@ -22,6 +27,7 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
