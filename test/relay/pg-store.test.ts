@@ -1,11 +1,14 @@
+import { chmodSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isWicketError } from '../../protocol/errors.js';
 import { Identity } from '../../protocol/identity.js';
+import { loadOrCreateAuthorityKey, loadProjectKey } from '../../relay/authority/authority-key.js';
 import { PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, redactStoreUrl, type PostgresLocation } from '../../relay/authority/store-location.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
-import { testLogger } from './relay-fixture.js';
+import { tempDir, testLogger } from './relay-fixture.js';
 
 // What only the shared store has: its URL (parsed once, its password never shown), the project
 // identity several relays must agree on, migrations racing at start, the change feed, and
@@ -51,6 +54,22 @@ describe('--store URLs', () => {
       expect(message).not.toContain(secret);
     }
     expect(redactStoreUrl(`postgres://u:${secret}@h/db?password=${secret}`)).toBe('postgres://u:***@h/db?password=***');
+  });
+});
+
+describe('--authority-key', () => {
+  it('loads the shared key file; a missing one is WICKET_ERR_ARGUMENT (no new project minted by a typo), one others can read WICKET_ERR_KEY_FILE_PERMISSIONS', () => {
+    const folder = tempDir('wicket-project-key-');
+    try {
+      const shared = join(folder, 'shared.key');
+      const { identity } = loadOrCreateAuthorityKey(shared);
+      expect(loadProjectKey(join(folder, 'data.key'), shared, { create: true })).toMatchObject({ created: false, identity: { identifier: identity.identifier } });
+      expect(codeOf(() => loadProjectKey(join(folder, 'data.key'), join(folder, 'typo.key'), { create: true }))).toMatch(/^WICKET_ERR_ARGUMENT: --authority-key .*typo\.key does not exist/);
+      chmodSync(shared, 0o640);
+      expect(codeOf(() => loadProjectKey(join(folder, 'data.key'), shared, { create: true }))).toMatch(/^WICKET_ERR_KEY_FILE_PERMISSIONS: /);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
 
