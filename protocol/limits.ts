@@ -203,6 +203,12 @@ export const REVOCATION_POLL_INTERVAL_MS = 250;
  * one cannot leave a revoked member connected longer than this.
  */
 export const STORE_REREAD_INTERVAL_MS = 2_000;
+/**
+ * While the store is unreachable those re-reads fail every STORE_REREAD_INTERVAL_MS; the relay warns
+ * at the first failure, then at most once per this interval with the count since (as an agent does
+ * for a relay outage), and says when reading works again.
+ */
+export const STORE_OUTAGE_WARN_INTERVAL_MS = 60_000;
 /** How long a PostgreSQL connection attempt may take before the store counts as unavailable. */
 export const STORE_CONNECT_TIMEOUT_MS = 2_000;
 /** A store query that takes longer is abandoned (WICKET_ERR_STORE_UNAVAILABLE), so a hung server cannot hang logins. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
+import { STORE_OUTAGE_WARN_INTERVAL_MS } from '../protocol/limits.js';
 import type { RelayToAgent } from '../protocol/relay-messages.js';
 import type { Authority } from './authority/authority.js';
 import type { RevocationEvent } from './authority/store.js';
@@ -40,6 +41,9 @@ export class Revocation {
   /** Catch-ups run one at a time, so events are applied (and pushed) strictly in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
+  /** Re-reads that failed since the last warning, and when that warning was (undefined: reading works). */
+  #failedReads = 0;
+  #warnedAt: number | undefined;
 
   constructor(
     private readonly authority: Authority,
@@ -55,9 +59,29 @@ export class Revocation {
     this.#recent = await this.authority.store.revocationEventsAfter(0, this.authority.now() - this.authority.revocationKeepMs);
     // A store that pushes (PostgreSQL's LISTEN) makes other relays' revocations bite at once; the
     // timer below is then only the backstop re-read.
-    this.authority.store.changes?.onRevocationEvents(() => void this.#catchUp().catch((err: Error) => this.logger.warn({ err: err.message }, 'revocation re-read failed')));
-    this.#timer = setInterval(() => void this.#catchUp().catch((err: Error) => this.logger.warn({ err: err.message }, 'revocation poll failed')), this.pollMs);
+    this.authority.store.changes?.onRevocationEvents(() => void this.#reread());
+    this.#timer = setInterval(() => void this.#reread(), this.pollMs);
     this.#timer.unref();
+  }
+
+  /** A catch-up from the store's notification or the timer; a store that is down warns once a minute, not every poll. */
+  async #reread(): Promise<void> {
+    try {
+      await this.#catchUp();
+    } catch (err) {
+      this.#failedReads++;
+      const now = Date.now();
+      if (this.#warnedAt !== undefined && now - this.#warnedAt < STORE_OUTAGE_WARN_INTERVAL_MS) return;
+      const seconds = Math.round(STORE_OUTAGE_WARN_INTERVAL_MS / 1000);
+      this.logger.warn({ err: (err as Error).message, failedReads: this.#failedReads }, `revocation re-read failed (${this.#failedReads} since the last warning); retrying, warning again at most every ${seconds} s`);
+      this.#warnedAt = now;
+      this.#failedReads = 0;
+      return;
+    }
+    if (this.#warnedAt === undefined) return;
+    this.logger.info({ failedReads: this.#failedReads }, 'revocation re-reads work again');
+    this.#warnedAt = undefined;
+    this.#failedReads = 0;
   }
 
   stop(): void {

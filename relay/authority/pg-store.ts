@@ -101,10 +101,17 @@ const TYPES = {
     oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
 };
 
+function sslOption(ssl: PostgresLocation['connection']['ssl']): pg.ClientConfig['ssl'] {
+  if (ssl === undefined || ssl === false) return false;
+  return ssl === true ? {} : { ...ssl };
+}
+
 export function clientConfig(location: PostgresLocation): pg.ClientConfig {
   return {
     ...location.connection,
-    ssl: location.connection.ssl === undefined ? false : { ...(typeof location.connection.ssl === 'object' ? location.connection.ssl : {}) },
+    // sslmode: absent or disable → no TLS; require → TLS, certificate unchecked; verify-full → TLS,
+    // certificate and name checked (node's defaults). A copy, so pg cannot alter the parsed location.
+    ssl: sslOption(location.connection.ssl),
     connectionTimeoutMillis: STORE_CONNECT_TIMEOUT_MS,
     query_timeout: STORE_QUERY_TIMEOUT_MS,
     keepAlive: true,

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isWicketError } from '../../protocol/errors.js';
 import { Identity } from '../../protocol/identity.js';
 import { loadOrCreateAuthorityKey, loadProjectKey } from '../../relay/authority/authority-key.js';
-import { PgStore } from '../../relay/authority/pg-store.js';
+import { clientConfig, PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, redactStoreUrl, type PostgresLocation } from '../../relay/authority/store-location.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
 import { tempDir, testLogger } from './relay-fixture.js';
@@ -34,6 +34,15 @@ describe('--store URLs', () => {
     });
     expect(parseStoreLocation('postgresql://u@/wicket?host=/run/postgresql&port=5432')).toMatchObject({ connection: { user: 'u', host: '/run/postgresql', port: 5432, database: 'wicket' } });
     expect(parseStoreLocation('postgres://u@[::1]:6000/w?sslmode=verify-full')).toMatchObject({ connection: { host: '::1', port: 6000, ssl: true } });
+  });
+
+  it('sslmode reaches the pg client as meant: disable and none are plain, require skips the certificate check, verify-full checks it', () => {
+    const ssl = (url: string) => clientConfig(parseStoreLocation(url) as PostgresLocation).ssl;
+    expect(ssl('postgres://u@db/w')).toBe(false);
+    expect(ssl('postgres://u@db/w?sslmode=disable')).toBe(false);
+    expect(ssl('postgres://u@db/w?sslmode=require')).toEqual({ rejectUnauthorized: false });
+    // An empty options object: node's TLS defaults, which verify the chain and the host name.
+    expect(ssl('postgres://u@db/w?sslmode=verify-full')).toEqual({});
   });
 
   it('hostile and mistaken URLs are WICKET_ERR_ARGUMENT, and no message carries the password', () => {
