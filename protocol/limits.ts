@@ -61,6 +61,8 @@ export const TICKET_MAX_USAGE_COUNT = 1_000_000;
 /** A ticket string longer than this is refused before decoding. */
 export const MAX_TICKET_TEXT_LEN = 4_096;
 export const MAX_RELAY_URL_LEN = 512;
+/** Relays one ticket lists (a store's live relays): enough to fail over, and the text stays pasteable. */
+export const MAX_TICKET_RELAYS = 8;
 /** SHA-256 of the relay's DER certificate, pinned in the ticket. */
 export const RELAY_CERT_FINGERPRINT_LEN = 32;
 /**
@@ -217,6 +219,10 @@ export const STORE_QUERY_TIMEOUT_MS = 5_000;
 export const STORE_POOL_SIZE = 8;
 /** The listening connection reconnects after 100 ms, doubling up to this, while PostgreSQL is away. */
 export const STORE_LISTEN_RETRY_MAX_MS = 1_000;
+/** Each relay on a shared store re-records itself this often (its row in `relays`: URL, pin, last seen). */
+export const RELAY_HEARTBEAT_INTERVAL_MS = 5_000;
+/** A relay unseen this long (three missed heartbeats, e.g. killed) is left out of new tickets. */
+export const RELAY_LIVE_TIMEOUT_MS = 15_000;
 /** The one-time admin ticket printed on the relay's first start. */
 export const ADMIN_TICKET_TTL_MS = 24 * 60 * 60_000;
 /** The generated self-signed relay certificate; agents pin its fingerprint, so a long life is safe. */

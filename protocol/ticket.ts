@@ -5,6 +5,7 @@ import { isWicketError, wicketError } from './errors.js';
 import {
   ED25519_PUBLIC_KEY_LEN,
   MAX_RELAY_URL_LEN,
+  MAX_TICKET_RELAYS,
   MAX_TICKET_TEXT_LEN,
   RELAY_CERT_FINGERPRINT_LEN,
   TICKET_CHECKSUM_LEN,
@@ -21,14 +22,28 @@ import { Secret } from './secret.js';
 //            ‖ authority public key 32 ‖ ticket id 16 ‖ secret 32 ‖ expiresAt u64 ms
 //   ticket = "wkt1_" ‖ base64url(body ‖ SHA-256(body)[0..4])        no padding, canonical
 //
+// Version 2 lists several relays of one project (they share a store), the first to dial first:
+//
+//   body   = version u8 (=2) ‖ flags u8 (=0) ‖ count u8 (1..MAX_TICKET_RELAYS)
+//            ‖ count × (entry flags u8 (bit 0: fingerprint) ‖ relayUrl string16 ‖ [fingerprint 32])
+//            ‖ authority public key 32 ‖ ticket id 16 ‖ secret 32 ‖ expiresAt u64 ms
+//
+// A ticket naming one relay is still written as version 1, so agents older than version 2 read it.
+//
 // Tickets are pasted by people, so the checksum exists to turn a truncated or mangled paste into
 // an error that says so, before anything reaches the relay. It is not a security measure: the
 // authority checks the secret (stored only as hashTicketSecret) and the expiry.
 
 export const TICKET_PREFIX = 'wkt1_';
 
+/** One more relay of the project a ticket names (version 2). */
+export interface TicketRelay {
+  url: string;
+  fingerprint?: Buffer;
+}
+
 export interface Ticket {
-  /** ws:// or wss:// URL of the relay. */
+  /** ws:// or wss:// URL of the relay (the first of the list: dialled first). */
   relayUrl: string;
   /** SHA-256 of the relay's DER certificate (32 bytes), when the relay's certificate is pinned. */
   relayCertFingerprint?: Buffer;
@@ -40,9 +55,12 @@ export interface Ticket {
   secret: Secret<Buffer>;
   /** ms since epoch. decodeTicket does not check it: the authority does, with its clock. */
   expiresAt: number;
+  /** The project's other relays, in the order to try them after relayUrl (none: a version 1 ticket). */
+  otherRelays?: TicketRelay[];
 }
 
 const VERSION = 1;
+const VERSION_RELAY_LIST = 2;
 const FLAG_FINGERPRINT = 0x01;
 /** version, flags, relay URL length. */
 const HEADER_LEN = 4;
@@ -107,14 +125,25 @@ function checkLength(name: string, bytes: unknown, length: number): void {
   }
 }
 
+function checkRelay(url: unknown, fingerprint: unknown): void {
+  const urlProblem = typeof url === 'string' ? relayUrlProblem(url) : 'relay URL is not a string';
+  if (urlProblem !== undefined) throw wicketError('WICKET_ERR_ARGUMENT', urlProblem);
+  if ((url as string).length > MAX_RELAY_URL_LEN) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `relay URL is ${(url as string).length} characters, cap ${MAX_RELAY_URL_LEN}`);
+  }
+  if (fingerprint !== undefined) checkLength('relay certificate fingerprint', fingerprint, RELAY_CERT_FINGERPRINT_LEN);
+}
+
 /** Encodes a ticket as printable text. Throws WICKET_ERR_ARGUMENT when a field is out of shape. */
 export function encodeTicket(t: Ticket): string {
-  const urlProblem = typeof t.relayUrl === 'string' ? relayUrlProblem(t.relayUrl) : 'relay URL is not a string';
-  if (urlProblem !== undefined) throw wicketError('WICKET_ERR_ARGUMENT', urlProblem);
-  if (t.relayUrl.length > MAX_RELAY_URL_LEN) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `relay URL is ${t.relayUrl.length} characters, cap ${MAX_RELAY_URL_LEN}`);
+  checkRelay(t.relayUrl, t.relayCertFingerprint);
+  const others = t.otherRelays ?? [];
+  if (!Array.isArray(others) || 1 + others.length > MAX_TICKET_RELAYS) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `a ticket names at most ${MAX_TICKET_RELAYS} relays`);
   }
-  if (t.relayCertFingerprint !== undefined) checkLength('relay certificate fingerprint', t.relayCertFingerprint, RELAY_CERT_FINGERPRINT_LEN);
+  for (const relay of others) checkRelay(relay?.url, relay?.fingerprint);
+  const urls = [t.relayUrl, ...others.map((r) => r.url)];
+  if (new Set(urls).size !== urls.length) throw wicketError('WICKET_ERR_ARGUMENT', 'a ticket names each relay URL once');
   checkLength('authority public key', t.authorityPublicKey, ED25519_PUBLIC_KEY_LEN);
   checkLength('id', t.ticketId, TICKET_ID_LEN);
   if (!(t.secret instanceof Secret)) throw wicketError('WICKET_ERR_ARGUMENT', 'ticket secret must be wrapped in Secret');
@@ -123,11 +152,17 @@ export function encodeTicket(t: Ticket): string {
     throw wicketError('WICKET_ERR_ARGUMENT', 'ticket expiresAt must be a non-negative integer (ms since epoch)');
   }
 
-  const w = new ByteWriter()
-    .u8(VERSION)
-    .u8(t.relayCertFingerprint === undefined ? 0 : FLAG_FINGERPRINT)
-    .string16(t.relayUrl);
-  if (t.relayCertFingerprint !== undefined) w.fixed(t.relayCertFingerprint);
+  const w = new ByteWriter();
+  if (others.length === 0) {
+    w.u8(VERSION).u8(t.relayCertFingerprint === undefined ? 0 : FLAG_FINGERPRINT).string16(t.relayUrl);
+    if (t.relayCertFingerprint !== undefined) w.fixed(t.relayCertFingerprint);
+  } else {
+    w.u8(VERSION_RELAY_LIST).u8(0).u8(1 + others.length);
+    for (const relay of [{ url: t.relayUrl, fingerprint: t.relayCertFingerprint }, ...others]) {
+      w.u8(relay.fingerprint === undefined ? 0 : FLAG_FINGERPRINT).string16(relay.url);
+      if (relay.fingerprint !== undefined) w.fixed(relay.fingerprint);
+    }
+  }
   w.fixed(t.authorityPublicKey).fixed(t.ticketId).fixed(t.secret.reveal()).u64(t.expiresAt);
   const body = w.finish();
   const binary = Buffer.concat([body, checksumOf(body)]);
@@ -135,6 +170,10 @@ export function encodeTicket(t: Ticket): string {
   const text = TICKET_PREFIX + binary.toString('base64url');
   body.fill(0);
   binary.fill(0);
+  // Every decoder refuses a longer text, so none may be written (long URLs times many relays).
+  if (text.length > MAX_TICKET_TEXT_LEN) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `the ticket would be ${text.length} characters, cap ${MAX_TICKET_TEXT_LEN}: name fewer relays or shorter URLs`);
+  }
   return text;
 }
 
@@ -142,8 +181,7 @@ export function encodeTicket(t: Ticket): string {
 interface Layout {
   version: number;
   flags: number;
-  relayUrl: Uint8Array;
-  relayCertFingerprint: Uint8Array | undefined;
+  relays: { url: Uint8Array; fingerprint: Uint8Array | undefined }[];
   authorityPublicKey: Uint8Array;
   ticketId: Uint8Array;
   secret: Uint8Array;
@@ -166,10 +204,25 @@ function readLayout(bytes: Uint8Array): LayoutResult {
     const version = r.u8(field);
     field = 'flags';
     const flags = r.u8(field);
-    field = 'relay URL';
-    const relayUrl = r.bytes16(field, MAX_RELAY_URL_LEN);
-    field = 'relay certificate fingerprint';
-    const relayCertFingerprint = flags & FLAG_FINGERPRINT ? r.fixed(RELAY_CERT_FINGERPRINT_LEN, field) : undefined;
+    const relays: Layout['relays'] = [];
+    let count = 1;
+    let entryFlags = flags;
+    if (version === VERSION_RELAY_LIST) {
+      field = 'relay count';
+      count = r.u8(field);
+      if (count < 1 || count > MAX_TICKET_RELAYS) return { ok: false, truncatedIn: undefined, problem: `it lists ${count} relays, expected 1 to ${MAX_TICKET_RELAYS}` };
+    }
+    for (let i = 0; i < count; i++) {
+      if (version === VERSION_RELAY_LIST) {
+        field = `flags of relay ${i + 1}`;
+        entryFlags = r.u8(field);
+        if ((entryFlags & ~FLAG_FINGERPRINT) !== 0) return { ok: false, truncatedIn: undefined, problem: `relay ${i + 1} has unknown flags` };
+      }
+      field = count === 1 ? 'relay URL' : `URL of relay ${i + 1}`;
+      const url = r.bytes16(field, MAX_RELAY_URL_LEN);
+      field = count === 1 ? 'relay certificate fingerprint' : `certificate fingerprint of relay ${i + 1}`;
+      relays.push({ url, fingerprint: entryFlags & FLAG_FINGERPRINT ? r.fixed(RELAY_CERT_FINGERPRINT_LEN, field) : undefined });
+    }
     field = 'authority public key';
     const authorityPublicKey = r.fixed(ED25519_PUBLIC_KEY_LEN, field);
     field = 'ticket id';
@@ -184,7 +237,7 @@ function readLayout(bytes: Uint8Array): LayoutResult {
     if (r.remaining !== 0) return { ok: false, truncatedIn: undefined, problem: `${r.remaining} more bytes than the format holds` };
     return {
       ok: true,
-      layout: { version, flags, relayUrl, relayCertFingerprint, authorityPublicKey, ticketId, secret, expiresAt, bodyLength },
+      layout: { version, flags, relays, authorityPublicKey, ticketId, secret, expiresAt, bodyLength },
     };
   } catch (err) {
     if (isWicketError(err, 'WICKET_ERR_FRAME_TRUNCATED')) return { ok: false, truncatedIn: field, problem: `it ends inside the ${field}` };
@@ -293,28 +346,36 @@ function decodeBytes(bytes: Buffer, decodable: string, impossibleLength: boolean
 
   // The bytes are what the issuer wrote. Anything wrong now is the format, not the copy.
   const version = bytes[0]!;
-  if (version !== VERSION) malformed(`ticket format version ${version} is not supported (this Wicket reads version ${VERSION}); upgrade the agent`);
+  if (version !== VERSION && version !== VERSION_RELAY_LIST) {
+    malformed(`ticket format version ${version} is not supported (this Wicket reads versions ${VERSION} and ${VERSION_RELAY_LIST}); upgrade the agent`);
+  }
   const flags = bytes[1] ?? 0;
-  if ((flags & ~KNOWN_FLAGS) !== 0) malformed(`ticket has unknown flags 0x${flags.toString(16).padStart(2, '0')}; upgrade the agent`);
+  if ((flags & ~(version === VERSION ? KNOWN_FLAGS : 0)) !== 0) malformed(`ticket has unknown flags 0x${flags.toString(16).padStart(2, '0')}; upgrade the agent`);
   if (!layoutResult.ok) malformed(`ticket layout is invalid: ${layoutResult.problem}`);
   const l = layoutResult.layout;
 
-  let relayUrl: string;
-  try {
-    relayUrl = new TextDecoder('utf-8', { fatal: true }).decode(l.relayUrl);
-  } catch {
-    malformed('ticket relay URL is not valid UTF-8');
-  }
-  const urlProblem = relayUrlProblem(relayUrl);
-  if (urlProblem !== undefined) malformed(`ticket ${urlProblem}`);
+  const relays = l.relays.map((relay, i): TicketRelay => {
+    let url: string;
+    try {
+      url = new TextDecoder('utf-8', { fatal: true }).decode(relay.url);
+    } catch {
+      malformed(`ticket relay URL${l.relays.length > 1 ? ` ${i + 1}` : ''} is not valid UTF-8`);
+    }
+    const urlProblem = relayUrlProblem(url);
+    if (urlProblem !== undefined) malformed(`ticket ${urlProblem}${l.relays.length > 1 ? ` (relay ${i + 1})` : ''}`);
+    return relay.fingerprint === undefined ? { url } : { url, fingerprint: Buffer.from(relay.fingerprint) };
+  });
+  if (new Set(relays.map((r) => r.url)).size !== relays.length) malformed('ticket names one relay URL twice');
+  const [first, ...others] = relays as [TicketRelay, ...TicketRelay[]];
 
   const ticket: Ticket = {
-    relayUrl,
+    relayUrl: first.url,
     authorityPublicKey: Buffer.from(l.authorityPublicKey),
     ticketId: Buffer.from(l.ticketId),
     secret: new Secret(Buffer.from(l.secret)),
     expiresAt: l.expiresAt,
   };
-  if (l.relayCertFingerprint !== undefined) ticket.relayCertFingerprint = Buffer.from(l.relayCertFingerprint);
+  if (first.fingerprint !== undefined) ticket.relayCertFingerprint = first.fingerprint;
+  if (others.length > 0) ticket.otherRelays = others;
   return ticket;
 }

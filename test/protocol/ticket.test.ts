@@ -240,7 +240,7 @@ describe('ticket: what the issuer wrote is judged by its meaning (checksum intac
   const text = encodeTicket(makeTicket());
   const urlStart = 4; // version, flags, u16 length
   const cases: [string, (body: Buffer) => Buffer, RegExp][] = [
-    ['a newer format version', (b) => ((b[0] = 2), b), /format version 2 is not supported/],
+    ['a newer format version', (b) => ((b[0] = 3), b), /format version 3 is not supported/],
     ['unknown flags', (b) => ((b[1] = 0x03), b), /unknown flags 0x03/],
     ['a relay URL that is ftp://', (b) => (b.write('ftp://', urlStart, 'latin1'), b), /scheme is "ftp:", expected ws: or wss:/],
     ['a relay URL that is not UTF-8', (b) => ((b[urlStart] = 0xff), b), /not valid UTF-8/],
