@@ -28,6 +28,7 @@ import { LOOPBACK_METRICS_ACCESS, type MetricsAccess } from './metrics-access.js
 import { RelayCounters } from './relay-counters.js';
 import { boundPlainHttp, plainHttpOptions, relayHttpHandler } from './relay-http.js';
 import { relayMetricsRegistry } from './relay-metrics.js';
+import { RelayPresence } from './presence.js';
 import { Revocation, type RevocationResult } from './revocation.js';
 import { Router } from './router.js';
 import { relaySettings, type RelaySettings } from './settings.js';
@@ -265,7 +266,10 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   }
   const url = publicUrl ?? `${tls === undefined ? 'ws' : 'wss'}://${urlHostPort(urlHost, port)}`;
   const fingerprint = tls?.fingerprint;
-  authority.setEndpoint({ url, ...(fingerprint === undefined ? {} : { fingerprint }) });
+  const endpoint = { url, ...(fingerprint === undefined ? {} : { fingerprint }) };
+  authority.setEndpoint(endpoint);
+  const presence = new RelayPresence({ store, endpoint, logger, now });
+  await presence.start();
   writeRelayConfig(paths, {
     url,
     ...(fingerprint === undefined ? {} : { fingerprint: fingerprint.toString('hex') }),
@@ -292,6 +296,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     closing ??= (async () => {
       keepalive.stop();
       revocation.stop();
+      presence.stop();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const connection of relayConnections) connection.closeForShutdown();
       // Give peers the close grace to answer the close handshake, then cut what is left.

@@ -17,10 +17,11 @@ import {
   TICKET_MAX_TTL_MS,
   TICKET_MAX_USAGE_COUNT,
   TICKET_SECRET_LEN,
+  MAX_TICKET_RELAYS,
 } from '../../protocol/limits.js';
 import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../../protocol/relay-names.js';
 import { Secret } from '../../protocol/secret.js';
-import { encodeTicket, hashTicketSecret, type Ticket } from '../../protocol/ticket.js';
+import { encodeTicket, hashTicketSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
 import {
   type Attributes,
   type AuditEvent,
@@ -178,12 +179,26 @@ export class Authority {
     this.#endpoint = endpoint;
   }
 
+  /**
+   * The project's other live relays (a shared store's presence), most recently seen first, for a
+   * ticket that lists this relay first: an agent enrolled with it moves to them when this one is lost.
+   */
+  async #otherLiveRelays(self: RelayEndpoint, now: number): Promise<TicketRelay[]> {
+    const others: TicketRelay[] = [];
+    for (const relay of await this.store.liveRelays(now)) {
+      if (relay.url === self.url || others.length + 1 >= MAX_TICKET_RELAYS) continue;
+      others.push(relay.fingerprint === undefined ? { url: relay.url } : { url: relay.url, fingerprint: relay.fingerprint });
+    }
+    return others;
+  }
+
   async createTicket(request: TicketRequest): Promise<CreatedTicket> {
     const endpoint = this.#endpoint;
     if (endpoint === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'the relay endpoint is not known yet');
     const { attributes, relayNames, usageCount, expiresInMs } = checkTicketRequest(request);
     const now = this.now();
     const secret = new Secret(randomBytes(TICKET_SECRET_LEN));
+    const otherRelays = await this.#otherLiveRelays(endpoint, now);
     const ticket: Ticket = {
       relayUrl: endpoint.url,
       authorityPublicKey: this.publicKey,
@@ -192,6 +207,7 @@ export class Authority {
       expiresAt: now + expiresInMs,
     };
     if (endpoint.fingerprint !== undefined) ticket.relayCertFingerprint = endpoint.fingerprint;
+    if (otherRelays.length > 0) ticket.otherRelays = otherRelays;
     const text = new Secret(encodeTicket(ticket));
     await this.store.insertTicket({
       ticketId: ticket.ticketId,

@@ -13,7 +13,7 @@ import type { Identifier } from '../../protocol/identity.js';
 // `project` holds one row: the authority identifier of the first relay that initialized the
 // store. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 1;
+export const PG_SCHEMA_VERSION = 2;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
@@ -72,6 +72,14 @@ CREATE TABLE audit (
   event       text NOT NULL,
   identifier  text,
   detail      text
+);`,
+  // Presence (issue 14): each relay on the store records itself; tickets list the live ones.
+  2: `
+CREATE TABLE relays (
+  url         text PRIMARY KEY,
+  relay_id    text NOT NULL,
+  fingerprint bytea,
+  last_seen   bigint NOT NULL
 );`,
 };
 

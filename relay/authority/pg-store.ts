@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Identifier } from '../../protocol/identity.js';
-import { STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
+import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
 import { RevocationListener } from './pg-listener.js';
 import { claimProject, migratePostgres, REVOCATION_CHANNEL, REVOCATION_LOCK } from './pg-schema.js';
@@ -17,6 +17,7 @@ import {
   type RedeemRequest,
   type ReinstateOutcome,
   type RevocationEvent,
+  type RelayRecord,
   type RevokeOutcome,
   type TicketListing,
   type TicketRecord,
@@ -352,6 +353,28 @@ export class PgStore implements AuthorityStore {
       if (row.detail !== null) event.detail = JSON.parse(row.detail) as Record<string, unknown>;
       return event;
     });
+  }
+
+  async upsertRelay(r: RelayRecord): Promise<void> {
+    await this.#query(
+      'recording this relay',
+      'INSERT INTO relays (url, relay_id, fingerprint, last_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (url) DO UPDATE SET relay_id = $2, fingerprint = $3, last_seen = $4',
+      [r.url, r.relayId, r.fingerprint ?? null, r.lastSeen],
+    );
+  }
+
+  async liveRelays(now: number): Promise<RelayRecord[]> {
+    const rows = await this.#query<{ url: string; relay_id: string; fingerprint: Buffer | null; last_seen: number }>(
+      'listing the relays',
+      'SELECT * FROM relays WHERE last_seen >= $1 ORDER BY last_seen DESC, url',
+      [now - RELAY_LIVE_TIMEOUT_MS],
+    );
+    return rows.map((row) => ({
+      relayId: row.relay_id,
+      url: row.url,
+      lastSeen: Number(row.last_seen),
+      ...(row.fingerprint === null ? {} : { fingerprint: row.fingerprint }),
+    }));
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
+import { RELAY_LIVE_TIMEOUT_MS } from '../../protocol/limits.js';
 import { openAuthorityDatabase } from './sqlite-schema.js';
 import {
   applyEnrollment,
@@ -13,6 +14,7 @@ import {
   type RedeemRequest,
   type ReinstateOutcome,
   type RevocationEvent,
+  type RelayRecord,
   type RevokeOutcome,
   type TicketListing,
   type TicketRecord,
@@ -110,6 +112,11 @@ function guarded<T>(what: string, operation: () => T): Promise<T> {
 
 export class SqliteStore implements AuthorityStore {
   readonly #db: Database.Database;
+  /**
+   * Presence lives in memory: one relay holds a SQLite store (the data folder is locked), so it is
+   * its own list of relays and nothing needs to outlive the process.
+   */
+  readonly #relays = new Map<string, RelayRecord>();
   readonly #statements;
   readonly #redeem: (request: RedeemRequest) => RedeemOutcome;
   readonly #revoke: (identifier: Identifier, now: number, by: string) => RevokeOutcome | undefined;
@@ -327,6 +334,14 @@ export class SqliteStore implements AuthorityStore {
         return event;
       }),
     );
+  }
+
+  async upsertRelay(record: RelayRecord): Promise<void> {
+    this.#relays.set(record.url, record);
+  }
+
+  async liveRelays(now: number): Promise<RelayRecord[]> {
+    return [...this.#relays.values()].filter((r) => r.lastSeen >= now - RELAY_LIVE_TIMEOUT_MS).sort((a, b) => b.lastSeen - a.lastSeen);
   }
 
   close(): Promise<void> {

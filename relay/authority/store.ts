@@ -124,6 +124,18 @@ export interface StoreChangeFeed {
   problem(): string | undefined;
 }
 
+/** A relay serving the project, as it records itself (presence; tickets list the live ones). */
+export interface RelayRecord {
+  /** Random per relay process, for logs: which relay wrote the row. */
+  readonly relayId: string;
+  /** What agents dial (the relay's public URL); one row per URL. */
+  readonly url: string;
+  /** SHA-256 of the relay's self-signed certificate, pinned in tickets. */
+  readonly fingerprint?: Buffer;
+  /** ms since epoch of its last heartbeat (RELAY_HEARTBEAT_INTERVAL_MS). */
+  readonly lastSeen: number;
+}
+
 export interface AuthorityStore {
   /** Present when the store pushes revocation events (PostgreSQL); absent means poll. */
   readonly changes?: StoreChangeFeed;
@@ -159,6 +171,10 @@ export interface AuthorityStore {
   appendAudit(event: AuditEvent): Promise<void>;
   /** The most recent `limit` events, oldest first. */
   listAudit(limit: number): Promise<AuditEvent[]>;
+  /** Records (or refreshes) a relay's presence. */
+  upsertRelay(record: RelayRecord): Promise<void>;
+  /** Relays seen within RELAY_LIVE_TIMEOUT_MS of `now`, most recently seen first. */
+  liveRelays(now: number): Promise<RelayRecord[]>;
   close(): Promise<void>;
 }
 
