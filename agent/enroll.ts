@@ -71,6 +71,7 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
       identifier: identity.identifier,
       credential: credential.encoded,
       enrolledAt: now(),
+      ...(ticket.otherRelays !== undefined ? { otherRelays: ticket.otherRelays } : {}),
     });
     log.info({ attributes: Object.keys(credential.attributes) }, 'enrolled');
     return { identifier: identity.identifier, attributes: { ...credential.attributes } };

@@ -64,7 +64,8 @@ export interface NodeStatus {
   identifier: string;
   /** Where the metrics are served, when they are. */
   metrics?: string;
-  relay: { url: string; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: LastError };
+  /** `url`: the relay it is on (or dials next); `relays`: every relay of its ticket, in dial order. */
+  relay: { url: string; relays: string[]; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: LastError };
   inlets: InletStatus[];
   outlets: OutletStatus[];
   channels: SessionStatus[];
@@ -255,6 +256,7 @@ export class AgentNode extends EventEmitter {
     const lastError = this.relay.lastError;
     const relay: NodeStatus['relay'] = {
       url: this.relay.relayUrl,
+      relays: this.relay.relayUrls,
       state: this.relay.state,
       connected: this.relay.connected,
       revokedPeers: this.relay.revoked.size,

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { asWicketError, isWicketError, wicketError, type ErrorCode, type WicketError } from '../protocol/errors.js';
 import type { Identifier, Identity } from '../protocol/identity.js';
@@ -8,14 +7,15 @@ import type { AdminOp } from '../protocol/relay-messages.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
 import { Backoff } from './backoff.js';
 import { type LastError, lastErrorOf } from './last-error.js';
-import { dialRelay } from './relay-dial.js';
 import { FATAL_CODES, RELAY_CLIENT_TRANSITIONS, type RelayClientState } from './relay-client-states.js';
 import { relayHandshake } from './relay-handshake.js';
 import type { RelayLink } from './relay-link.js';
+import { RelayList } from './relay-list.js';
 import { RelayOutage } from './relay-outage.js';
 import { RelaySession, type IncomingCircuit } from './relay-session.js';
 import { ServedNames } from './served-names.js';
 import { RevokedPeers } from './revoked-peers.js';
+import { SafeEmitter } from './safe-emitter.js';
 import type { Enrollment, Vault } from './vault.js';
 
 export type { IncomingCircuit } from './relay-session.js';
@@ -63,7 +63,7 @@ function checkName(name: string): void {
   if (!isRelayName(name)) throw wicketError('WICKET_ERR_ARGUMENT', `a relay name must be ${RELAY_NAME_RULE}`);
 }
 
-export class RelayClient extends EventEmitter {
+export class RelayClient extends SafeEmitter {
   readonly identifier: Identifier;
   /** The project's revoked set as this agent knows it (handshakes consult it). */
   readonly revoked: RevokedPeers;
@@ -74,6 +74,7 @@ export class RelayClient extends EventEmitter {
   readonly #identity: Identity;
   readonly #enrollment: Enrollment;
   readonly #backoff: Backoff;
+  readonly #relays: RelayList;
   readonly #lifecycle: Lifecycle<RelayClientState>;
   /** Relay names served: registered again after every reconnect. */
   readonly #names = new ServedNames();
@@ -92,7 +93,7 @@ export class RelayClient extends EventEmitter {
   readonly #outage: RelayOutage;
 
   constructor(o: RelayClientOptions) {
-    super();
+    super(o.logger, 'relay client');
     this.#vault = o.vault;
     this.#log = o.logger;
     this.#insecure = o.insecure ?? false;
@@ -106,10 +107,11 @@ export class RelayClient extends EventEmitter {
     this.#credential = this.#enrollment.credential;
     this.#backoff = new Backoff(o.random !== undefined ? { random: o.random } : {});
     this.revoked = new RevokedPeers(this.#now);
-    this.#outage = new RelayOutage({ logger: this.#log, relayUrl: this.#enrollment.relayUrl, now: this.#now });
+    this.#relays = RelayList.of(this.#enrollment);
+    this.#outage = new RelayOutage({ logger: this.#log, relayUrl: () => this.relayUrl, now: this.#now });
     this.#lifecycle = new Lifecycle('relay client', RELAY_CLIENT_TRANSITIONS, 'idle', (from, to) => {
       this.#log.debug({ from, to }, `relay connection ${to}`);
-      this.#emitSafely('state', to, from);
+      this.emitSafely('state', to, from);
     });
   }
 
@@ -126,9 +128,14 @@ export class RelayClient extends EventEmitter {
     return this.#lastError;
   }
 
-  /** The relay URL this client dials. */
+  /** The relay URL this client is on (or dials next). */
   get relayUrl(): string {
-    return this.#enrollment.relayUrl;
+    return this.#relays.current.url;
+  }
+
+  /** Every relay URL of its ticket, in the order they are tried. */
+  get relayUrls(): string[] {
+    return this.#relays.urls;
   }
 
   /** Where each served relay name stands (registering until acknowledged, registered, refused). */
@@ -227,7 +234,7 @@ export class RelayClient extends EventEmitter {
 
   #connectedSession(): RelaySession {
     const session = this.#session;
-    if (session === undefined) throw wicketError('WICKET_ERR_RELAY_UNREACHABLE', `not connected to the relay at ${this.#enrollment.relayUrl}`);
+    if (session === undefined) throw wicketError('WICKET_ERR_RELAY_UNREACHABLE', `not connected to the relay at ${this.relayUrl}`);
     return session;
   }
 
@@ -252,18 +259,12 @@ export class RelayClient extends EventEmitter {
   /** Dial + handshake, from `dialing`; on success the session is installed. Throws on failure. */
   async #attempt(): Promise<void> {
     this.#attempts++;
-    this.#emitSafely('connecting', this.#attempts);
+    this.emitSafely('connecting', this.#attempts);
     const abort = new AbortController();
     this.#dialAbort = abort;
     let link: RelayLink;
     try {
-      link = await dialRelay({
-        url: this.#enrollment.relayUrl,
-        fingerprint: this.#enrollment.relayCertFingerprint,
-        insecure: this.#insecure,
-        timeoutMs: RELAY_AUTH_TIMEOUT_MS,
-        signal: abort.signal,
-      });
+      link = await this.#relays.dial({ insecure: this.#insecure, timeoutMs: RELAY_AUTH_TIMEOUT_MS, signal: abort.signal });
     } finally {
       this.#dialAbort = undefined;
     }
@@ -302,12 +303,12 @@ export class RelayClient extends EventEmitter {
       revoked: this.revoked,
       logger: this.#log,
       events: {
-        incoming: (circuit: IncomingCircuit) => this.#emitSafely('incoming', circuit),
-        data: (circuit, payload) => this.#emitData(circuit, payload),
-        circuitClosed: (circuit, code) => this.#emitSafely('circuit-closed', circuit, code),
-        revoked: (identifier) => this.#emitSafely('revoked', identifier),
+        incoming: (circuit: IncomingCircuit) => this.emitSafely('incoming', circuit),
+        data: (circuit, payload) => this.emitSafely2('data', circuit, payload),
+        circuitClosed: (circuit, code) => this.emitSafely('circuit-closed', circuit, code),
+        revoked: (identifier) => this.emitSafely('revoked', identifier),
         credential: (encoded) => this.#storeCredential(encoded),
-        drain: () => this.#emitSafely('drain'),
+        drain: () => this.emitSafely('drain'),
       },
     });
     this.#link = link;
@@ -315,12 +316,13 @@ export class RelayClient extends EventEmitter {
     this.#lastError = undefined;
     this.#attempts = 0;
     this.#backoff.reset();
+    this.#relays.connected();
     this.#lifecycle.to('connected');
     link.onClose((reason) => this.#onLinkClosed(link, session, reason));
-    this.#log.info({ relay: this.#enrollment.relayUrl, identifier: this.identifier }, 'connected to the relay');
+    this.#log.info({ relay: this.relayUrl, identifier: this.identifier }, 'connected to the relay');
     this.#outage.connected();
     this.#storeCredential(credential);
-    this.#emitSafely('connected');
+    this.emitSafely('connected');
     // Frames that arrived right behind the welcome (the revocation re-sync first) flow from here.
     session.start();
     if (link.closed) return;
@@ -354,9 +356,9 @@ export class RelayClient extends EventEmitter {
     this.#names.disconnected();
     session.closed(reason);
     // Closing the link is how stop() leaves the relay: a clean stop, not an outage.
-    if (this.#lifecycle.is('stopped')) this.#log.info({ relay: this.#enrollment.relayUrl }, 'left the relay');
+    if (this.#lifecycle.is('stopped')) this.#log.info({ relay: this.relayUrl }, 'left the relay');
     else this.#outage.dropped(reason);
-    this.#emitSafely('disconnected', reason);
+    this.emitSafely('disconnected', reason);
     this.#afterFailure(reason);
   }
 
@@ -366,7 +368,7 @@ export class RelayClient extends EventEmitter {
     if (FATAL_CODES.has(err.code)) {
       this.#lifecycle.to('fatal');
       this.#log.error({ code: err.code }, `the relay refused this identity; not reconnecting: ${err.message}`);
-      this.#emitSafely('fatal', err);
+      this.emitSafely('fatal', err);
       return;
     }
     if (!this.#reconnect) {
@@ -374,8 +376,9 @@ export class RelayClient extends EventEmitter {
       return;
     }
     this.#lifecycle.to('backing-off');
-    const delay = this.#backoff.next();
-    this.#log.debug({ delayMs: delay }, 'reconnecting to the relay after a delay');
+    // The next relay of the list at once; the backoff delay only after a whole round failed.
+    const delay = this.#relays.failed() ? this.#backoff.next() : 0;
+    this.#log.debug({ delayMs: delay, relay: this.relayUrl }, 'reconnecting to a relay after a delay');
     this.#retryTimer = setTimeout(() => void this.#connectNow(), delay);
   }
 
@@ -386,25 +389,7 @@ export class RelayClient extends EventEmitter {
     } catch (err) {
       this.#log.error({ code: asWicketError(err).code }, 'could not save the refreshed credential to the vault');
     }
-    this.#emitSafely('credential', encoded);
-  }
-
-  /** #emitSafely for the data path, without the rest-argument array on every frame. */
-  #emitData(circuit: number, payload: Buffer): void {
-    try {
-      this.emit('data', circuit, payload);
-    } catch (err) {
-      this.#log.error({ event: 'data', err: asWicketError(err).message }, 'a relay client listener threw');
-    }
-  }
-
-  /** A throwing listener is a bug in the listener; it must not break the relay connection. */
-  #emitSafely(event: string, ...args: unknown[]): void {
-    try {
-      this.emit(event, ...args);
-    } catch (err) {
-      this.#log.error({ event, err: asWicketError(err).message }, 'a relay client listener threw');
-    }
+    this.emitSafely('credential', encoded);
   }
 }
 

@@ -11,14 +11,15 @@ import { RELAY_OUTAGE_WARN_INTERVAL_MS } from '../protocol/limits.js';
 
 export interface RelayOutageOptions {
   logger: Logger;
-  relayUrl: string;
+  /** The relay being dialled (it changes when the agent moves to another relay of its list). */
+  relayUrl: () => string;
   now: () => number;
   warnIntervalMs?: number;
 }
 
 export class RelayOutage {
   readonly #log: Logger;
-  readonly #relayUrl: string;
+  readonly #relayUrl: () => string;
   readonly #now: () => number;
   readonly #warnIntervalMs: number;
   /** When the current outage began (undefined while connected, or before the first attempt). */
@@ -43,12 +44,12 @@ export class RelayOutage {
   /** An authenticated connection dropped: the outage starts with this warning. */
   dropped(reason: WicketError): void {
     this.#begin();
-    this.#log.warn({ code: reason.code, relay: this.#relayUrl }, `disconnected from the relay: ${reason.message}`);
+    this.#log.warn({ code: reason.code, relay: this.#relayUrl() }, `disconnected from the relay: ${reason.message}`);
   }
 
   /** A dial or authentication failed. */
   attemptFailed(err: WicketError, attempt: number): void {
-    const fields = { code: err.code, relay: this.#relayUrl, attempt };
+    const fields = { code: err.code, relay: this.#relayUrl(), attempt };
     if (this.#since === undefined) {
       this.#begin();
       this.#failedInOutage = 1;
@@ -75,7 +76,7 @@ export class RelayOutage {
   connected(): void {
     if (this.#since === undefined) return;
     const downForMs = this.#now() - this.#since;
-    this.#log.info({ relay: this.#relayUrl, downForMs, failedAttempts: this.#failedInOutage }, `reconnected to the relay after ${seconds(downForMs)} away`);
+    this.#log.info({ relay: this.#relayUrl(), downForMs, failedAttempts: this.#failedInOutage }, `reconnected to the relay after ${seconds(downForMs)} away`);
     this.#since = undefined;
     this.#failedSinceWarning = 0;
     this.#failedInOutage = 0;

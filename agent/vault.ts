@@ -20,13 +20,14 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { wicketError, isWicketError, type WicketError } from '../protocol/errors.js';
 import { Identity, parseIdentifier, type Identifier } from '../protocol/identity.js';
-import { ED25519_PUBLIC_KEY_LEN, ENROLLMENT_FILE_MAX_BYTES, MAX_CREDENTIAL_LEN, MAX_RELAY_URL_LEN, RELAY_CERT_FINGERPRINT_LEN } from '../protocol/limits.js';
+import { ED25519_PUBLIC_KEY_LEN, ENROLLMENT_FILE_MAX_BYTES, MAX_CREDENTIAL_LEN, MAX_RELAY_URL_LEN, MAX_TICKET_RELAYS, RELAY_CERT_FINGERPRINT_LEN } from '../protocol/limits.js';
+import type { TicketRelay } from '../protocol/ticket.js';
 import { Secret } from '../protocol/secret.js';
 
 // The agent's home ($WICKET_HOME, default ~/.wicket): its identity key and its enrollment.
 //
 //   identity.key      raw 32-byte Ed25519 seed, mode 0600, created once and never rewritten
-//   enrollment.json   relay URL, pinned relay certificate and authority, identifier, current
+//   enrollment.json   relay URL(s), pinned relay certificate(s) and authority, identifier, current
 //                     credential; mode 0600, replaced atomically (write a temp file, rename)
 //   control.sock      the running node's control socket (created by the node, not here)
 //   node.yaml         the node config when no --config is given (or node.json; agent/config-file.ts)
@@ -46,6 +47,8 @@ export interface Enrollment {
   identifier: Identifier;
   credential: Buffer;
   enrolledAt: number;
+  /** The project's other relays from the ticket, tried in order when relayUrl is lost (issue 14). */
+  otherRelays?: TicketRelay[];
 }
 
 /** $WICKET_HOME, or ~/.wicket. */
@@ -63,6 +66,8 @@ interface EnrollmentFile {
   identifier: string;
   credential: string;
   enrolledAt: number;
+  /** Absent in homes enrolled before tickets listed several relays. */
+  otherRelays?: { url: string; fingerprint?: string }[];
 }
 
 export class Vault {
@@ -157,6 +162,9 @@ export class Vault {
       identifier: e.identifier,
       credential: e.credential.toString('base64'),
       enrolledAt: e.enrolledAt,
+      ...(e.otherRelays !== undefined && e.otherRelays.length > 0
+        ? { otherRelays: e.otherRelays.map((r) => ({ url: r.url, ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint.toString('base64') } : {}) })) }
+        : {}),
     };
     // Round-trip through the parser so a bad value never reaches the disk.
     const text = JSON.stringify(file, null, 2) + '\n';
@@ -310,5 +318,13 @@ function parseEnrollmentFile(text: string, path: string): Enrollment {
   if (typeof f.enrolledAt !== 'number' || !Number.isSafeInteger(f.enrolledAt) || f.enrolledAt < 0) return bad('enrolledAt is invalid');
   const e: Enrollment = { relayUrl: f.relayUrl, authorityPublicKey, identifier, credential, enrolledAt: f.enrolledAt };
   if (f.relayCertFingerprint !== undefined) e.relayCertFingerprint = bytes('relayCertFingerprint', f.relayCertFingerprint, RELAY_CERT_FINGERPRINT_LEN);
+  if (f.otherRelays !== undefined) {
+    if (!Array.isArray(f.otherRelays) || f.otherRelays.length >= MAX_TICKET_RELAYS) return bad(`otherRelays must be a list of at most ${MAX_TICKET_RELAYS - 1} relays`);
+    e.otherRelays = f.otherRelays.map((r: unknown, i): TicketRelay => {
+      const relay = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+      if (typeof relay.url !== 'string' || relay.url.length === 0 || relay.url.length > MAX_RELAY_URL_LEN) return bad(`otherRelays[${i}].url is missing or too long`);
+      return relay.fingerprint === undefined ? { url: relay.url } : { url: relay.url, fingerprint: bytes(`otherRelays[${i}].fingerprint`, relay.fingerprint, RELAY_CERT_FINGERPRINT_LEN) };
+    });
+  }
   return e;
 }

@@ -17,6 +17,9 @@ export function formatStatus(status: NodeStatus): string {
   out.push(`identity    ${status.identifier}`);
   out.push(`version     ${status.version}`);
   out.push(`relay       ${status.relay.url} ${status.relay.state}  revoked peers ${status.relay.revokedPeers}`);
+  // Older nodes answer without the list; one relay needs no list line.
+  const relays = status.relay.relays ?? [];
+  if (relays.length > 1) out.push(`relays      ${relays.join('  ')}  (tried in this order when the relay is lost)`);
   push(lastErrorLine(status.relay.lastError));
   out.push('');
   out.push(`inlets (${status.inlets.length})`);

@@ -51,7 +51,7 @@ describe('RelayOutage (clock injected)', () => {
   it('an hour of failed attempts every 1.2 s: the first failure, then one warning a minute with the count, then the recovery', () => {
     const { lines, logger } = capture();
     let now = 1_000_000;
-    const outage = new RelayOutage({ logger, relayUrl: 'wss://relay.test', now: () => now });
+    const outage = new RelayOutage({ logger, relayUrl: () => 'wss://relay.test', now: () => now });
     const refused = wicketError('WICKET_ERR_RELAY_UNREACHABLE', 'cannot reach the relay at relay.test:443: ECONNREFUSED');
     const attempts = 3_000; // 3,000 x 1.2 s = 60 minutes
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -77,7 +77,7 @@ describe('RelayOutage (clock injected)', () => {
   it('a dropped connection is the outage\'s one warning; connecting without an outage says nothing more', () => {
     const { lines, logger } = capture();
     let now = 0;
-    const outage = new RelayOutage({ logger, relayUrl: 'ws://127.0.0.1:1', now: () => now });
+    const outage = new RelayOutage({ logger, relayUrl: () => 'ws://127.0.0.1:1', now: () => now });
     outage.connected();
     expect(lines).toHaveLength(0);
     outage.dropped(wicketError('WICKET_ERR_RELAY_UNREACHABLE', 'the relay closed the connection'));

@@ -1,0 +1,61 @@
+import type { TicketRelay } from '../protocol/ticket.js';
+import { dialRelay } from './relay-dial.js';
+import type { RelayLink } from './relay-link.js';
+import type { Enrollment } from './vault.js';
+
+// The relays an agent may use, from its ticket (issue 14, "Several relays"): the relays of one
+// project share a store, so any of them authenticates this agent. The agent dials the current one;
+// when it is lost (a dial fails or the connection drops) it moves on to the next, round-robin.
+// Within a round the next relay is dialled at once, so a dead relay costs no backoff delay when
+// another is up; after a whole round failed the caller waits its backoff delay, so an agent whose
+// every relay is down retries no faster than an agent with one relay.
+
+export class RelayList {
+  readonly #relays: readonly TicketRelay[];
+  #index = 0;
+  /** Failures since the last successful connection. */
+  #failures = 0;
+
+  constructor(relays: readonly TicketRelay[]) {
+    if (relays.length === 0) throw new Error('a relay list is never empty');
+    this.#relays = relays;
+  }
+
+  /** The enrollment's relays: the ticket's first relay, then the others in ticket order. */
+  static of(e: Enrollment): RelayList {
+    const first: TicketRelay = e.relayCertFingerprint === undefined ? { url: e.relayUrl } : { url: e.relayUrl, fingerprint: e.relayCertFingerprint };
+    return new RelayList([first, ...(e.otherRelays ?? [])]);
+  }
+
+  get current(): TicketRelay {
+    return this.#relays[this.#index]!;
+  }
+
+  get urls(): string[] {
+    return this.#relays.map((r) => r.url);
+  }
+
+  get size(): number {
+    return this.#relays.length;
+  }
+
+  /** Dials the current relay (see relay-dial.ts). */
+  dial(o: { insecure: boolean; timeoutMs: number; signal: AbortSignal }): Promise<RelayLink> {
+    return dialRelay({ url: this.current.url, fingerprint: this.current.fingerprint, ...o });
+  }
+
+  /**
+   * The current relay was lost: the next one becomes current. True when every relay failed once
+   * since the last success (a full round): time for the backoff delay before dialling again.
+   */
+  failed(): boolean {
+    this.#failures++;
+    this.#index = (this.#index + 1) % this.#relays.length;
+    return this.#failures % this.#relays.length === 0;
+  }
+
+  /** Connected to the current relay: the next loss starts a new round from it. */
+  connected(): void {
+    this.#failures = 0;
+  }
+}

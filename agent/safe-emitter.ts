@@ -1,0 +1,35 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { asWicketError } from '../protocol/errors.js';
+
+/**
+ * An EventEmitter whose listeners cannot break the emitter: a throwing listener is a bug in the
+ * listener, logged, and the connection or lifecycle that emitted goes on.
+ */
+export class SafeEmitter extends EventEmitter {
+  readonly #emitLog: Logger;
+  readonly #what: string;
+
+  constructor(logger: Logger, what: string) {
+    super();
+    this.#emitLog = logger;
+    this.#what = what;
+  }
+
+  protected emitSafely(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.#emitLog.error({ event, err: asWicketError(err).message }, `a ${this.#what} listener threw`);
+    }
+  }
+
+  /** emitSafely for a data path: two arguments, without a rest-argument array on every frame. */
+  protected emitSafely2(event: string, a: unknown, b: unknown): void {
+    try {
+      this.emit(event, a, b);
+    } catch (err) {
+      this.#emitLog.error({ event, err: asWicketError(err).message }, `a ${this.#what} listener threw`);
+    }
+  }
+}
