@@ -168,6 +168,29 @@ describe('Vault', () => {
     expect(result.torn).toBe(0);
   });
 
+  it('the relay list of a several-relay ticket round-trips, survives saveCredential, and a home without one (older) reads as one relay', () => {
+    const vault = Vault.open(join(root, 'home'));
+    const otherRelays = [{ url: 'wss://b.example:443', fingerprint: Buffer.alloc(32, 9) }, { url: 'wss://c.example:443' }];
+    vault.saveEnrollment(sampleEnrollment(vault, { otherRelays }));
+    vault.saveCredential(Buffer.from('fresh'));
+    expect(vault.requireEnrollment().otherRelays).toEqual(otherRelays);
+    vault.saveEnrollment(sampleEnrollment(vault));
+    expect(JSON.parse(readFileSync(join(vault.home, 'enrollment.json'), 'utf8'))).not.toHaveProperty('otherRelays');
+    expect(vault.requireEnrollment().otherRelays).toBeUndefined();
+  });
+
+  it('a hostile relay list in enrollment.json is WICKET_ERR_CONFIG', () => {
+    const home = join(root, 'home');
+    const vault = Vault.open(home);
+    vault.saveEnrollment(sampleEnrollment(vault));
+    const good = JSON.parse(readFileSync(join(home, 'enrollment.json'), 'utf8')) as Record<string, unknown>;
+    const lists: unknown[] = ['wss://b', [null], [{ url: '' }], [{ url: 'x'.repeat(600) }], [{ url: 'wss://b', fingerprint: 'AA==' }], Array.from({ length: 8 }, (_, i) => ({ url: `wss://r${i}` }))];
+    for (const otherRelays of lists) {
+      writeFileSync(join(home, 'enrollment.json'), JSON.stringify({ ...good, otherRelays }), { mode: 0o600 });
+      expectCode(() => vault.enrollment(), 'WICKET_ERR_CONFIG');
+    }
+  });
+
   it('a corrupt enrollment file is a clear WICKET_ERR_CONFIG, not a crash', () => {
     const home = join(root, 'home');
     const vault = Vault.open(home);

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Identity, type Identifier } from '../../protocol/identity.js';
-import { TICKET_MAX_TTL_MS } from '../../protocol/limits.js';
+import { RELAY_LIVE_TIMEOUT_MS, TICKET_MAX_TTL_MS } from '../../protocol/limits.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { Authority, type Enrollment } from '../../relay/authority/authority.js';
 import { loadOrCreateAuthorityKey } from '../../relay/authority/authority-key.js';
@@ -93,6 +93,22 @@ describe.each(KINDS)('the $name store', (kind) => {
     return authority.redeem({ ticketId: ticket.ticketId, secret: ticket.secret, publicKey: identity.publicKey });
   };
   const ticketText = async (authority: Authority, more: Parameters<Authority['createTicket']>[0] = { createdBy: 'test' }) => (await authority.createTicket(more)).text.reveal();
+
+  it.skipIf(kind.skip)('presence: a live relay is listed (newest heartbeat first, one row per URL), one unseen for RELAY_LIVE_TIMEOUT_MS is not; tickets list this relay first, then the others', async () => {
+    const { authority, store, clock } = await authorityOn();
+    const t0 = clock.now();
+    await store.upsertRelay({ relayId: 'old', url: 'ws://127.0.0.1:7401', lastSeen: t0 - RELAY_LIVE_TIMEOUT_MS - 1 });
+    await store.upsertRelay({ relayId: 'b', url: 'wss://127.0.0.1:7402', fingerprint: Buffer.alloc(32, 2), lastSeen: t0 - 10 });
+    await store.upsertRelay({ relayId: 'self', url: 'ws://127.0.0.1:7400', lastSeen: t0 - 20 });
+    await store.upsertRelay({ relayId: 'self', url: 'ws://127.0.0.1:7400', lastSeen: t0 });
+    expect((await store.liveRelays(t0)).map((r) => [r.relayId, r.url, r.fingerprint?.[0]])).toEqual([
+      ['self', 'ws://127.0.0.1:7400', undefined],
+      ['b', 'wss://127.0.0.1:7402', 2],
+    ]);
+    const ticket = decodeTicket(await ticketText(authority));
+    expect([ticket.relayUrl, ...(ticket.otherRelays ?? []).map((r) => r.url)]).toEqual(['ws://127.0.0.1:7400', 'wss://127.0.0.1:7402']);
+    expect(ticket.otherRelays?.[0]?.fingerprint).toEqual(Buffer.alloc(32, 2));
+  });
 
   it.skipIf(kind.skip)('refuses lifetimes over the cap, reserved attributes and bad relay names', async () => {
     const { authority } = await authorityOn();
