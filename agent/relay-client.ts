@@ -304,7 +304,7 @@ export class RelayClient extends SafeEmitter {
       logger: this.#log,
       events: {
         incoming: (circuit: IncomingCircuit) => this.emitSafely('incoming', circuit),
-        data: (circuit, payload) => this.emitSafely2('data', circuit, payload),
+        data: (circuit, payload) => this.emitFrameSafely('data', circuit, payload),
         circuitClosed: (circuit, code) => this.emitSafely('circuit-closed', circuit, code),
         revoked: (identifier) => this.emitSafely('revoked', identifier),
         credential: (encoded) => this.#storeCredential(encoded),

@@ -24,8 +24,8 @@ export class SafeEmitter extends EventEmitter {
     }
   }
 
-  /** emitSafely for a data path: two arguments, without a rest-argument array on every frame. */
-  protected emitSafely2(event: string, a: unknown, b: unknown): void {
+  /** emitSafely for the data path (circuit, payload): no rest-argument array on every frame. */
+  protected emitFrameSafely(event: string, a: unknown, b: unknown): void {
     try {
       this.emit(event, a, b);
     } catch (err) {
