@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Identifier } from '../../protocol/identity.js';
+import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
 import { RevocationListener } from './pg-listener.js';
@@ -38,63 +39,6 @@ import {
 // This module (and pg) is loaded only when `--store postgres://…` is given (open-store.ts).
 
 const LISTING_COLUMNS = 'ticket_id, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by, revoked_at, revoked_by';
-
-interface MemberRow {
-  identifier: string;
-  public_key: Buffer;
-  attributes: string;
-  enrolled_at: number;
-  revoked_at: number | null;
-}
-
-interface TicketListingRow {
-  ticket_id: Buffer;
-  attributes: string;
-  relay_names: string;
-  usage_count: number;
-  uses_left: number;
-  created_at: number;
-  expires_at: number;
-  created_by: string;
-  revoked_at: number | null;
-  revoked_by: string | null;
-}
-
-interface RevocationRow {
-  seq: number;
-  identifier: string;
-  revoked_at: number;
-  revoked_by: string;
-  kind: 'revoke' | 'reinstate';
-}
-
-function memberFromRow(row: MemberRow): MemberRecord {
-  const member: MemberRecord = {
-    identifier: row.identifier as Identifier,
-    publicKey: row.public_key,
-    attributes: JSON.parse(row.attributes) as Attributes,
-    enrolledAt: row.enrolled_at,
-  };
-  return row.revoked_at === null ? member : { ...member, revokedAt: row.revoked_at };
-}
-
-function ticketFromRow(row: TicketListingRow): TicketListing {
-  const ticket: TicketListing = {
-    ticketId: row.ticket_id,
-    attributes: JSON.parse(row.attributes) as Attributes,
-    relayNames: JSON.parse(row.relay_names) as string[],
-    usageCount: row.usage_count,
-    usesLeft: row.uses_left,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    createdBy: row.created_by,
-  };
-  return row.revoked_at === null ? ticket : { ...ticket, revokedAt: row.revoked_at, revokedBy: row.revoked_by ?? '' };
-}
-
-function revocationFromRow(row: RevocationRow): RevocationEvent {
-  return { seq: row.seq, identifier: row.identifier as Identifier, kind: row.kind, at: row.revoked_at, by: row.revoked_by };
-}
 
 /** bigint (ms timestamps, seqs) comes back as a number: every value we store is far below 2^53. */
 const TYPES = {

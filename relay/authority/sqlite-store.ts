@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
+import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS } from '../../protocol/limits.js';
 import { openAuthorityDatabase } from './sqlite-schema.js';
 import {
@@ -26,14 +27,6 @@ import {
 // it; busy_timeout makes a writer wait for the other's lock instead of failing. Ticket secrets are
 // stored only as hashTicketSecret(secret).
 
-interface MemberRow {
-  identifier: string;
-  public_key: Buffer;
-  attributes: string;
-  enrolled_at: number;
-  revoked_at: number | null;
-}
-
 interface TicketRow {
   secret_hash: Buffer;
   attributes: string;
@@ -43,60 +36,11 @@ interface TicketRow {
   revoked_at: number | null;
 }
 
-interface TicketListingRow {
-  ticket_id: Buffer;
-  attributes: string;
-  relay_names: string;
-  usage_count: number;
-  uses_left: number;
-  created_at: number;
-  expires_at: number;
-  created_by: string;
-  revoked_at: number | null;
-  revoked_by: string | null;
-}
-
-interface RevocationRow {
-  seq: number;
-  identifier: string;
-  revoked_at: number;
-  revoked_by: string;
-  kind: 'revoke' | 'reinstate';
-}
-
 interface AuditRow {
   at: number;
   event: string;
   identifier: string | null;
   detail: string | null;
-}
-
-function memberFromRow(row: MemberRow): MemberRecord {
-  const member: MemberRecord = {
-    identifier: row.identifier as Identifier,
-    publicKey: row.public_key,
-    attributes: JSON.parse(row.attributes) as Attributes,
-    enrolledAt: row.enrolled_at,
-  };
-  return row.revoked_at === null ? member : { ...member, revokedAt: row.revoked_at };
-}
-
-function ticketFromRow(row: TicketListingRow): TicketListing {
-  const ticket: TicketListing = {
-    ticketId: row.ticket_id,
-    attributes: JSON.parse(row.attributes) as Attributes,
-    relayNames: JSON.parse(row.relay_names) as string[],
-    usageCount: row.usage_count,
-    usesLeft: row.uses_left,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    createdBy: row.created_by,
-  };
-  return row.revoked_at === null ? ticket : { ...ticket, revokedAt: row.revoked_at, revokedBy: row.revoked_by ?? '' };
-}
-
-function revocationFromRow(row: RevocationRow): RevocationEvent {
-  return { seq: row.seq, identifier: row.identifier as Identifier, kind: row.kind, at: row.revoked_at, by: row.revoked_by };
 }
 
 /** Runs a store operation, turning a SQLite failure into WICKET_ERR_STORE (never leaking SQL values). */
