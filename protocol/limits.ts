@@ -223,6 +223,24 @@ export const STORE_LISTEN_RETRY_MAX_MS = 1_000;
 export const RELAY_HEARTBEAT_INTERVAL_MS = 5_000;
 /** A relay unseen this long (three missed heartbeats, e.g. killed) is left out of new tickets. */
 export const RELAY_LIVE_TIMEOUT_MS = 15_000;
+// --- relay mesh (relay/mesh/) ---
+/** How often a relay re-reads the live relays and dials the peers it should link to but does not. */
+export const MESH_DIAL_INTERVAL_MS = 2_000;
+/** A relay-to-relay dial (TCP, TLS, upgrade) and the mutual handshake must each finish in this. */
+export const MESH_DIAL_TIMEOUT_MS = 5_000;
+/**
+ * The receiving relay returns credit for a circuit's bytes once this many are owed (and it is not
+ * holding them back for a full destination): one `credit` per this many bytes, not per frame.
+ * Well under RELAY_LOW_WATER_BYTES, so the sending relay resumes its source before its window runs dry.
+ */
+export const MESH_CREDIT_BATCH_BYTES = 128 * 1024;
+/**
+ * Which relays serve which relay names comes from the store and its notifications; this re-read
+ * (and re-announcement of this relay's own names) is the backstop for a lost notification or a
+ * write that failed while the store was away.
+ */
+export const MESH_NAMES_REREAD_MS = 2_000;
+
 /** The one-time admin ticket printed on the relay's first start. */
 export const ADMIN_TICKET_TTL_MS = 24 * 60 * 60_000;
 /** The generated self-signed relay certificate; agents pin its fingerprint, so a long life is safe. */

@@ -36,7 +36,8 @@ export function decodeFrameFromRelay(frame: Buffer): FrameFromRelay {
   return decodeFrame(frame, validateRelayMessage);
 }
 
-function decodeFrame<M>(frame: Buffer, validate: (value: unknown) => M): { kind: 'data'; circuit: number; payload: Buffer } | { kind: 'control'; message: M } {
+/** Decodes a relay frame, validating a control frame's message with `validate` (agent, relay or mesh messages). */
+export function decodeFrame<M>(frame: Buffer, validate: (value: unknown) => M): { kind: 'data'; circuit: number; payload: Buffer } | { kind: 'control'; message: M } {
   if (frame.length === 0) throw wicketError('WICKET_ERR_FRAME_TRUNCATED', 'relay frame is empty');
   if (frame.length > RELAY_MAX_FRAME) {
     throw wicketError('WICKET_ERR_FRAME_TOO_LARGE', `relay frame is ${frame.length} bytes, cap ${RELAY_MAX_FRAME}`);
@@ -63,7 +64,8 @@ function decodeFrame<M>(frame: Buffer, validate: (value: unknown) => M): { kind:
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-export function encodeControl(message: AgentToRelay | RelayToAgent): Buffer {
+/** A control frame; `message` is one of the validated message unions (agent, relay or mesh). */
+export function encodeControl(message: AgentToRelay | RelayToAgent | { readonly t: string }): Buffer {
   const json = Buffer.from(JSON.stringify(message), 'utf8');
   const out = Buffer.allocUnsafe(1 + json.length);
   out[0] = FRAME_CONTROL;

@@ -131,8 +131,8 @@ function checkShape(type: string, shape: Shape, record: Record<string, unknown>)
   }
 }
 
-/** The record and its `t`, when `t` names a type of `shapes`. */
-function typed(value: unknown, shapes: Readonly<Record<string, Shape>>, direction: string): { type: string; record: Record<string, unknown> } {
+/** The record and its `t`, when `t` names a type of `shapes` (also the mesh's validator, protocol/mesh-messages.ts). */
+export function typed(value: unknown, shapes: Readonly<Record<string, Shape>>, direction: string): { type: string; record: Record<string, unknown> } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw wicketError('WICKET_ERR_RELAY_PROTOCOL', 'control message is not an object');
   }

@@ -25,6 +25,8 @@ export interface RelayPeer {
   readonly id: number;
   /** Set once the peer is authenticated; its attributes follow credential refreshes. */
   readonly identity: PeerIdentity | undefined;
+  /** True for the far end of a circuit whose agent sits on another relay (relay/mesh/remote-end.ts). */
+  readonly viaMesh?: boolean;
   /** Authenticated and not closed: may be routed to and told things. */
   readonly isOpen: boolean;
   /** A control message; counts against the peer's buffer cap like data (over it: dropped). */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { errorCodeFromWire, wicketError, type ErrorCode } from '../protocol/errors.js';
+import type { Identifier } from '../protocol/identity.js';
 import { MAX_RELAY_NAME_LEN } from '../protocol/limits.js';
 import { relayNamesOf } from '../protocol/relay-names.js';
 import type { FlowControl } from './flow-control.js';
@@ -22,6 +23,28 @@ interface Circuit {
   readonly server: RelayPeer;
   bytesToServer: number;
   bytesToOpener: number;
+  /** Set while another relay is asked to open it: the opener's request id, answered on its reply. */
+  pendingRequest?: number;
+}
+
+/** A circuit to be opened on another relay: this relay's id for it, the name, who opens, whom to skip. */
+export interface RemoteOpenRequest {
+  readonly circuit: number;
+  readonly name: string;
+  readonly opener: Identifier;
+  readonly avoid: readonly string[];
+}
+
+/**
+ * The other relays of the project (relay/mesh/), as the router sees them: names no local agent
+ * serves are opened there, over one hop, and names this relay gains or loses are announced. An
+ * interface, so routing does not depend on how the mesh links relays.
+ */
+export interface RemoteRouting {
+  /** The far end of a new circuit on a relay serving `name`, or undefined when no linked relay does. */
+  open(request: RemoteOpenRequest, answer: (result: { readonly peer: Identifier } | { readonly code: string; readonly message: string }) => void): RelayPeer | undefined;
+  /** This relay now has (or no longer has) a live local server of `name`. */
+  serving(name: string, served: boolean): void;
 }
 
 interface NameEntry {
@@ -46,6 +69,7 @@ export class Router {
   // Ids count up and wrap, skipping 0 and live ids, so a closed circuit's id is not reused soon
   // (a late frame for it is dropped instead of reaching a new circuit).
   #nextCircuitId = 1;
+  #remote: RemoteRouting | undefined;
 
   constructor(
     private readonly flow: FlowControl,
@@ -53,6 +77,12 @@ export class Router {
     private readonly logger: Logger,
     private readonly counts: DropCounts,
   ) {}
+
+  /** Set once, when this relay joins a mesh (a shared store); a lone relay routes locally only. */
+  setRemote(remote: RemoteRouting): void {
+    this.#remote = remote;
+    for (const name of this.#names.keys()) remote.serving(name, true);
+  }
 
   get circuitCount(): number {
     return this.#circuits.size;
@@ -84,6 +114,7 @@ export class Router {
     if (entry === undefined) {
       entry = { servers: [], next: 0 };
       this.#names.set(name, entry);
+      this.#remote?.serving(name, true);
     }
     if (!entry.servers.includes(peer)) entry.servers.push(peer);
     this.#routesOf(peer).names.add(name);
@@ -104,7 +135,12 @@ export class Router {
   open(opener: RelayPeer, id: number, name: string, avoid: readonly string[] = []): void {
     const openerIdentity = opener.identity;
     const entry = this.#names.get(name);
-    if (openerIdentity === undefined || entry === undefined || !entry.servers.some((server) => this.#eligible(server, opener, avoid))) {
+    const servedHere = entry !== undefined && entry.servers.some((server) => this.#eligible(server, opener, avoid));
+    // One hop only: a circuit another relay asked for is served here or nowhere.
+    if (openerIdentity !== undefined && !servedHere && this.#remote !== undefined && opener.viaMesh !== true) {
+      if (this.#openRemote(this.#remote, opener, id, name, avoid)) return;
+    }
+    if (openerIdentity === undefined || entry === undefined || !servedHere) {
       const others = avoid.length > 0 && entry !== undefined ? ' other than the ones this agent refused' : '';
       opener.send({ t: 'error', id, code: 'WICKET_ERR_RELAY_NAME_UNKNOWN', message: `no live outlet${others} serves ${quoted(name)}` });
       return;
@@ -184,6 +220,40 @@ export class Router {
     this.#routes.delete(peer);
   }
 
+  /** Asks another relay to serve the circuit; false when none serving `name` is linked. */
+  #openRemote(remote: RemoteRouting, opener: RelayPeer, requestId: number, name: string, avoid: readonly string[]): boolean {
+    const openerRoutes = this.#routesOf(opener);
+    const cap = this.settings.maxCircuitsPerConnection;
+    if (openerRoutes.circuits.size >= cap) {
+      opener.send({ t: 'error', id: requestId, code: 'WICKET_ERR_RELAY_TOO_MANY_CIRCUITS', message: `this connection already has ${cap} circuits open` });
+      return true;
+    }
+    const circuitId = this.#allocateCircuitId();
+    const server = remote.open({ circuit: circuitId, name, opener: opener.identity!.identifier, avoid }, (result) => this.#remoteAnswered(circuitId, result));
+    if (server === undefined) return false;
+    // The circuit exists from here, so an opener that leaves meanwhile closes it (and the far relay
+    // hears so); its first DATA can only follow the `opened` sent when the far relay answers.
+    const circuit: Circuit = { id: circuitId, name, opener, server, bytesToServer: 0, bytesToOpener: 0, pendingRequest: requestId };
+    this.#circuits.set(circuitId, circuit);
+    openerRoutes.circuits.add(circuitId);
+    this.#routesOf(server).circuits.add(circuitId);
+    return true;
+  }
+
+  #remoteAnswered(circuitId: number, result: { readonly peer: Identifier } | { readonly code: string; readonly message: string }): void {
+    const circuit = this.#circuits.get(circuitId);
+    if (circuit === undefined || circuit.pendingRequest === undefined) return; // closed while the far relay answered
+    const requestId = circuit.pendingRequest;
+    delete circuit.pendingRequest;
+    if ('code' in result) {
+      this.#forgetCircuit(circuit);
+      circuit.opener.send({ t: 'error', id: requestId, code: errorCodeFromWire(result.code, 'WICKET_ERR_RELAY_NAME_UNKNOWN'), message: result.message });
+      return;
+    }
+    circuit.opener.send({ t: 'opened', id: requestId, circuit: circuitId, peer: result.peer });
+    this.logger.info({ circuit: circuitId, name: circuit.name, opener: circuit.opener.identity?.identifier, server: result.peer, openerConn: circuit.opener.id, serverConn: circuit.server.id }, 'circuit opened across the mesh');
+  }
+
   #routesOf(peer: RelayPeer): PeerRoutes {
     let routes = this.#routes.get(peer);
     if (routes === undefined) {
@@ -218,12 +288,19 @@ export class Router {
     }
   }
 
-  #closeCircuit(circuit: Circuit, closedBy: RelayPeer, code: ErrorCode): void {
+  #forgetCircuit(circuit: Circuit): void {
     this.#circuits.delete(circuit.id);
     this.#routes.get(circuit.opener)?.circuits.delete(circuit.id);
     this.#routes.get(circuit.server)?.circuits.delete(circuit.id);
+  }
+
+  #closeCircuit(circuit: Circuit, closedBy: RelayPeer, code: ErrorCode): void {
+    this.#forgetCircuit(circuit);
     const other = circuit.opener === closedBy ? circuit.server : circuit.opener;
-    if (other.isOpen) other.send({ t: 'close', circuit: circuit.id, code });
+    if (circuit.pendingRequest !== undefined && other === circuit.opener) {
+      // The far relay refused or vanished before answering: the opener was never told `opened`.
+      if (other.isOpen) other.send({ t: 'error', id: circuit.pendingRequest, code, message: `the circuit to ${quoted(circuit.name)} closed while it opened` });
+    } else if (other.isOpen) other.send({ t: 'close', circuit: circuit.id, code });
     this.logger.info(
       {
         circuit: circuit.id,
@@ -243,6 +320,9 @@ export class Router {
     if (entry === undefined) return;
     const index = entry.servers.indexOf(peer);
     if (index >= 0) entry.servers.splice(index, 1);
-    if (entry.servers.length === 0) this.#names.delete(name);
+    if (entry.servers.length === 0) {
+      this.#names.delete(name);
+      this.#remote?.serving(name, false);
+    }
   }
 }

@@ -8,8 +8,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { wicketError } from '../protocol/errors.js';
 import type { Identifier } from '../protocol/identity.js';
 import { ADMIN_TICKET_TTL_MS, RELAY_MAX_FRAME, STORE_REREAD_INTERVAL_MS } from '../protocol/limits.js';
+import { MESH_PATH } from '../protocol/mesh-messages.js';
 import { AdminOps } from './admin.js';
 import { loadProjectKey } from './authority/authority-key.js';
+import { Mesh } from './mesh/mesh.js';
 import { Authority, type CreatedTicket, type TicketRequest } from './authority/authority.js';
 import { openAuthorityStore } from './authority/open-store.js';
 import type { StoreLocation } from './authority/store-location.js';
@@ -241,7 +243,14 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   wss.on('error', (err) => logger.error({ err: err.message }, 'WebSocket server error'));
   // The connections themselves, for shutdown (LiveConnections sees them only as peers).
   const relayConnections = new Set<RelayConnection>();
+  let mesh: Mesh | undefined;
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    if (req.url === MESH_PATH) {
+      // Another relay of the project; a relay without a mesh (one relay on SQLite) has none to accept.
+      if (mesh === undefined) ws.close(1008, 'this relay is not part of a mesh');
+      else mesh.accept(ws);
+      return;
+    }
     const socket = req.socket;
     const connection = new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
     relayConnections.add(connection);
@@ -270,6 +279,22 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   authority.setEndpoint(endpoint);
   const presence = new RelayPresence({ store, endpoint, logger, now });
   await presence.start();
+  // Relays sharing a store that notifies (PostgreSQL) link up and route circuits to each other.
+  if (store.changes !== undefined) {
+    mesh = new Mesh({
+      relayId: presence.relayId,
+      store,
+      authorityPublicKey: authority.publicKey,
+      relayCredential: (publicKey, relayId) => authority.relayCredential(publicKey, relayId),
+      router,
+      flow,
+      settings,
+      logger: logger.child({ component: 'mesh' }),
+      now,
+      tap,
+    });
+    await mesh.start();
+  }
   writeRelayConfig(paths, {
     url,
     ...(fingerprint === undefined ? {} : { fingerprint: fingerprint.toString('hex') }),
@@ -297,6 +322,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
       keepalive.stop();
       revocation.stop();
       presence.stop();
+      mesh?.stop();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const connection of relayConnections) connection.closeForShutdown();
       // Give peers the close grace to answer the close handshake, then cut what is left.

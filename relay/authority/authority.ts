@@ -19,6 +19,7 @@ import {
   TICKET_SECRET_LEN,
   MAX_TICKET_RELAYS,
 } from '../../protocol/limits.js';
+import { RELAY_ROLE_ATTRIBUTE } from '../../protocol/mesh-messages.js';
 import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../../protocol/relay-names.js';
 import { Secret } from '../../protocol/secret.js';
 import { encodeTicket, hashTicketSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
@@ -282,6 +283,11 @@ export class Authority {
   /** A fresh short-lived credential carrying the member's current attributes. */
   issueCredential(member: MemberRecord, ttlMs: number = this.credentialTtlMs): Credential {
     return issueCredential(this.identity, { subject: member.identifier, attributes: member.attributes, issuedAt: this.now(), ttlMs });
+  }
+
+  /** A credential for a relay's own per-process key, naming its relay id (relay-to-relay links, relay/mesh/). */
+  async relayCredential(publicKey: Buffer, relayId: string): Promise<Credential> {
+    return issueCredential(this.identity, { subject: identifierOf(publicKey), attributes: { [RELAY_ROLE_ATTRIBUTE]: relayId }, issuedAt: this.now(), ttlMs: this.credentialTtlMs });
   }
 
   getMember(identifier: Identifier): Promise<MemberRecord | undefined> {

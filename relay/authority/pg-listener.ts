@@ -5,7 +5,8 @@ import { storeFailure } from './pg-errors.js';
 import type { StoreChangeFeed } from './store.js';
 
 // The one connection each relay keeps LISTENing for revocation events made by any relay or
-// offline command (PgStore NOTIFYs inside the revoking transaction). pg.Pool cannot do this: a
+// offline command (PgStore NOTIFYs inside the revoking transaction), and for other relays' served
+// names changing (mesh routing). pg.Pool cannot do this: a
 // LISTEN belongs to one session. When the connection drops (PostgreSQL restarted, network cut)
 // it reconnects after 100 ms, doubling up to STORE_LISTEN_RETRY_MAX_MS, and on every (re)connect
 // tells its subscribers to re-read: notifications sent while it was away are lost. Revocation's
@@ -19,17 +20,27 @@ export class RevocationListener implements StoreChangeFeed {
   #state: State = { name: 'idle' };
   #retryMs = FIRST_RETRY_MS;
   #problem: string | undefined = 'not connected yet';
-  readonly #subscribers: (() => void)[] = [];
+  readonly #subscribers = new Map<string, (() => void)[]>();
 
   constructor(
     private readonly makeClient: () => pg.Client,
-    private readonly channel: string,
+    private readonly channels: { readonly revocations: string; readonly servedNames: string },
     private readonly shown: string,
     private readonly logger: Logger,
   ) {}
 
   onRevocationEvents(listener: () => void): void {
-    this.#subscribers.push(listener);
+    this.#subscribe(this.channels.revocations, listener);
+  }
+
+  onServedNames(listener: () => void): void {
+    this.#subscribe(this.channels.servedNames, listener);
+  }
+
+  #subscribe(channel: string, listener: () => void): void {
+    const listeners = this.#subscribers.get(channel) ?? [];
+    listeners.push(listener);
+    this.#subscribers.set(channel, listeners);
   }
 
   problem(): string | undefined {
@@ -61,12 +72,10 @@ export class RevocationListener implements StoreChangeFeed {
     };
     client.on('error', (err) => onLost(err));
     client.on('end', () => onLost());
-    client.on('notification', (message) => {
-      if (message.channel === this.channel) this.#tell();
-    });
+    client.on('notification', (message) => this.#tell(message.channel));
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channel}`);
+      await client.query(`LISTEN ${this.channels.revocations}; LISTEN ${this.channels.servedNames}`);
     } catch (err) {
       lost = true;
       await client.end().catch(() => undefined);
@@ -103,7 +112,10 @@ export class RevocationListener implements StoreChangeFeed {
     this.#state = { name: 'waiting', timer };
   }
 
-  #tell(): void {
-    for (const subscriber of this.#subscribers) subscriber();
+  /** Tells the subscribers of `channel`, or of every channel (after a reconnect, when any may have been missed). */
+  #tell(channel?: string): void {
+    for (const [name, listeners] of this.#subscribers) {
+      if (channel === undefined || channel === name) for (const listener of listeners) listener();
+    }
   }
 }

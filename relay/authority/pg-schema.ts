@@ -13,7 +13,7 @@ import type { Identifier } from '../../protocol/identity.js';
 // `project` holds one row: the authority identifier of the first relay that initialized the
 // store. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 2;
+export const PG_SCHEMA_VERSION = 3;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
@@ -21,6 +21,8 @@ export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
 export const REVOCATION_LOCK = 0x77_69_63_6b_02;
 /** The channel every relay LISTENs on; the payload is the new event's seq. */
 export const REVOCATION_CHANNEL = 'wicket_revocations';
+/** NOTIFY channel for served-name changes (mesh routing); the payload is the relay id. */
+export const SERVED_NAMES_CHANNEL = 'wicket_served_names';
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -80,6 +82,14 @@ CREATE TABLE relays (
   relay_id    text NOT NULL,
   fingerprint bytea,
   last_seen   bigint NOT NULL
+);`,
+  // 3: which relay names each relay serves, so a relay can route a circuit to the relay whose
+  // agent serves the name (relay/mesh/). Rows of relays no longer in `relays` are deleted on write.
+  3: `
+CREATE TABLE served_names (
+  relay_id text NOT NULL,
+  name     text NOT NULL,
+  PRIMARY KEY (relay_id, name)
 );`,
 };
 

@@ -6,7 +6,7 @@ import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, t
 import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
 import { RevocationListener } from './pg-listener.js';
-import { claimProject, migratePostgres, REVOCATION_CHANNEL, REVOCATION_LOCK } from './pg-schema.js';
+import { claimProject, migratePostgres, REVOCATION_CHANNEL, REVOCATION_LOCK, SERVED_NAMES_CHANNEL } from './pg-schema.js';
 import type { PostgresLocation } from './store-location.js';
 import {
   applyEnrollment,
@@ -19,6 +19,7 @@ import {
   type ReinstateOutcome,
   type RevocationEvent,
   type RelayRecord,
+  type ServedName,
   type RevokeOutcome,
   type TicketListing,
   type TicketRecord,
@@ -88,7 +89,7 @@ export class PgStore implements AuthorityStore {
     const pool = new pg.Pool({ ...config, max: STORE_POOL_SIZE });
     // An idle connection dropped by a restarting server: the pool replaces it on the next query.
     pool.on('error', (err) => o.logger.warn({ store: location.shown, reason: storeFailure('idle connection', err, location.shown).message }, 'store connection lost'));
-    const changes = new RevocationListener(() => new pg.Client(config), REVOCATION_CHANNEL, location.shown, o.logger);
+    const changes = new RevocationListener(() => new pg.Client(config), { revocations: REVOCATION_CHANNEL, servedNames: SERVED_NAMES_CHANNEL }, location.shown, o.logger);
     const store = new PgStore(pool, location.shown, changes);
     try {
       let initialized = false;
@@ -319,6 +320,25 @@ export class PgStore implements AuthorityStore {
       lastSeen: Number(row.last_seen),
       ...(row.fingerprint === null ? {} : { fingerprint: row.fingerprint }),
     }));
+  }
+
+  async setServedName(relayId: string, name: string, served: boolean): Promise<void> {
+    await this.#transaction('recording a served relay name', async (c) => {
+      if (served) await c.query('INSERT INTO served_names (relay_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [relayId, name]);
+      else await c.query('DELETE FROM served_names WHERE relay_id = $1 AND name = $2', [relayId, name]);
+      // Rows of relays that restarted under a new id (or left for good) would only ever be filtered out: drop them.
+      await c.query('DELETE FROM served_names WHERE relay_id NOT IN (SELECT relay_id FROM relays)');
+      await c.query('SELECT pg_notify($1, $2)', [SERVED_NAMES_CHANNEL, relayId]);
+    });
+  }
+
+  async servedNames(now: number): Promise<ServedName[]> {
+    const rows = await this.#query<{ relay_id: string; name: string }>(
+      'listing served relay names',
+      'SELECT s.relay_id, s.name FROM served_names s JOIN relays r ON r.relay_id = s.relay_id WHERE r.last_seen >= $1 ORDER BY s.name, s.relay_id',
+      [now - RELAY_LIVE_TIMEOUT_MS],
+    );
+    return rows.map((row) => ({ relayId: row.relay_id, name: row.name }));
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import {
   type ReinstateOutcome,
   type RevocationEvent,
   type RelayRecord,
+  type ServedName,
   type RevokeOutcome,
   type TicketListing,
   type TicketRecord,
@@ -61,6 +62,8 @@ export class SqliteStore implements AuthorityStore {
    * its own list of relays and nothing needs to outlive the process.
    */
   readonly #relays = new Map<string, RelayRecord>();
+  /** Served names per relay id; one relay alone links to no other, so this is for the contract only. */
+  readonly #servedNames = new Map<string, Set<string>>();
   readonly #statements;
   readonly #redeem: (request: RedeemRequest) => RedeemOutcome;
   readonly #revoke: (identifier: Identifier, now: number, by: string) => RevokeOutcome | undefined;
@@ -286,6 +289,18 @@ export class SqliteStore implements AuthorityStore {
 
   async liveRelays(now: number): Promise<RelayRecord[]> {
     return [...this.#relays.values()].filter((r) => r.lastSeen >= now - RELAY_LIVE_TIMEOUT_MS).sort((a, b) => b.lastSeen - a.lastSeen);
+  }
+
+  async setServedName(relayId: string, name: string, served: boolean): Promise<void> {
+    let names = this.#servedNames.get(relayId);
+    if (names === undefined) this.#servedNames.set(relayId, (names = new Set()));
+    if (served) names.add(name);
+    else names.delete(name);
+  }
+
+  async servedNames(now: number): Promise<ServedName[]> {
+    const live = new Set((await this.liveRelays(now)).map((relay) => relay.relayId));
+    return [...this.#servedNames].filter(([relayId]) => live.has(relayId)).flatMap(([relayId, names]) => [...names].map((name) => ({ relayId, name })));
   }
 
   close(): Promise<void> {

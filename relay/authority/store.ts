@@ -120,6 +120,8 @@ export interface AuditEvent {
 export interface StoreChangeFeed {
   /** `listener` runs after another process commits an event, and after every (re)connect, when some may have been missed. */
   onRevocationEvents(listener: () => void): void;
+  /** The same for a relay's served names changing (mesh routing, relay/mesh/name-directory.ts). */
+  onServedNames(listener: () => void): void;
   /** undefined while the feed listens, else why not (one line, for /readyz). */
   problem(): string | undefined;
 }
@@ -134,6 +136,12 @@ export interface RelayRecord {
   readonly fingerprint?: Buffer;
   /** ms since epoch of its last heartbeat (RELAY_HEARTBEAT_INTERVAL_MS). */
   readonly lastSeen: number;
+}
+
+/** A relay name a relay has at least one live local server for (mesh routing). */
+export interface ServedName {
+  readonly relayId: string;
+  readonly name: string;
 }
 
 export interface AuthorityStore {
@@ -175,6 +183,10 @@ export interface AuthorityStore {
   upsertRelay(record: RelayRecord): Promise<void>;
   /** Relays seen within RELAY_LIVE_TIMEOUT_MS of `now`, most recently seen first. */
   liveRelays(now: number): Promise<RelayRecord[]>;
+  /** Records that relay `relayId` serves `name` (or no longer does), and tells the other relays. */
+  setServedName(relayId: string, name: string, served: boolean): Promise<void>;
+  /** The names served by relays seen within RELAY_LIVE_TIMEOUT_MS of `now`. */
+  servedNames(now: number): Promise<ServedName[]>;
   close(): Promise<void>;
 }
 

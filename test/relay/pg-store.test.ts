@@ -1,3 +1,4 @@
+import { PG_SCHEMA_VERSION } from '../../relay/authority/pg-schema.js';
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -110,7 +111,8 @@ describe.skipIf('skip' in binaries)('the PostgreSQL store', () => {
     const opened = await Promise.all([open(location, authority), open(location, authority), open(location, authority)]);
     expect(opened.map((o) => o.initialized).sort()).toEqual([false, false, true]);
     const database = location.connection.database!;
-    expect((await cluster.sql(database, 'SELECT version FROM schema_migrations ORDER BY version')).trim()).toBe('1\n2');
+    const versions = Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => String(i + 1)).join('\n');
+    expect((await cluster.sql(database, 'SELECT version FROM schema_migrations ORDER BY version')).trim()).toBe(versions);
     expect((await cluster.sql(database, 'SELECT authority FROM project')).trim()).toBe(authority);
   });
 
