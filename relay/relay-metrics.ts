@@ -12,6 +12,8 @@ export interface RelayMetricsSources {
   readonly counters: RelayCounters;
   readonly connections: LiveConnections;
   readonly router: Router;
+  /** The relay's mesh, once it has one (relays on a shared store). */
+  readonly mesh: () => { readonly linkCount: number; readonly circuitCount: number } | undefined;
 }
 
 type Labels<T extends string> = Partial<Record<T, string>>;
@@ -45,7 +47,7 @@ function* entriesOf<K extends string>(label: string, record: Readonly<Record<K, 
   for (const [key, value] of Object.entries(record) as [K, number][]) yield [{ [label]: key }, value];
 }
 
-export function relayMetricsRegistry({ counters, connections, router }: RelayMetricsSources): Registry {
+export function relayMetricsRegistry({ counters, connections, router, mesh }: RelayMetricsSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({ name: 'wicket_build_info', help: 'Always 1; the version label is the release this relay runs.', labelNames: ['version'], registers: [registry] }).set({ version: WICKET_VERSION }, 1);
@@ -54,6 +56,9 @@ export function relayMetricsRegistry({ counters, connections, router }: RelayMet
   gaugeOf(registry, 'wicket_relay_connections', 'WebSocket connections open now, authenticated or not.', () => connections.size);
   gaugeOf(registry, 'wicket_relay_circuits_open', 'Circuits open now (each joins one inlet to one outlet).', () => router.circuitCount);
   gaugeOf(registry, 'wicket_relay_names_served', 'Relay names with at least one outlet registered now.', () => router.nameCount);
+
+  gaugeOf(registry, 'wicket_relay_mesh_links', 'Links open now to other relays of the project (0 for a relay on its own).', () => mesh()?.linkCount ?? 0);
+  gaugeOf(registry, 'wicket_relay_mesh_circuits', 'Circuits open now whose other end is on another relay.', () => mesh()?.circuitCount ?? 0);
 
   counterOf(registry, 'wicket_relay_forwarded_bytes_total', 'Bytes of DATA frames passed on to their destination (headers included).', [], () => [[{}, counters.bytesForwarded]]);
   counterOf(registry, 'wicket_relay_forwarded_frames_total', 'DATA frames passed on to their destination.', [], () => [[{}, counters.framesForwarded]]);

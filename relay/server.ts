@@ -209,10 +209,12 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
 
   let closing: Promise<void> | undefined;
   let registry: Registry | undefined;
+  /** Made once the relay listens and has recorded itself, when its store is shared (PostgreSQL). */
+  let mesh: Mesh | undefined;
   const onPlainRequest = relayHttpHandler({
     metricsAccess: options.metricsAccess ?? LOOPBACK_METRICS_ACCESS,
     // Made on the first scrape: a relay nobody scrapes runs no collectors.
-    registry: () => (registry ??= relayMetricsRegistry({ counters, connections, router })),
+    registry: () => (registry ??= relayMetricsRegistry({ counters, connections, router, mesh: () => mesh })),
     readiness: async () => {
       if (closing !== undefined) return 'the relay is shutting down';
       if (!server.listening) return 'not listening';
@@ -243,7 +245,6 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   wss.on('error', (err) => logger.error({ err: err.message }, 'WebSocket server error'));
   // The connections themselves, for shutdown (LiveConnections sees them only as peers).
   const relayConnections = new Set<RelayConnection>();
-  let mesh: Mesh | undefined;
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     if (req.url === MESH_PATH) {
       // Another relay of the project; a relay without a mesh (one relay on SQLite) has none to accept.

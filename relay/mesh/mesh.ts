@@ -116,6 +116,13 @@ export class Mesh implements RemoteRouting {
     return this.#links.size;
   }
 
+  /** Circuits whose other end is on another relay (metrics). */
+  get circuitCount(): number {
+    let count = 0;
+    for (const link of this.#links.values()) count += link.circuitCount;
+    return count;
+  }
+
   /** Relay ids this relay has an open link to (status, tests). */
   linkedRelays(): string[] {
     return [...this.#links.keys()];

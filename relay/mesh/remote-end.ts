@@ -1,5 +1,6 @@
 import { wicketError, type ErrorCode, type WicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
+import { checkTransition, type Transitions } from '../../protocol/lifecycle.js';
 import type { MeshMessage } from '../../protocol/mesh-messages.js';
 import type { RelayToAgent } from '../../protocol/relay-messages.js';
 import type { FailOptions, PeerIdentity, RelayPeer } from '../peer.js';
@@ -48,6 +49,14 @@ type EndState =
   | { readonly name: 'answering' }
   | { readonly name: 'open' }
   | { readonly name: 'closed' };
+
+const END_TRANSITIONS: Transitions<EndState['name']> = {
+  opening: ['abandoned', 'open', 'closed'],
+  abandoned: ['closed'],
+  answering: ['open', 'closed'],
+  open: ['closed'],
+  closed: [],
+};
 
 let nextEndId = 1;
 
@@ -123,7 +132,7 @@ export class RemoteEnd implements RelayPeer {
     const state = this.#state;
     if (message.t === 'opened' && state.name === 'answering') {
       this.#localCircuit = message.circuit;
-      this.#state = { name: 'open' };
+      this.#enter({ name: 'open' });
       this.#link.bind(message.circuit, this);
       this.#link.sendControl({ t: 'opened', circuit: this.#remoteCircuit!, remote: message.circuit, peer: message.peer });
     } else if (message.t === 'error' && state.name === 'answering') {
@@ -132,7 +141,7 @@ export class RemoteEnd implements RelayPeer {
     } else if (message.t === 'close') {
       // The router closed the circuit (the local agent closed it or left): tell the far relay.
       if (state.name === 'opening') {
-        this.#state = { name: 'abandoned', code: message.code };
+        this.#enter({ name: 'abandoned', code: message.code });
         return;
       }
       if (state.name === 'open') this.#link.sendControl({ t: 'close', circuit: this.#remoteCircuit!, code: message.code });
@@ -197,7 +206,7 @@ export class RemoteEnd implements RelayPeer {
     }
     if (state.name !== 'opening') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `'opened' for circuit ${this.#localCircuit} twice`);
     this.#identity = { identifier: peer, attributes: {} };
-    this.#state = { name: 'open' };
+    this.#enter({ name: 'open' });
     state.answer({ peer });
   }
 
@@ -230,9 +239,14 @@ export class RemoteEnd implements RelayPeer {
     this.#owed = 0;
   }
 
+  #enter(next: EndState): void {
+    checkTransition(`mesh circuit end ${this.id}`, END_TRANSITIONS, this.#state.name, next.name);
+    this.#state = next;
+  }
+
   #finish(code: ErrorCode): void {
     if (this.#state.name === 'closed') return;
-    this.#state = { name: 'closed' };
+    this.#enter({ name: 'closed' });
     if (this.#localCircuit !== undefined) this.#link.unbind(this.#localCircuit);
     this.#hooks.closed(this, code);
   }

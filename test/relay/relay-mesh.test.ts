@@ -292,4 +292,27 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
     expect(await relayOf(outlet)).toBe(r2.url);
     expect(await relayOf(inlet)).toBe(r1.url);
   }, 60_000);
+
+  it('PostgreSQL stopped under a stream crossing relays 1 and 2: it flows, new circuits still route from the cache, and all recovers', async () => {
+    const app = await connectTcp(inlet.inlets.echo!);
+    let expected = '';
+    const echoed = async (text: string): Promise<void> => {
+      expected += text;
+      await app.write(Buffer.from(text));
+      await app.waitForBytes(expected.length, 5_000);
+      expect(app.received().toString()).toBe(expected);
+    };
+    await echoed('before ');
+    await cluster.stopServer();
+    try {
+      for (let i = 0; i < 5; i++) await echoed(`during-${i} `);
+      // Opening a circuit reads no store: the name directory routes on what it last read.
+      expect(await echoOnce('a new circuit while the store is down', 5_000)).toBe(true);
+    } finally {
+      await cluster.startServer();
+    }
+    await echoed('after');
+    app.socket.destroy();
+    expect(await echoOnce('a new circuit after the store is back', 5_000)).toBe(true);
+  }, 60_000);
 });
