@@ -1,3 +1,4 @@
+import { STORE_REREAD_INTERVAL_MS } from '../../protocol/limits.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,7 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store', () =
   let echo: EchoServer;
   let outletNode: NodeProcess;
   const commandOutputs: string[] = [];
+  let database: string;
 
   const storeArgs = () => ['--store', storeUrl, '--authority-key', keyFile];
   async function relayCommand(args: string[]) {
@@ -87,7 +89,8 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store', () =
 
   beforeAll(async () => {
     cluster = await startPostgresCluster();
-    storeUrl = cluster.url(await cluster.createDatabase('relays'));
+    database = await cluster.createDatabase('relays');
+    storeUrl = cluster.url(database);
     const first = await startRelayProcess({ extraArgs: ['--store', storeUrl] });
     keyFile = join(first.dataDir, 'authority.key');
     relays = [first, ...(await Promise.all([1, 2].map(() => startRelayProcess({ extraArgs: storeArgs() }))))];
@@ -189,6 +192,22 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store', () =
     expect(cutMs).toBeLessThan(REVOCATION_BOUND_MS);
     expect(outletNode.proc.alive).toBe(true);
   }, 120_000);
+
+  it('a revocation whose notification is lost (committed without NOTIFY) still cuts the stream within the re-read interval', async () => {
+    const stream = await appStream();
+    const closed = stream.app.outcome(15_000).then(() => Date.now());
+    const revokedAt = Date.now();
+    // What PgStore.revokeMember writes, minus the pg_notify: only the periodic re-read can find it.
+    const id = stream.agent.identifier;
+    await cluster.sql(
+      database,
+      `BEGIN; UPDATE members SET revoked_at = ${revokedAt} WHERE identifier = '${id}'; ` +
+        `INSERT INTO revocations (identifier, revoked_at, revoked_by, kind) VALUES ('${id}', ${revokedAt}, 'test without notify', 'revoke'); COMMIT;`,
+    );
+    const cutMs = (await closed) - revokedAt;
+    console.log(`revocation without NOTIFY → app connection on relay 1 closed ${cutMs} ms after the commit (re-read every ${STORE_REREAD_INTERVAL_MS} ms)`);
+    expect(cutMs).toBeLessThan(STORE_REREAD_INTERVAL_MS + 1_000);
+  }, 60_000);
 
   it('no relay or command printed or logged the store password', () => {
     const everything = [...relays.flatMap((r) => [...r.proc.stdoutLines, ...r.proc.stderrLines]), ...commandOutputs].join('\n');
