@@ -110,7 +110,7 @@ describe.skipIf('skip' in binaries)('the PostgreSQL store', () => {
     const opened = await Promise.all([open(location, authority), open(location, authority), open(location, authority)]);
     expect(opened.map((o) => o.initialized).sort()).toEqual([false, false, true]);
     const database = location.connection.database!;
-    expect((await cluster.sql(database, 'SELECT version FROM schema_migrations ORDER BY version')).trim()).toBe('1\n2');
+    expect((await cluster.sql(database, 'SELECT version FROM schema_migrations ORDER BY version')).trim()).toBe('1\n2\n3');
     expect((await cluster.sql(database, 'SELECT authority FROM project')).trim()).toBe(authority);
   });
 
