@@ -11,11 +11,11 @@ import { AUTHORITY_KEY_OPTION_SPEC, authorityKeyFileOf, DATA_OPTION, dataDirOf, 
 //
 // stdout, for people:                                  stdout with --json (one line, for tests):
 //   authority I…                                         {"url":"ws://127.0.0.1:41234",
-//   admin ticket (one use, expires …; saved in …):        "authority":"I…",
+//   admin ticket (one use, expires …; saved in …):        "authority":"I…", "role":"signing",
 //   wkt1_…              (first start, stdout a terminal)  "adminTicketFile":"DIR/admin-ticket",
 //   certificate sha256 <hex>         (self-signed TLS)     "adminTicketExpiresAt":"<ISO>",
-//   relay listening on ws://127.0.0.1:41234                "adminTicket":"wkt1_…",  (terminal only)
-//                                                          "fingerprint":"<hex>"}    (self-signed TLS)
+//   role signing|forwarding (…)                            "adminTicket":"wkt1_…",  (terminal only)
+//   relay listening on ws://127.0.0.1:41234                "fingerprint":"<hex>"}    (self-signed TLS)
 //
 // The first start's admin ticket is saved to DIR/admin-ticket (0600) and never logged. Its text
 // is printed only when stdout is a terminal: under systemd, cloud-init or a pipe stdout is a
@@ -61,7 +61,7 @@ export function registerStartCommand(program: Command): void {
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--insecure', 'allow plain ws:// on a non-loopback address')
     .option('--metrics-from <cidr,...|any>', 'who may GET /metrics on the relay port: addresses or CIDR ranges, comma-separated, or any (default: loopback only)')
-    .option('--json', 'print one JSON line {url, authority, adminTicketFile?, adminTicketExpiresAt?, fingerprint?} once listening')
+    .option('--json', 'print one JSON line {url, authority, role, adminTicketFile?, adminTicketExpiresAt?, fingerprint?} once listening')
     .addOption(new Option('--tap <file>', 'test only: append every received frame to FILE').hideHelp())
     .addHelpText(
       'after',
@@ -69,9 +69,12 @@ export function registerStartCommand(program: Command): void {
 Off loopback the relay serves TLS with a self-signed certificate made once in the data folder;
 its fingerprint goes in every ticket, so agents pin it.
 
-Several relays can serve one project on one PostgreSQL store (--store postgres://…): the first
-one records its authority key in the store; start the others with a copy of that key
-(--authority-key FILE, mode 0600). The password is best left out of the URL: pg reads
+Several relays can serve one project on one PostgreSQL store (--store postgres://…). The first
+one makes the project key (DATA/authority.key) and records the project in the store. A relay
+started with the key (--authority-key FILE, mode 0600, or DATA/authority.key) signs credentials
+(role signing); one started without it forwards and only verifies (role forwarding): it never
+holds the key, and gets its agents' credentials from a signer through the store (a relay with
+the key, or \`relay authority\`). The password is best left out of the URL: pg reads
 PGPASSWORD or ~/.pgpass, or give the URL in $WICKET_RELAY_STORE.
 
 The same port answers plain GET /healthz, /readyz and /metrics (Prometheus); /metrics only to
@@ -84,7 +87,8 @@ Examples:
   $ relay start                                   # ws://127.0.0.1:7400, data in ~/.wicket-relay
   $ relay start --listen 0.0.0.0:443 --public-url wss://relay.example.com:443 --data /var/lib/wicket-relay
   $ relay start --listen 127.0.0.1:0 --data /tmp/r --json
-  $ relay start --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key --data /var/lib/wicket-relay`,
+  $ relay start --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key --data /var/lib/wicket-relay
+  $ relay start --store postgres://wicket@db.internal:5432/wicket --data /var/lib/wicket-relay   # forwarding`,
     )
     .action(async (flags: StartFlags) => {
       const listen = parseListenAddress(flags.listen);
@@ -120,6 +124,7 @@ Examples:
           JSON.stringify({
             url: relay.url,
             authority: relay.authorityIdentifier,
+            role: relay.role,
             ...(admin === undefined ? {} : { adminTicketFile: adminFile, adminTicketExpiresAt: adminExpires }),
             ...(admin === undefined || !showTicket ? {} : { adminTicket: admin.text.reveal() }),
             ...(relay.fingerprint === undefined ? {} : { fingerprint: relay.fingerprint }),
@@ -130,6 +135,7 @@ Examples:
         if (admin !== undefined && showTicket) lines.push(`admin ticket (one use, expires ${adminExpires}; saved in ${adminFile}):`, admin.text.reveal());
         else if (admin !== undefined) lines.push(`admin ticket (one use, expires ${adminExpires}) saved in ${adminFile} (0600); enroll with: agent enroll --ticket-file ${adminFile}`);
         if (relay.fingerprint !== undefined) lines.push(`certificate sha256 ${relay.fingerprint}`);
+        lines.push(relay.role === 'signing' ? 'role signing (this relay holds the project key)' : 'role forwarding (no signing key here: credentials come from the project authority through the store)');
         lines.push(`relay listening on ${relay.url}`);
       }
       process.stdout.write(lines.join('\n') + '\n');

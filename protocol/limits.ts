@@ -219,6 +219,39 @@ export const STORE_QUERY_TIMEOUT_MS = 5_000;
 export const STORE_POOL_SIZE = 8;
 /** The listening connection reconnects after 100 ms, doubling up to this, while PostgreSQL is away. */
 export const STORE_LISTEN_RETRY_MAX_MS = 1_000;
+/**
+ * Credentials for a forwarding relay's agents (a relay without the signing key) come from the
+ * project authority through the store's credential_requests table. The relay waits this long for
+ * the signed answer, then refuses with WICKET_ERR_AUTHORITY_UNAVAILABLE. Kept well inside
+ * RELAY_AUTH_TIMEOUT_MS (10 s) with room for the redemption before it (at most a
+ * STORE_QUERY_TIMEOUT_MS), so the agent hears the real reason instead of an auth timeout; a live
+ * signer answers in milliseconds (one NOTIFY each way).
+ */
+export const CREDENTIAL_ANSWER_TIMEOUT_MS = 3_000;
+/**
+ * While waiting, the relay re-reads its unanswered requests this often: the backstop for an
+ * answer NOTIFY lost while its listening connection was reconnecting.
+ */
+export const CREDENTIAL_ANSWER_POLL_MS = 500;
+/**
+ * A signer (a relay with the key, or `relay authority`) sweeps the queue this often besides
+ * answering each NOTIFY: a request notified while its listener was down waits at most this long,
+ * well inside CREDENTIAL_ANSWER_TIMEOUT_MS.
+ */
+export const CREDENTIAL_SIGNER_SWEEP_MS = 1_000;
+/** Requests one sweep transaction answers; a longer queue takes several sweeps back to back. */
+export const CREDENTIAL_SIGN_BATCH = 64;
+/**
+ * Rows older than this (a requester that died before deleting its row) are deleted by the signer's
+ * sweep; requests are answered only while someone can still be waiting for them.
+ */
+export const CREDENTIAL_REQUEST_KEEP_MS = 60_000;
+/**
+ * A live connection whose credential refresh failed (store or authority away) tries again after
+ * this, not a whole refresh period later: its credential must not expire while the authority
+ * comes back. Also the first refresh of an agent let in with its own still-valid credential.
+ */
+export const CREDENTIAL_REFRESH_RETRY_MS = 15_000;
 /** Each relay on a shared store re-records itself this often (its row in `relays`: URL, pin, last seen). */
 export const RELAY_HEARTBEAT_INTERVAL_MS = 5_000;
 /** A relay unseen this long (three missed heartbeats, e.g. killed) is left out of new tickets. */

@@ -2,6 +2,7 @@ import { wicketError } from './errors.js';
 import { isIdentifier } from './identity.js';
 import { MAX_RELAY_NAME_LEN } from './limits.js';
 import { decodeFrame, encodeControl } from './relay-frames.js';
+import { isRelayId } from './relay-names.js';
 import { parseAvoidList, typed, type ShapesOf } from './relay-messages.js';
 
 // The relay-to-relay link (protocol/README.md, "Relay mesh"). Two relays of one project keep one
@@ -9,7 +10,8 @@ import { parseAvoidList, typed, type ShapesOf } from './relay-messages.js';
 // circuits whose two ends sit on different relays. Frames are the agents' relay frames: DATA is
 // the very frame an agent sent, its circuit id rewritten to the RECEIVING relay's id for that
 // circuit; control frames carry the messages below. Both relays are equals on the link: each
-// sends `hello`, each proves itself with `auth`, and the link is open once both have.
+// sends `hello`, each proves itself with `auth`, and the link is open once both have. A relay's credential carries RELAY_ID_ATTRIBUTE
+// (relay-names.ts) naming its relay id.
 
 /** Where a relay accepts links from the other relays of its project. */
 export const MESH_PATH = '/wicket-mesh';
@@ -17,8 +19,6 @@ export const MESH_PATH = '/wicket-mesh';
 /** Ed25519 over MESH_AUTH_DOMAIN ‖ the peer's challenge ‖ own relay id ‖ the peer's relay id. */
 export const MESH_AUTH_DOMAIN = Buffer.from('wicket/mesh-auth/v1\0');
 
-/** The credential attribute that makes a credential a relay's (the authority sets it; agents never get it). */
-export const RELAY_ROLE_ATTRIBUTE = 'wicket:relay';
 
 export type MeshMessage =
   /** First frame of each side: who it is, its credential, and a fresh challenge for the other side. */
@@ -53,13 +53,6 @@ export const MESH_SHAPES = {
   credit: { circuit: 'u32', bytes: 'u32' },
   error: { code: 'string', message: 'string' },
 } as const satisfies ShapesOf<MeshMessage>;
-
-/** A relay id as relays record themselves (relay/presence.ts): 16 lowercase hex digits. */
-const RELAY_ID = /^[0-9a-f]{16}$/;
-
-export function isRelayId(text: unknown): text is string {
-  return typeof text === 'string' && RELAY_ID.test(text);
-}
 
 function refused(type: string, detail: string): never {
   throw wicketError('WICKET_ERR_RELAY_PROTOCOL', `mesh control '${type}': ${detail}`);

@@ -8,6 +8,11 @@ import { MAX_RELAY_NAME_LEN } from './limits.js';
 export const RESERVED_ATTRIBUTE_PREFIX = 'wicket:';
 /** Comma-separated relay names the identity may register (granted with `--relay NAME`). */
 export const RELAYS_ATTRIBUTE = 'wicket:relays';
+/**
+ * On a relay's own credential (Authority.relayCredential, for relay-to-relay links): the relay
+ * process's id. No ticket can grant it (reserved prefix), and members never carry it.
+ */
+export const RELAY_ID_ATTRIBUTE = 'wicket:relay';
 /** `true` grants the admin operations (tickets, members, revocation). */
 export const ADMIN_ATTRIBUTE = 'admin';
 
@@ -17,6 +22,11 @@ const RELAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** 1..MAX_RELAY_NAME_LEN letters, digits, '.', '_' or '-', starting with a letter or digit. */
 export function isRelayName(name: unknown): name is string {
   return typeof name === 'string' && name.length > 0 && name.length <= MAX_RELAY_NAME_LEN && RELAY_NAME_PATTERN.test(name);
+}
+
+/** A relay process id (presence.ts makes 16 hex digits): the same characters as a relay name. */
+export function isRelayId(id: unknown): id is string {
+  return isRelayName(id);
 }
 
 export const RELAY_NAME_RULE = `1..${MAX_RELAY_NAME_LEN} letters, digits, '.', '_' or '-', starting with a letter or digit`;

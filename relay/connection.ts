@@ -7,9 +7,10 @@ import type { Credential } from '../protocol/credential.js';
 import { asWicketError, wicketError, type ErrorCode } from '../protocol/errors.js';
 import { identifierOf, type Identifier } from '../protocol/identity.js';
 import { checkTransition, type Transitions } from '../protocol/lifecycle.js';
-import { CREDENTIAL_REFRESH_FRACTION, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH } from '../protocol/limits.js';
+import { CREDENTIAL_REFRESH_FRACTION, CREDENTIAL_REFRESH_RETRY_MS, RELAY_CHALLENGE_LEN, RELAY_MAX_FRAMES_DURING_AUTH } from '../protocol/limits.js';
 import { base64url, DATA_HEADER_LEN, decodeFrameFromAgent, encodeControl, FRAME_DATA, RELAY_PROTOCOL_VERSION } from '../protocol/relay-frames.js';
 import { parseAvoidList, type AgentToRelay, type RelayToAgent } from '../protocol/relay-messages.js';
+import type { Admission } from './authority/authority.js';
 import type { MemberRecord } from './authority/store.js';
 import { proveAuth, proveEnroll, type ProvenEnroll } from './connection-auth.js';
 import type { ConnectionServices } from './connection-services.js';
@@ -245,7 +246,7 @@ export class RelayConnection implements RelayPeer {
     if (message.t === 'auth') {
       const proven = proveAuth(message, this.#challenge);
       this.#bindKey(proven.publicKey);
-      this.#awaitMember(this.#services.authority.authenticate(proven.publicKey, proven.credential), proven.revocationsAfter);
+      this.#awaitMember(this.#services.authority.admit(proven.publicKey, proven.credential), proven.revocationsAfter);
       return;
     }
     if (message.t === 'enroll') {
@@ -269,27 +270,27 @@ export class RelayConnection implements RelayPeer {
     this.#services.connections.bindIdentity(this, identifier);
   }
 
-  async #redeem(proven: ProvenEnroll): Promise<MemberRecord> {
+  /** Spends the ticket use in the store, then gets the new member's credential from the authority. */
+  async #redeem(proven: ProvenEnroll): Promise<Admission> {
     try {
-      return (await this.#services.authority.redeem(proven)).member;
+      return await this.#services.authority.enroll(proven);
     } finally {
       proven.secret.reveal().fill(0);
     }
   }
 
   /** `revocationsAfter`: re-sync the revoked set after the welcome (auth only). */
-  #awaitMember(member: Promise<MemberRecord>, revocationsAfter: number | undefined): void {
-    member.then(
+  #awaitMember(admitted: Promise<Admission>, revocationsAfter: number | undefined): void {
+    admitted.then(
       (record) => this.#welcome(record, revocationsAfter),
       (err: unknown) => this.fail(err),
     );
   }
 
-  #welcome(member: MemberRecord, revocationsAfter: number | undefined): void {
+  #welcome({ member, credential, fallback }: Admission, revocationsAfter: number | undefined): void {
     const auth = this.#auth;
-    if (auth.state !== 'authenticating') return; // closed (timeout, revocation) while the store answered
+    if (auth.state !== 'authenticating') return; // closed (timeout, revocation) while the store and authority answered
     clearTimeout(this.#authTimer);
-    const credential = this.#services.authority.issueCredential(member);
     this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
     this.#sendNow({ t: 'welcome', identifier: member.identifier, credential: base64url(credential.encoded) });
     this.#countHandshake('ok');
@@ -299,8 +300,8 @@ export class RelayConnection implements RelayPeer {
       for (const notice of this.#services.revocation.resyncFor(revocationsAfter, member.identifier)) this.send(notice);
     }
     if (this.#auth.state !== 'authenticated') return;
-    this.#scheduleRefresh(credential);
-    this.#logger.info({ remote: this.#remote, attributes: Object.keys(member.attributes) }, 'agent authenticated');
+    this.#scheduleRefresh(credential, fallback ? CREDENTIAL_REFRESH_RETRY_MS : undefined);
+    this.#logger.info({ remote: this.#remote, attributes: Object.keys(member.attributes), ...(fallback ? { ownCredential: true } : {}) }, 'agent authenticated');
     void this.#services.authority.audit('connect', member.identifier, { connection: this.id, remote: this.#remote });
     for (const frame of auth.pending) {
       if (this.#auth.state !== 'authenticated') return;
@@ -314,8 +315,10 @@ export class RelayConnection implements RelayPeer {
 
   // --- credential refresh --------------------------------------------------------------------
 
-  #scheduleRefresh(credential: Credential): void {
-    const delay = Math.max(1, (credential.expiresAt - credential.issuedAt) * (1 - CREDENTIAL_REFRESH_FRACTION));
+  /** `soonerMs`: a retry (the last refresh failed, or the welcome carried the agent's own credential). */
+  #scheduleRefresh(credential: Credential, soonerMs?: number): void {
+    const period = Math.max(1, (credential.expiresAt - credential.issuedAt) * (1 - CREDENTIAL_REFRESH_FRACTION));
+    const delay = soonerMs === undefined ? period : Math.min(period, soonerMs);
     this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
     this.#refreshTimer.unref();
   }
@@ -330,17 +333,19 @@ export class RelayConnection implements RelayPeer {
         this.fail(wicketError('WICKET_ERR_REVOKED', `${auth.member.identifier} is no longer a member`), { circuitCode: 'WICKET_ERR_REVOKED' });
         return;
       }
-      const credential = this.#services.authority.issueCredential(member);
+      const credential = await this.#services.authority.credentialFor(member);
+      if (this.#auth.state !== 'authenticated') return;
       this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
       this.send({ t: 'credential', credential: base64url(credential.encoded) });
       if (this.#auth.state !== 'authenticated') return; // the push took it over its buffer cap
       this.#logger.debug({ expiresAt: credential.expiresAt }, 'credential refreshed');
       this.#scheduleRefresh(credential);
     } catch (err) {
-      // A store hiccup must not kill a live connection: try again on the next period.
+      // A store or authority hiccup must not kill a live connection: try again soon (a signer that
+      // refused because the member was just revoked: the revocation cuts the connection anyway).
       this.#logger.warn({ err: asWicketError(err).message }, 'credential refresh failed; retrying');
       const now = this.#auth;
-      if (now.state === 'authenticated') this.#scheduleRefresh(now.credential);
+      if (now.state === 'authenticated') this.#scheduleRefresh(now.credential, CREDENTIAL_REFRESH_RETRY_MS);
     }
   }
 

@@ -10,10 +10,10 @@ import type { Identifier } from '../protocol/identity.js';
 import { ADMIN_TICKET_TTL_MS, RELAY_MAX_FRAME, STORE_REREAD_INTERVAL_MS } from '../protocol/limits.js';
 import { MESH_PATH } from '../protocol/mesh-messages.js';
 import { AdminOps } from './admin.js';
-import { loadProjectKey } from './authority/authority-key.js';
+import type { Authority, CreatedTicket, TicketRequest } from './authority/authority.js';
+import { openRelayAuthority } from './authority/authority-role.js';
+import type { AuthorityRole } from './authority/credential-issuer.js';
 import { Mesh } from './mesh/mesh.js';
-import { Authority, type CreatedTicket, type TicketRequest } from './authority/authority.js';
-import { openAuthorityStore } from './authority/open-store.js';
 import type { StoreLocation } from './authority/store-location.js';
 import { ADMIN_ATTRIBUTE } from '../protocol/relay-names.js';
 import type { AuthorityStore } from './authority/store.js';
@@ -68,7 +68,7 @@ export interface RelayOptions {
   readonly store?: AuthorityStore;
   /** Where the store is (`--store`): the data folder's SQLite file by default, or PostgreSQL. */
   readonly storeLocation?: StoreLocation;
-  /** `--authority-key FILE`: the project key shared by relays on one store (default DATA/authority.key). */
+  /** `--authority-key FILE`: the project key (default DATA/authority.key); without either, a relay on a PostgreSQL store that has a project forwards. */
   readonly authorityKeyFile?: string;
   /** Who may GET /metrics on the relay's port (default: loopback only; `--metrics-from`). */
   readonly metricsAccess?: MetricsAccess;
@@ -82,6 +82,8 @@ export interface RunningRelay {
   readonly fingerprint: string | undefined;
   readonly authorityIdentifier: Identifier;
   readonly authority: Authority;
+  /** signing: this relay holds the project key; forwarding: it only verifies (authority-role.ts). */
+  readonly role: AuthorityRole;
   /** True when this start created the authority; then adminTicket is set. */
   readonly firstStart: boolean;
   readonly adminTicket: CreatedTicket | undefined;
@@ -154,24 +156,18 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
   const now = options.now ?? Date.now;
 
   const paths = ensureDataDir(options.dataDir);
-  const { identity, created: keyCreated } = loadProjectKey(paths.authorityKey, options.authorityKeyFile, { create: true });
-  const { store, initialized: created } =
-    options.store !== undefined
-      ? { store: options.store, initialized: keyCreated }
-      : await openAuthorityStore(options.storeLocation ?? { kind: 'sqlite' }, {
-          sqlitePath: paths.store,
-          authority: identity.identifier,
-          keyCreated,
-          now: now(),
-          logger: logger.child({ component: 'store' }),
-        });
-  const authority = new Authority({
-    identity,
-    store,
-    logger: logger.child({ component: 'authority' }),
+  // Signing or forwarding (authority-role.ts): whether this process holds the project key.
+  const opened = await openRelayAuthority({
+    dataDirKeyFile: paths.authorityKey,
+    sqlitePath: paths.store,
+    location: options.storeLocation ?? { kind: 'sqlite' },
     now,
+    logger,
+    ...(options.authorityKeyFile === undefined ? {} : { keyFile: options.authorityKeyFile }),
+    ...(options.store === undefined ? {} : { store: options.store }),
     ...(options.credentialTtlMs === undefined ? {} : { credentialTtlMs: options.credentialTtlMs }),
   });
+  const { authority, store, initialized: created, role } = opened;
 
   let tls: RelayTlsMaterial | undefined;
   if (tlsChoice === 'self-signed') {
@@ -265,7 +261,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     port = await listenOn(server, listen);
   } catch (err) {
     revocation.stop();
-    await store.close();
+    await opened.close();
     await tap?.close();
     throw err;
   }
@@ -316,7 +312,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     writeSecretFile(paths.adminTicket, adminTicket.text);
   }
   keepalive.start();
-  logger.info({ url, authority: authority.identifier, fingerprint: fingerprint?.toString('hex'), firstStart: created }, 'relay listening');
+  logger.info({ url, authority: authority.identifier, role, fingerprint: fingerprint?.toString('hex'), firstStart: created }, 'relay listening');
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -334,7 +330,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
       await stopped;
       refusals.flush();
       await tap?.close();
-      await store.close();
+      await opened.close();
       logger.info({ url }, 'relay stopped');
     })();
     return closing;
@@ -346,6 +342,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     fingerprint: fingerprint?.toString('hex'),
     authorityIdentifier: authority.identifier,
     authority,
+    role,
     firstStart: created,
     adminTicket,
     paths,

@@ -1,26 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { decodeCredential, issueCredential, verifyCredential, type Credential } from '../../protocol/credential.js';
-import { wicketError } from '../../protocol/errors.js';
+import { decodeCredential, verifyCredential, type Credential } from '../../protocol/credential.js';
+import { isWicketError, wicketError } from '../../protocol/errors.js';
 import { identifierOf, type Identifier, type Identity } from '../../protocol/identity.js';
-import {
-  CLOCK_SKEW_MS,
-  CREDENTIAL_TTL_MS,
-  MAX_ATTRIBUTE_KEY_LEN,
-  MAX_ATTRIBUTE_VALUE_LEN,
-  MAX_ATTRIBUTES,
-  MAX_RELAY_NAME_LEN,
-  MAX_RELAY_NAMES,
-  TICKET_DEFAULT_TTL_MS,
-  TICKET_DEFAULT_USAGE_COUNT,
-  TICKET_ID_LEN,
-  TICKET_MAX_TTL_MS,
-  TICKET_MAX_USAGE_COUNT,
-  TICKET_SECRET_LEN,
-  MAX_TICKET_RELAYS,
-} from '../../protocol/limits.js';
-import { RELAY_ROLE_ATTRIBUTE } from '../../protocol/mesh-messages.js';
-import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../../protocol/relay-names.js';
+import { CLOCK_SKEW_MS, CREDENTIAL_TTL_MS, MAX_TICKET_RELAYS, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 import { encodeTicket, hashTicketSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
 import {
@@ -35,11 +18,17 @@ import {
   type TicketListing,
   type TicketRevokeOutcome,
 } from './store.js';
+import { LocalIssuer, type AuthorityRole, type CredentialIssuer } from './credential-issuer.js';
+import { checkTicketRequest, refusalDetail, type TicketGrant } from './ticket-rules.js';
+
+export { checkRelayName } from './ticket-rules.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
-// short-lived credentials, and revokes. It holds the authority identity key and talks to an
-// AuthorityStore; it knows nothing about sockets (the relay server wires it to connections).
-// The clock is injected (`now`) so expiry is testable.
+// short-lived credentials, and revokes. It talks to an AuthorityStore and knows nothing about
+// sockets (the relay server wires it to connections). The clock is injected (`now`) so expiry is
+// testable. It signs credentials in one of two roles (credential-issuer.ts): holding the project
+// key (`identity`), or, on a forwarding relay, holding only the public key and asking a signer
+// through the store (`publicKey` + `issuer`): everything else is the same in both.
 
 /** Where tickets send agents: the relay's public URL and, for a self-signed relay, its pinned certificate. */
 export interface RelayEndpoint {
@@ -49,7 +38,11 @@ export interface RelayEndpoint {
 }
 
 export interface AuthorityOptions {
-  readonly identity: Identity;
+  /** The project key: this process signs. */
+  readonly identity?: Identity;
+  /** Without `identity`: the project's public key and who signs for this process. */
+  readonly publicKey?: Buffer;
+  readonly issuer?: CredentialIssuer;
   readonly store: AuthorityStore;
   readonly logger: Logger;
   readonly endpoint?: RelayEndpoint;
@@ -57,11 +50,7 @@ export interface AuthorityOptions {
   readonly credentialTtlMs?: number;
 }
 
-export interface TicketRequest {
-  readonly attributes?: Attributes;
-  readonly relayNames?: readonly string[];
-  readonly usageCount?: number;
-  readonly expiresInMs?: number;
+export interface TicketRequest extends TicketGrant {
   /** Who asked: an admin's identifier, or 'relay' / 'cli' on the relay host. */
   readonly createdBy: string;
 }
@@ -78,97 +67,48 @@ export interface Enrollment {
   readonly kind: EnrollmentKind;
 }
 
-
-function checkTicketRequest(request: TicketRequest): { attributes: Attributes; relayNames: string[]; usageCount: number; expiresInMs: number } {
-  const attributes: Attributes = {};
-  const given = request.attributes ?? {};
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw wicketError('WICKET_ERR_ARGUMENT', 'attributes must be an object of strings');
-  }
-  const entries = Object.entries(given);
-  // One slot stays free for wicket:relays.
-  if (entries.length > MAX_ATTRIBUTES - 1) throw wicketError('WICKET_ERR_ARGUMENT', `at most ${MAX_ATTRIBUTES - 1} attributes`);
-  for (const [key, value] of entries) {
-    if (key.length === 0 || Buffer.byteLength(key) > MAX_ATTRIBUTE_KEY_LEN || key.includes('=')) {
-      throw wicketError('WICKET_ERR_ARGUMENT', `attribute key must be 1..${MAX_ATTRIBUTE_KEY_LEN} bytes without '='`);
-    }
-    if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) {
-      throw wicketError('WICKET_ERR_ARGUMENT', `attribute ${JSON.stringify(key)} is reserved (relay names go in relayNames / --relay)`);
-    }
-    if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_ATTRIBUTE_VALUE_LEN) {
-      throw wicketError('WICKET_ERR_ARGUMENT', `attribute ${JSON.stringify(key)} value must be a string of at most ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
-    }
-    attributes[key] = value;
-  }
-  const relayNames = [...new Set(request.relayNames ?? [])];
-  if (relayNames.length > MAX_RELAY_NAMES) throw wicketError('WICKET_ERR_ARGUMENT', `at most ${MAX_RELAY_NAMES} relay names`);
-  for (const name of relayNames) checkRelayName(name);
-  if (Buffer.byteLength(relayNames.join(',')) > MAX_ATTRIBUTE_VALUE_LEN) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `relay names together exceed ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
-  }
-  const usageCount = request.usageCount ?? TICKET_DEFAULT_USAGE_COUNT;
-  if (!Number.isSafeInteger(usageCount) || usageCount < 1 || usageCount > TICKET_MAX_USAGE_COUNT) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `usage count must be an integer from 1 to ${TICKET_MAX_USAGE_COUNT}`);
-  }
-  const expiresInMs = request.expiresInMs ?? TICKET_DEFAULT_TTL_MS;
-  if (!Number.isSafeInteger(expiresInMs) || expiresInMs < 1 || expiresInMs > TICKET_MAX_TTL_MS) {
-    throw wicketError('WICKET_ERR_ARGUMENT', `ticket lifetime must be 1 ms to ${TICKET_MAX_TTL_MS / 86_400_000} days`);
-  }
-  return { attributes, relayNames, usageCount, expiresInMs };
-}
-
-export function checkRelayName(name: unknown): string {
-  if (!isRelayName(name)) {
-    const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, MAX_RELAY_NAME_LEN)) : typeof name;
-    throw wicketError('WICKET_ERR_ARGUMENT', `relay name ${shown} must be ${RELAY_NAME_RULE}`);
-  }
-  return name;
-}
-
 /**
- * Why a ticket was not redeemed, in words the agent prints as they are (the relay sends this text
- * to the enrolling agent). It says no more than the code does.
+ * A member let in at a relay, with the credential its welcome carries: a fresh one, or
+ * (`fallback`: no signer answered) the still-valid one it presented, to be refreshed soon.
  */
-function refusalDetail(
-  code: 'WICKET_ERR_TICKET_UNKNOWN' | 'WICKET_ERR_TICKET_EXPIRED' | 'WICKET_ERR_TICKET_USED' | 'WICKET_ERR_TICKET_REVOKED' | 'WICKET_ERR_REVOKED',
-  ticketId: string, identifier: Identifier): string {
-  switch (code) {
-    case 'WICKET_ERR_REVOKED':
-      return `${identifier} was revoked; enroll a new key, or ask an admin to reinstate this one`;
-    case 'WICKET_ERR_TICKET_USED':
-      return `ticket ${ticketId} was already used (it has no uses left); ask an admin for a new ticket`;
-    case 'WICKET_ERR_TICKET_REVOKED':
-      return `ticket ${ticketId} was revoked by an admin; ask an admin for a new ticket`;
-    case 'WICKET_ERR_TICKET_EXPIRED':
-      return `ticket ${ticketId} has expired; ask an admin for a new ticket`;
-    case 'WICKET_ERR_TICKET_UNKNOWN':
-      return `ticket ${ticketId} is not known to this relay (another relay's or project's ticket, or a mistyped secret)`;
-  }
+export interface Admission {
+  readonly member: MemberRecord;
+  readonly credential: Credential;
+  readonly fallback: boolean;
 }
+
 
 export class Authority {
-  readonly identity: Identity;
+  readonly identifier: Identifier;
+  readonly publicKey: Buffer;
   readonly store: AuthorityStore;
   readonly now: () => number;
   readonly credentialTtlMs: number;
+  readonly #issuer: CredentialIssuer;
   readonly #logger: Logger;
   #endpoint: RelayEndpoint | undefined;
 
   constructor(options: AuthorityOptions) {
-    this.identity = options.identity;
     this.store = options.store;
     this.#logger = options.logger;
     this.#endpoint = options.endpoint;
     this.now = options.now ?? Date.now;
     this.credentialTtlMs = options.credentialTtlMs ?? CREDENTIAL_TTL_MS;
+    if (options.identity !== undefined) {
+      this.publicKey = options.identity.publicKey;
+      this.#issuer = new LocalIssuer(options.identity, this.now, this.credentialTtlMs);
+    } else if (options.publicKey !== undefined && options.issuer !== undefined) {
+      this.publicKey = Buffer.from(options.publicKey);
+      this.#issuer = options.issuer;
+    } else {
+      throw wicketError('WICKET_ERR_INTERNAL', 'an authority needs the project key, or its public key and an issuer');
+    }
+    this.identifier = identifierOf(this.publicKey);
   }
 
-  get identifier(): Identifier {
-    return this.identity.identifier;
-  }
-
-  get publicKey(): Buffer {
-    return this.identity.publicKey;
+  /** signing: credentials are signed in this process; forwarding: a signer signs them through the store. */
+  get role(): AuthorityRole {
+    return this.#issuer.role;
   }
 
   get endpoint(): RelayEndpoint | undefined {
@@ -263,6 +203,12 @@ export class Authority {
     return { member: outcome.member, kind: outcome.kind };
   }
 
+  /** An agent's `enroll`: redeem (the ticket use is spent in the store), then the new member's credential. */
+  async enroll(request: { ticketId: Buffer; secret: Secret<Buffer>; publicKey: Buffer }): Promise<Admission> {
+    const { member } = await this.redeem(request);
+    return { member, credential: await this.credentialFor(member), fallback: false };
+  }
+
   /**
    * Checks that `publicKey` is a live member and that `credential` was signed by this authority for
    * it. An EXPIRED credential is accepted (protocol/README.md, "Relay behaviour"): a member offline
@@ -280,14 +226,45 @@ export class Authority {
     return member;
   }
 
-  /** A fresh short-lived credential carrying the member's current attributes. */
-  issueCredential(member: MemberRecord, ttlMs: number = this.credentialTtlMs): Credential {
-    return issueCredential(this.identity, { subject: member.identifier, attributes: member.attributes, issuedAt: this.now(), ttlMs });
+  /**
+   * A fresh short-lived credential carrying the member's current attributes (on a forwarding
+   * relay, as the signer reads them from the store). Throws WICKET_ERR_AUTHORITY_UNAVAILABLE when a
+   * forwarding relay's signer does not answer in time, REVOKED / MEMBER_UNKNOWN when it refuses.
+   */
+  credentialFor(member: MemberRecord): Promise<Credential> {
+    return this.#issuer.issue({ kind: 'member', member });
   }
 
-  /** A credential for a relay's own per-process key, naming its relay id (relay-to-relay links, relay/mesh/). */
-  async relayCredential(publicKey: Buffer, relayId: string): Promise<Credential> {
-    return issueCredential(this.identity, { subject: identifierOf(publicKey), attributes: { [RELAY_ROLE_ATTRIBUTE]: relayId }, issuedAt: this.now(), ttlMs: this.credentialTtlMs });
+  /**
+   * A credential for a relay process's own Ed25519 key (relay-to-relay links): subject its
+   * identifier, attributes `{ 'wicket:relay': relayId }`. Not a member: the store is the trust root
+   * (whoever can write it can already add members).
+   */
+  relayCredential(publicKey: Buffer, relayId: string): Promise<Credential> {
+    return this.#issuer.issue({ kind: 'relay', publicKey, relayId });
+  }
+
+  /**
+   * An agent's `auth`: authenticate, then a fresh credential. When no signer answers
+   * (WICKET_ERR_AUTHORITY_UNAVAILABLE), a presented credential that is still valid now (issuer,
+   * signature, subject, not expired; the member is not revoked, authenticate read that) lets the
+   * agent in with it: an authority outage must not stop existing agents from reconnecting.
+   */
+  async admit(publicKey: Buffer, presented: Buffer): Promise<Admission> {
+    const member = await this.authenticate(publicKey, presented);
+    try {
+      return { member, credential: await this.credentialFor(member), fallback: false };
+    } catch (err) {
+      if (!isWicketError(err, 'WICKET_ERR_AUTHORITY_UNAVAILABLE')) throw err;
+      let credential: Credential;
+      try {
+        credential = verifyCredential(presented, { authorityPublicKey: this.publicKey, subject: member.identifier, now: this.now() });
+      } catch {
+        throw err;
+      }
+      this.#logger.warn({ identifier: member.identifier, expiresAt: new Date(credential.expiresAt).toISOString() }, 'no signer answered; let in with its own still-valid credential');
+      return { member, credential, fallback: true };
+    }
   }
 
   getMember(identifier: Identifier): Promise<MemberRecord | undefined> {

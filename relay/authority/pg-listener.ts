@@ -4,43 +4,50 @@ import { STORE_LISTEN_RETRY_MAX_MS } from '../../protocol/limits.js';
 import { storeFailure } from './pg-errors.js';
 import type { StoreChangeFeed } from './store.js';
 
-// The one connection each relay keeps LISTENing for revocation events made by any relay or
-// offline command (PgStore NOTIFYs inside the revoking transaction), and for other relays' served
-// names changing (mesh routing). pg.Pool cannot do this: a
-// LISTEN belongs to one session. When the connection drops (PostgreSQL restarted, network cut)
+// The one connection each relay keeps LISTENing for what other processes commit: revocation
+// events made by any relay or offline command (PgStore NOTIFYs inside the revoking transaction),
+// other relays' served names changing (mesh routing, relay/mesh/name-directory.ts), and the
+// credential queue's requests and answers (pg-credential-queue.ts). pg.Pool cannot do
+// this: a LISTEN belongs to one session. When the connection drops (PostgreSQL restarted, network cut)
 // it reconnects after 100 ms, doubling up to STORE_LISTEN_RETRY_MAX_MS, and on every (re)connect
 // tells its subscribers to re-read: notifications sent while it was away are lost. Revocation's
 // periodic re-read (STORE_REREAD_INTERVAL_MS) covers a connection that died without a word.
 
 const FIRST_RETRY_MS = 100;
 
+/** `payload` is the NOTIFY payload; undefined after a (re)connect, when anything may have been missed. */
+export type ChannelListener = (payload: string | undefined) => void;
+
 type State = { readonly name: 'idle' } | { readonly name: 'connecting' } | { readonly name: 'listening'; readonly client: pg.Client } | { readonly name: 'waiting'; readonly timer: NodeJS.Timeout } | { readonly name: 'closed' };
 
-export class RevocationListener implements StoreChangeFeed {
+export class StoreListener implements StoreChangeFeed {
   #state: State = { name: 'idle' };
   #retryMs = FIRST_RETRY_MS;
   #problem: string | undefined = 'not connected yet';
-  readonly #subscribers = new Map<string, (() => void)[]>();
+  readonly #subscribers = new Map<string, ChannelListener[]>();
 
+  /** `channels`: every channel LISTENed on; the first is the revocation channel, the second the served names'. */
   constructor(
     private readonly makeClient: () => pg.Client,
-    private readonly channels: { readonly revocations: string; readonly servedNames: string },
+    private readonly channels: readonly [revocations: string, servedNames: string, ...others: string[]],
     private readonly shown: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    for (const channel of channels) this.#subscribers.set(channel, []);
+  }
 
   onRevocationEvents(listener: () => void): void {
-    this.#subscribe(this.channels.revocations, listener);
+    this.on(this.channels[0], () => listener());
   }
 
   onServedNames(listener: () => void): void {
-    this.#subscribe(this.channels.servedNames, listener);
+    this.on(this.channels[1], () => listener());
   }
 
-  #subscribe(channel: string, listener: () => void): void {
-    const listeners = this.#subscribers.get(channel) ?? [];
-    listeners.push(listener);
-    this.#subscribers.set(channel, listeners);
+  on(channel: string, listener: ChannelListener): void {
+    const subscribers = this.#subscribers.get(channel);
+    if (subscribers === undefined) throw new Error(`not listening on ${channel}`);
+    subscribers.push(listener);
   }
 
   problem(): string | undefined {
@@ -72,10 +79,10 @@ export class RevocationListener implements StoreChangeFeed {
     };
     client.on('error', (err) => onLost(err));
     client.on('end', () => onLost());
-    client.on('notification', (message) => this.#tell(message.channel));
+    client.on('notification', (message) => this.#tell(message.channel, message.payload));
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.channels.revocations}; LISTEN ${this.channels.servedNames}`);
+      for (const channel of this.channels) await client.query(`LISTEN ${channel}`);
     } catch (err) {
       lost = true;
       await client.end().catch(() => undefined);
@@ -92,7 +99,7 @@ export class RevocationListener implements StoreChangeFeed {
     this.#problem = undefined;
     this.#retryMs = FIRST_RETRY_MS;
     // Whatever was notified while no connection listened must be read now.
-    this.#tell();
+    for (const channel of this.channels) this.#tell(channel, undefined);
     return true;
   }
 
@@ -112,10 +119,7 @@ export class RevocationListener implements StoreChangeFeed {
     this.#state = { name: 'waiting', timer };
   }
 
-  /** Tells the subscribers of `channel`, or of every channel (after a reconnect, when any may have been missed). */
-  #tell(channel?: string): void {
-    for (const [name, listeners] of this.#subscribers) {
-      if (channel === undefined || channel === name) for (const listener of listeners) listener();
-    }
+  #tell(channel: string, payload: string | undefined): void {
+    for (const subscriber of this.#subscribers.get(channel) ?? []) subscriber(payload);
   }
 }

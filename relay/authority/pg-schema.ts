@@ -11,18 +11,29 @@ import type { Identifier } from '../../protocol/identity.js';
 // version is applied exactly once and a relay that waited finds the work done.
 //
 // `project` holds one row: the authority identifier of the first relay that initialized the
-// store. Every relay on a store must be that project; another is refused at start.
+// store, and (from version 3) the authority's public key, which forwarding relays (no signing key)
+// verify credentials with. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 3;
+export const PG_SCHEMA_VERSION = 4;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
 /** Held by each revoke/reinstate transaction: revocation seqs commit in the order they were drawn. */
 export const REVOCATION_LOCK = 0x77_69_63_6b_02;
+/**
+ * Held (a session lock) while a process reads or claims the project: two relays starting at once
+ * on an empty store decide one after the other, so only one makes a key and the other sees its
+ * project.
+ */
+export const PROJECT_LOCK = 0x77_69_63_6b_03;
 /** The channel every relay LISTENs on; the payload is the new event's seq. */
 export const REVOCATION_CHANNEL = 'wicket_revocations';
 /** NOTIFY channel for served-name changes (mesh routing); the payload is the relay id. */
 export const SERVED_NAMES_CHANNEL = 'wicket_served_names';
+/** Signers LISTEN here for new credential requests; the payload is the request id. */
+export const CREDENTIAL_REQUEST_CHANNEL = 'wicket_credential_requests';
+/** Requesting relays LISTEN here for answers; the payload is the answered request id. */
+export const CREDENTIAL_ANSWER_CHANNEL = 'wicket_credential_answers';
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -83,9 +94,28 @@ CREATE TABLE relays (
   fingerprint bytea,
   last_seen   bigint NOT NULL
 );`,
-  // 3: which relay names each relay serves, so a relay can route a circuit to the relay whose
-  // agent serves the name (relay/mesh/). Rows of relays no longer in `relays` are deleted on write.
+  // The signing key only where credentials are issued (issue 14): forwarding relays verify with
+  // the project's public key and ask a signer for credentials through this queue. A row is a
+  // request (kind, subject, and for a relay's own key the key and relay id); the signer fills in
+  // either the credential or the code it refused with.
   3: `
+ALTER TABLE project ADD COLUMN public_key bytea;
+CREATE TABLE credential_requests (
+  request_id   bigserial PRIMARY KEY,
+  kind         text NOT NULL CHECK (kind IN ('member', 'relay')),
+  subject      text NOT NULL,
+  public_key   bytea,
+  relay_id     text,
+  requested_by text NOT NULL,
+  requested_at bigint NOT NULL,
+  answered_at  bigint,
+  credential   bytea,
+  refused      text
+);
+CREATE INDEX credential_requests_unanswered ON credential_requests (request_id) WHERE answered_at IS NULL;`,
+  // 4: which relay names each relay serves, so a relay can route a circuit to the relay whose
+  // agent serves the name (relay/mesh/). Rows of relays no longer in `relays` are deleted on write.
+  4: `
 CREATE TABLE served_names (
   relay_id text NOT NULL,
   name     text NOT NULL,
@@ -123,13 +153,37 @@ export async function migratePostgres(client: pg.ClientBase, now: number): Promi
   }
 }
 
+/** The project a store belongs to; publicKey is absent on a store no signer has opened since version 3. */
+export interface ProjectRecord {
+  readonly authority: Identifier;
+  readonly publicKey?: Buffer;
+}
+
+export async function readProject(client: Pick<pg.ClientBase, 'query'>): Promise<ProjectRecord | undefined> {
+  const row = (await client.query<{ authority: string; public_key: Buffer | null }>('SELECT authority, public_key FROM project')).rows[0];
+  if (row === undefined) return undefined;
+  return { authority: row.authority as Identifier, ...(row.public_key === null ? {} : { publicKey: row.public_key }) };
+}
+
+export async function withProjectLock<T>(client: pg.ClientBase, body: () => Promise<T>): Promise<T> {
+  await client.query('SELECT pg_advisory_lock($1)', [PROJECT_LOCK]);
+  try {
+    return await body();
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [PROJECT_LOCK]);
+  }
+}
+
 /**
- * Records `authority` as the store's project if it has none yet, and refuses any other.
+ * Records `authority` as the store's project if it has none yet, and refuses any other (call it
+ * under withProjectLock).
  * Returns true when this call initialized the project (the relay mints the first admin ticket).
+ * With `publicKey` (a process holding the key) it also records the key where it is missing.
  */
-export async function claimProject(client: pg.ClientBase, authority: Identifier, now: number, shown: string): Promise<boolean> {
-  const inserted = await client.query('INSERT INTO project (authority, created_at) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [authority, now]);
+export async function claimProject(client: pg.ClientBase, authority: Identifier, now: number, shown: string, publicKey?: Buffer): Promise<boolean> {
+  const inserted = await client.query('INSERT INTO project (authority, created_at, public_key) VALUES ($1, $2, $3) ON CONFLICT (singleton) DO NOTHING', [authority, now, publicKey ?? null]);
   if (inserted.rowCount === 1) return true;
+  if (publicKey !== undefined) await client.query('UPDATE project SET public_key = $1 WHERE authority = $2 AND public_key IS NULL', [publicKey, authority]);
   const { rows } = await client.query<{ authority: string }>('SELECT authority FROM project');
   const recorded = rows[0]?.authority;
   if (recorded !== authority) {

@@ -5,8 +5,9 @@ import type { Identifier } from '../../protocol/identity.js';
 import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
-import { RevocationListener } from './pg-listener.js';
-import { claimProject, migratePostgres, REVOCATION_CHANNEL, REVOCATION_LOCK, SERVED_NAMES_CHANNEL } from './pg-schema.js';
+import { PgCredentialQueue } from './pg-credential-queue.js';
+import { StoreListener } from './pg-listener.js';
+import { claimProject, CREDENTIAL_ANSWER_CHANNEL, CREDENTIAL_REQUEST_CHANNEL, migratePostgres, type ProjectRecord, readProject, REVOCATION_CHANNEL, REVOCATION_LOCK, SERVED_NAMES_CHANNEL, withProjectLock } from './pg-schema.js';
 import type { PostgresLocation } from './store-location.js';
 import {
   applyEnrollment,
@@ -35,7 +36,9 @@ import {
 // - revoke and reinstate take REVOCATION_LOCK (a transaction advisory lock) before drawing a seq,
 //   so seqs commit in order and a relay reading "events after N" can never skip one committed late;
 //   they NOTIFY REVOCATION_CHANNEL in the same transaction (delivered at commit, to every relay);
-// - `changes` is the dedicated LISTEN connection (pg-listener.ts).
+// - `changes` is the dedicated LISTEN connection (pg-listener.ts), for revocations and for
+//   `credentials`, the queue through which forwarding relays get credentials signed
+//   (pg-credential-queue.ts).
 //
 // This module (and pg) is loaded only when `--store postgres://…` is given (open-store.ts).
 
@@ -71,31 +74,39 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 export class PgStore implements AuthorityStore {
   readonly #pool: pg.Pool;
   readonly #shown: string;
-  readonly changes: RevocationListener;
+  readonly changes: StoreListener;
+  readonly credentials: PgCredentialQueue;
 
-  private constructor(pool: pg.Pool, shown: string, changes: RevocationListener) {
+  private constructor(pool: pg.Pool, shown: string, changes: StoreListener) {
     this.#pool = pool;
     this.#shown = shown;
     this.changes = changes;
+    this.credentials = new PgCredentialQueue((what, body) => this.#transaction(what, body), (what, text, values) => this.#query(what, text, values), changes);
   }
 
   /**
-   * Connects, migrates (under the migration lock), claims or checks the project, and starts
-   * listening. `initialized`: this relay recorded the project (its first admin ticket is due).
+   * Connects, migrates (under the migration lock), claims or checks the project when `authority`
+   * is given (with `publicKey`, a process holding the key, also recording the key), and starts
+   * listening. `initialized`: this call recorded the project (its first admin ticket is due).
    * Throws WICKET_ERR_STORE_UNAVAILABLE, WICKET_ERR_STORE or WICKET_ERR_STORE_PROJECT_MISMATCH.
    */
-  static async open(location: PostgresLocation, o: { authority: Identifier; now: number; logger: Logger }): Promise<{ store: PgStore; initialized: boolean }> {
+  static async open(
+    location: PostgresLocation,
+    o: { authority?: Identifier; publicKey?: Buffer; now: number; logger: Logger },
+  ): Promise<{ store: PgStore; initialized: boolean }> {
     const config = clientConfig(location);
     const pool = new pg.Pool({ ...config, max: STORE_POOL_SIZE });
     // An idle connection dropped by a restarting server: the pool replaces it on the next query.
     pool.on('error', (err) => o.logger.warn({ store: location.shown, reason: storeFailure('idle connection', err, location.shown).message }, 'store connection lost'));
-    const changes = new RevocationListener(() => new pg.Client(config), { revocations: REVOCATION_CHANNEL, servedNames: SERVED_NAMES_CHANNEL }, location.shown, o.logger);
+    const channels = [REVOCATION_CHANNEL, SERVED_NAMES_CHANNEL, CREDENTIAL_REQUEST_CHANNEL, CREDENTIAL_ANSWER_CHANNEL] as const;
+    const changes = new StoreListener(() => new pg.Client(config), channels, location.shown, o.logger);
     const store = new PgStore(pool, location.shown, changes);
     try {
       let initialized = false;
       await store.#withClient('initializing the store', async (client) => {
         await migratePostgres(client, o.now);
-        initialized = await claimProject(client, o.authority, o.now, location.shown);
+        const authority = o.authority;
+        if (authority !== undefined) initialized = await withProjectLock(client, () => claimProject(client, authority, o.now, location.shown, o.publicKey));
       });
       await changes.start();
       return { store, initialized };
@@ -103,6 +114,32 @@ export class PgStore implements AuthorityStore {
       await store.close();
       throw storeFailure('opening the store', err, location.shown);
     }
+  }
+
+  /** The project this store belongs to (undefined: an empty store, no relay has claimed it). */
+  project(): Promise<ProjectRecord | undefined> {
+    return this.#withClient('reading the project', (client) => readProject(client));
+  }
+
+  /** Claims the project for `authority` (see claimProject): true when this call recorded it. */
+  claimProject(authority: Identifier, publicKey: Buffer, now: number): Promise<boolean> {
+    return this.#withClient('claiming the project', (client) => withProjectLock(client, () => claimProject(client, authority, now, this.#shown, publicKey)));
+  }
+
+  /**
+   * The store's project; on an empty store, `makeKey` is called (under the project lock, so by one
+   * process only) and its key recorded as the project. `initialized`: this call recorded it.
+   */
+  initializeProject(makeKey: () => { identifier: Identifier; publicKey: Buffer }, now: number): Promise<{ project: ProjectRecord; initialized: boolean }> {
+    return this.#withClient('initializing the project', (client) =>
+      withProjectLock(client, async () => {
+        const existing = await readProject(client);
+        if (existing !== undefined) return { project: existing, initialized: false };
+        const key = makeKey();
+        const initialized = await claimProject(client, key.identifier, now, this.#shown, key.publicKey);
+        return { project: (await readProject(client))!, initialized };
+      }),
+    );
   }
 
   async #withClient<T>(what: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -2,6 +2,7 @@ import { wicketError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES } from '../../protocol/limits.js';
 import type { Identifier } from '../../protocol/identity.js';
 import { RELAYS_ATTRIBUTE, relayNamesOf } from '../../protocol/relay-names.js';
+import type { CredentialQueue } from './credential-queue.js';
 
 // The authority's persistent state behind one small interface: members, tickets, revocations and
 // the audit trail. Every method is async so that several relays can later share one PostgreSQL
@@ -147,6 +148,11 @@ export interface ServedName {
 export interface AuthorityStore {
   /** Present when the store pushes revocation events (PostgreSQL); absent means poll. */
   readonly changes?: StoreChangeFeed;
+  /**
+   * Present on a store several relays share (PostgreSQL): how a relay without the signing key gets
+   * credentials from a signer (credential-queue.ts). SQLite has one relay, which always signs.
+   */
+  readonly credentials?: CredentialQueue;
   insertTicket(ticket: TicketRecord): Promise<void>;
   /**
    * Atomic: check the ticket (secret hash, uses left, expiry) and the member (a revoked key is

@@ -5,7 +5,8 @@ import { verifyCredential, type Credential } from '../../protocol/credential.js'
 import { asWicketError, errorCodeFromWire, wicketError, type WicketError } from '../../protocol/errors.js';
 import { identifierOf, verifySignature, type Identifier, type Identity } from '../../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, RELAY_CHALLENGE_LEN } from '../../protocol/limits.js';
-import { decodeMeshFrame, MESH_AUTH_DOMAIN, RELAY_ROLE_ATTRIBUTE, encodeMeshControl, type MeshMessage } from '../../protocol/mesh-messages.js';
+import { decodeMeshFrame, MESH_AUTH_DOMAIN, encodeMeshControl, type MeshMessage } from '../../protocol/mesh-messages.js';
+import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { base64url, DATA_HEADER_LEN, FRAME_DATA, fromBase64url } from '../../protocol/relay-frames.js';
 import { checkTransition, type Transitions } from '../../protocol/lifecycle.js';
 import type { FrameTap } from '../tap.js';
@@ -164,7 +165,7 @@ export class MeshLink implements MeshLinkPort {
     } catch (err) {
       throw wicketError('WICKET_ERR_MESH_AUTH', `relay ${message.relay} presented no valid credential of this project (${asWicketError(err).code})`);
     }
-    if (credential.attributes[RELAY_ROLE_ATTRIBUTE] !== message.relay) {
+    if (credential.attributes[RELAY_ID_ATTRIBUTE] !== message.relay) {
       throw wicketError('WICKET_ERR_MESH_AUTH', `the credential presented for relay ${message.relay} is not a relay credential for that relay`);
     }
     this.#peer = { relayId: message.relay, publicKey };

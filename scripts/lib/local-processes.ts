@@ -223,6 +223,8 @@ export interface RelayProcess {
   url: string;
   authority: string;
   adminTicket: string | undefined;
+  /** signing (holds the project key) or forwarding (verifies only; PostgreSQL store). */
+  role: string;
   dataDir: string;
   /** The listen address (host:port of url), to restart on the same port. */
   listen: string;
@@ -235,10 +237,18 @@ export async function startRelayProcess(
   const dataDir = o.dataDir ?? tempDir('wicket-relay-');
   const args = [...RELAY_NODE_FLAGS, ...(o.nodeArgs ?? []), RELAY_BIN, 'start', '--listen', o.listen ?? '127.0.0.1:0', '--data', dataDir, '--json', ...(o.extraArgs ?? [])];
   const proc = new ManagedProcess('relay', ...nodeCommand(args, o.wrap), baseEnv(o.env));
-  const info = await proc.waitForJson<{ url: string; authority: string; adminTicketFile?: string }>((v) => typeof v.url === 'string');
+  const info = await proc.waitForJson<{ url: string; authority: string; role: string; adminTicketFile?: string }>((v) => typeof v.url === 'string');
   // The relay prints the admin ticket's text only to a terminal; scripts read the file it names.
   const adminTicket = info.adminTicketFile === undefined ? undefined : readFileSync(info.adminTicketFile, 'utf8').trim();
-  return { proc, url: info.url, authority: info.authority, adminTicket, dataDir, listen: new URL(info.url).host };
+  return { proc, url: info.url, authority: info.authority, adminTicket, role: info.role, dataDir, listen: new URL(info.url).host };
+}
+
+/** `relay authority --store URL --authority-key FILE --json` (the signer alone); waits for its JSON line. */
+export async function startAuthorityProcess(o: { store: string; keyFile: string; env?: NodeJS.ProcessEnv }): Promise<{ proc: ManagedProcess; authority: string }> {
+  const args = [...RELAY_NODE_FLAGS, RELAY_BIN, 'authority', '--store', o.store, '--authority-key', o.keyFile, '--json'];
+  const proc = new ManagedProcess('relay authority', process.execPath, args, baseEnv(o.env));
+  const info = await proc.waitForJson<{ authority: string }>((v) => typeof v.authority === 'string');
+  return { proc, authority: info.authority };
 }
 
 /** Mints a ticket from the relay's data folder (`relay ticket create`, no admin identity needed). */

@@ -174,6 +174,8 @@ describe('relay CLI, as a real process', () => {
     const url = listening.slice('relay listening on '.length);
     expect(url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
     expect(relay.lines[0]).toMatch(/^authority I[0-9a-f]{64}$/);
+    // SQLite: one relay, which holds the key.
+    expect(relay.lines.at(-2)).toBe('role signing (this relay holds the project key)');
     // Not a terminal: the line says where the ticket is and how to use it, not what it is.
     const ticketFile = join(data, 'admin-ticket');
     const [, expires, rest] = /^admin ticket \(one use, expires (\S+)\) saved in (.*)$/.exec(relay.lines[1]!) ?? [];

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { STORE_REREAD_INTERVAL_MS } from '../../protocol/limits.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -137,7 +138,10 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store', () =
   }, 60_000);
 
   it('a relay whose authority key is not the project recorded in the store is refused at start: WICKET_ERR_STORE_PROJECT_MISMATCH', async () => {
-    const result = await runCommand('relay', ['start', '--listen', '127.0.0.1:0', '--data', tempDir('wicket-stranger-'), '--store', storeUrl, '--json']);
+    // A relay without any key would forward (forwarding-relays.test.ts); one with a key must hold the project's.
+    const strangerKey = join(tempDir('wicket-stranger-key-'), 'authority.key');
+    writeFileSync(strangerKey, randomBytes(32), { mode: 0o600 });
+    const result = await runCommand('relay', ['start', '--listen', '127.0.0.1:0', '--data', tempDir('wicket-stranger-'), '--store', storeUrl, '--authority-key', strangerKey, '--json']);
     commandOutputs.push(result.stdout, result.stderr);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^error: WICKET_ERR_STORE_PROJECT_MISMATCH: .*belongs to authority I[0-9a-f]{64}, but this relay's authority key is I[0-9a-f]{64}/m);

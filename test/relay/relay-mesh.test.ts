@@ -23,7 +23,8 @@ import {
 import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
 
-// The relay mesh (issue 14): three relays (self-signed TLS, as deployed) on one real PostgreSQL.
+// The relay mesh (issue 14): three relays (self-signed TLS, as deployed) on one real PostgreSQL,
+// relay 1 signing, relays 2 and 3 forwarding without the key.
 // The inlet sits on relay 1, the outlet on relay 3, so every byte crosses the relay-to-relay link
 // 1 ⇄ 3: the official openai SDK call and a 1 GiB SHA-256-checked transfer go through; the taps of
 // relays 1 and 3 (which record what arrives on the link too) hold no plaintext; a revocation made
@@ -163,7 +164,9 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
     for (let i = 0; i < 3; i++) taps.push(join(tempDir('wicket-mesh-tap-'), `relay${i + 1}.tap`));
     relays.push(await startRelayProcess({ extraArgs: ['--tls', '--store', storeUrl, '--tap', taps[0]!] }));
     keyFile = join(relays[0]!.dataDir, 'authority.key');
-    for (let i = 1; i < 3; i++) relays.push(await startRelayProcess({ extraArgs: ['--tls', ...storeArgs(), '--tap', taps[i]!] }));
+    // Relays 2 and 3 forward without the signing key: their own relay credentials (for the links)
+    // and their agents' come from relay 1 through the store's credential queue.
+    for (let i = 1; i < 3; i++) relays.push(await startRelayProcess({ extraArgs: ['--tls', '--store', storeUrl, '--tap', taps[i]!] }));
     // Every relay links to the two others (the one with the smaller id dials, within MESH_DIAL_INTERVAL_MS).
     for (const relay of relays) await waitFor('every relay links to both others', () => meshLinksOpen(relay) >= 2, 15_000);
 

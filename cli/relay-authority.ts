@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { openSigningService } from '../relay/authority/authority-role.js';
+import { AUTHORITY_KEY_OPTION } from '../relay/authority/authority-key.js';
+import { STORE_OPTION } from '../relay/authority/store-location.js';
+import { usageError } from './cli-errors.js';
+import { createLogger } from './logger.js';
+import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-args.js';
+
+// `relay authority --store postgres://… --authority-key FILE`: the project authority as a process
+// of its own, for relays that forward only (issue 14). It holds the signing key, LISTENs on the
+// store's credential queue and answers each request (a member's credential with its current
+// attributes, or a relay's own), and nothing else: no WebSocket listener, no data folder.
+//
+// stdout, for people: `authority I… signing credentials for postgres://user:***@host/db`
+// with --json (one line): {"authority":"I…","role":"authority","store":"postgres://user:***@…"}
+// Logs (pino) go to stderr: one line per refused request. SIGTERM / SIGINT stop it (exit 0).
+
+interface AuthorityFlags extends StoreFlags {
+  json?: boolean;
+}
+
+export function registerAuthorityCommand(program: Command): void {
+  program
+    .command('authority')
+    .description('Run the project authority alone: sign credentials for the forwarding relays of a PostgreSQL store')
+    .option(`${STORE_OPTION} <url>`, 'the PostgreSQL store the relays share (default $WICKET_RELAY_STORE)')
+    .option(`${AUTHORITY_KEY_OPTION} <file>`, 'the project authority key (0600), a copy of the first relay\'s DATA/authority.key')
+    .option('--json', 'print one JSON line {authority, role, store} once signing')
+    .addHelpText(
+      'after',
+      `
+Relays started on the store without the key forward and verify only; they write credential
+requests into the store, and this process (or any relay started with the key) signs them.
+Keep the key on this host alone: a forwarding relay that is taken over can neither read the
+traffic nor mint a credential.
+
+Example:
+  $ relay authority --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key`,
+    )
+    .action(async (flags: AuthorityFlags) => {
+      const location = storeLocationOf(flags);
+      if (location.kind !== 'postgres') throw usageError(`relay authority needs ${STORE_OPTION} postgres://… (a SQLite relay signs for itself)`);
+      const keyFile = authorityKeyFileOf(flags);
+      if (keyFile === undefined) throw usageError(`relay authority needs ${AUTHORITY_KEY_OPTION} FILE (the project key)`);
+      const logger = createLogger('relay');
+      const service = await openSigningService({ location, keyFile, now: Date.now, logger });
+      logger.info({ authority: service.authorityIdentifier, store: location.shown, role: 'authority' }, 'authority signing credentials');
+      process.stdout.write(
+        (flags.json === true
+          ? JSON.stringify({ authority: service.authorityIdentifier, role: 'authority', store: location.shown })
+          : `authority ${service.authorityIdentifier} signing credentials for ${location.shown}`) + '\n',
+      );
+
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        logger.info({ signal, ...service.signer.counts }, 'stopping');
+        service.close().then(
+          () => logger.flush(() => process.exit(0)),
+          (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            logger.flush(() => process.exit(1));
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,68 @@
+// The credential queue of a store shared by several relays (issue 14, "signing key only where
+// credentials are issued"). A forwarding relay holds no signing key: it asks for a credential by
+// writing a request row, and a signer (any relay started with the project key, or `relay
+// authority`) answers it by writing the signed credential, or the code it refused with, into the
+// same row. Both sides are told by NOTIFY and re-read as a backstop. The store is the trust root:
+// whoever can write it can already add members, so a request names only what to sign for, and the
+// signer reads what goes in the credential (a member's current attributes) from the store itself.
+//
+// PgCredentialQueue (pg-credential-queue.ts) is the one implementation; SQLite has one relay, which
+// always signs.
+
+/** A member's credential (its current attributes), or a relay process's own (`wicket:relay`). */
+export type CredentialRequestKind = 'member' | 'relay';
+
+export interface CredentialRequest {
+  readonly kind: CredentialRequestKind;
+  /** The identifier the credential names. */
+  readonly subject: string;
+  /** kind 'relay': the relay's own Ed25519 public key, whose identifier is the subject. */
+  readonly publicKey?: Buffer;
+  /** kind 'relay': the relay process's id, the credential's `wicket:relay` attribute. */
+  readonly relayId?: string;
+  /** Which process asked (a random id per process, for the logs). */
+  readonly requestedBy: string;
+}
+
+/** What a signer reads of a member (a MemberRecord; kept apart so store.ts can name this file). */
+export interface QueuedMember {
+  readonly identifier: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly revokedAt?: number;
+}
+
+/** A request as a signer reads it back: any field may be hostile (anyone who can write the store). */
+export interface PendingCredentialRequest {
+  readonly requestId: number;
+  readonly kind: string;
+  readonly subject: string;
+  readonly publicKey: Buffer | undefined;
+  readonly relayId: string | undefined;
+  readonly requestedBy: string;
+  /** ms since epoch, by the store's clock. */
+  readonly requestedAt: number;
+  /** The member row named by `subject`, if any, read in the signer's transaction. */
+  readonly member: QueuedMember | undefined;
+}
+
+/** What a signer wrote into a request. */
+export type CredentialAnswer = { readonly credential: Buffer } | { readonly refused: string };
+
+export interface CredentialQueue {
+  /** Stores the request (stamped with the store's clock) and tells the signers; returns its id. */
+  request(request: CredentialRequest): Promise<number>;
+  /** The answer to request `id`, or undefined while none is written. */
+  answerOf(id: number): Promise<CredentialAnswer | undefined>;
+  /** Deletes request `id` (answered, or given up on). */
+  forget(id: number): Promise<void>;
+  /**
+   * One signer sweep, in one transaction: deletes requests older than `keepMs` (by the store's
+   * clock), then answers up
+   * to `limit` unanswered ones with `decide` (rows another signer is answering are skipped) and
+   * tells the requesters. Returns how many it answered.
+   */
+  answerPending(decide: (request: PendingCredentialRequest) => CredentialAnswer, o: { now: number; keepMs: number; limit: number }): Promise<number>;
+  /** `listener` runs with the request id on each NOTIFY, and with undefined after a (re)connect. */
+  onRequests(listener: (id: number | undefined) => void): void;
+  onAnswers(listener: (id: number | undefined) => void): void;
+}

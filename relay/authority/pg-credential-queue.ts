@@ -1,0 +1,125 @@
+import type pg from 'pg';
+import { asWicketError } from '../../protocol/errors.js';
+import type { CredentialAnswer, CredentialQueue, CredentialRequest, PendingCredentialRequest } from './credential-queue.js';
+import type { StoreListener } from './pg-listener.js';
+import { CREDENTIAL_ANSWER_CHANNEL, CREDENTIAL_REQUEST_CHANNEL } from './pg-schema.js';
+import { memberFromRow, type MemberRow } from './store-rows.js';
+
+// The credential queue on PostgreSQL (credential-queue.ts says what it is for): the
+// credential_requests table of migration 3. A request and its NOTIFY commit together (one
+// statement), so a signer that hears of it can read it; an answer likewise. Signers take the rows
+// they answer with FOR UPDATE SKIP LOCKED, so two signers never sign one request twice and never
+// wait on each other. Request ages are the database's clock, not the relays': a relay whose clock
+// is off cannot have its requests pruned before they are answered. PgStore owns the pool; this
+// file owns the SQL.
+
+const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+type Transaction = <T>(what: string, body: (client: pg.PoolClient) => Promise<T>) => Promise<T>;
+type Query = <R extends pg.QueryResultRow>(what: string, text: string, values?: unknown[]) => Promise<R[]>;
+
+interface RequestRow {
+  request_id: number;
+  kind: string;
+  subject: string;
+  public_key: Buffer | null;
+  relay_id: string | null;
+  requested_by: string;
+  requested_at: number;
+}
+
+/** A NOTIFY payload as a request id; anything else (or nothing, after a reconnect) is undefined. */
+function idOf(payload: string | undefined): number | undefined {
+  if (payload === undefined || !/^\d{1,15}$/.test(payload)) return undefined;
+  return Number(payload);
+}
+
+export class PgCredentialQueue implements CredentialQueue {
+  constructor(
+    private readonly transaction: Transaction,
+    private readonly query: Query,
+    private readonly listener: StoreListener,
+  ) {}
+
+  async request(r: CredentialRequest): Promise<number> {
+    const rows = await this.query<{ request_id: number }>(
+      'asking the authority for a credential',
+      `WITH added AS (
+         INSERT INTO credential_requests (kind, subject, public_key, relay_id, requested_by, requested_at) VALUES ($1, $2, $3, $4, $5, ${DB_NOW_MS}) RETURNING request_id
+       ) SELECT request_id, pg_notify($6, request_id::text) FROM added`,
+      [r.kind, r.subject, r.publicKey ?? null, r.relayId ?? null, r.requestedBy, CREDENTIAL_REQUEST_CHANNEL],
+    );
+    return rows[0]!.request_id;
+  }
+
+  async answerOf(id: number): Promise<CredentialAnswer | undefined> {
+    const row = (
+      await this.query<{ credential: Buffer | null; refused: string | null }>(
+        'reading a credential answer',
+        'SELECT credential, refused FROM credential_requests WHERE request_id = $1 AND answered_at IS NOT NULL',
+        [id],
+      )
+    )[0];
+    if (row === undefined) return undefined;
+    if (row.credential !== null) return { credential: row.credential };
+    return { refused: row.refused ?? 'WICKET_ERR_INTERNAL' };
+  }
+
+  async forget(id: number): Promise<void> {
+    await this.query('deleting a credential request', 'DELETE FROM credential_requests WHERE request_id = $1', [id]);
+  }
+
+  answerPending(decide: (request: PendingCredentialRequest) => CredentialAnswer, o: { now: number; keepMs: number; limit: number }): Promise<number> {
+    return this.transaction('answering credential requests', async (c) => {
+      await c.query(`DELETE FROM credential_requests WHERE requested_at < ${DB_NOW_MS} - $1`, [o.keepMs]);
+      const pending = (
+        await c.query<RequestRow>(
+          `SELECT request_id, kind, subject, public_key, relay_id, requested_by, requested_at FROM credential_requests
+           WHERE answered_at IS NULL ORDER BY request_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [o.limit],
+        )
+      ).rows;
+      if (pending.length === 0) return 0;
+      const subjects = [...new Set(pending.map((p) => p.subject))];
+      const members = new Map(
+        subjects.length === 0 ? [] : (await c.query<MemberRow>('SELECT * FROM members WHERE identifier = ANY($1)', [subjects])).rows.map((row) => [row.identifier, row]),
+      );
+      for (const row of pending) {
+        let answer: CredentialAnswer;
+        // One bad row (a member row that does not parse, attributes over a credential's caps) is
+        // refused on its own; it must not roll back, and so block, every request behind it.
+        try {
+          const member = members.get(row.subject);
+          answer = decide({
+            requestId: row.request_id,
+            kind: row.kind,
+            subject: row.subject,
+            publicKey: row.public_key ?? undefined,
+            relayId: row.relay_id ?? undefined,
+            requestedBy: row.requested_by,
+            requestedAt: row.requested_at,
+            member: member === undefined ? undefined : memberFromRow(member),
+          });
+        } catch (err) {
+          answer = { refused: asWicketError(err).code };
+        }
+        await c.query('UPDATE credential_requests SET answered_at = $1, credential = $2, refused = $3 WHERE request_id = $4', [
+          o.now,
+          'credential' in answer ? answer.credential : null,
+          'refused' in answer ? answer.refused : null,
+          row.request_id,
+        ]);
+        await c.query('SELECT pg_notify($1, $2)', [CREDENTIAL_ANSWER_CHANNEL, String(row.request_id)]);
+      }
+      return pending.length;
+    });
+  }
+
+  onRequests(listener: (id: number | undefined) => void): void {
+    this.listener.on(CREDENTIAL_REQUEST_CHANNEL, (payload) => listener(idOf(payload)));
+  }
+
+  onAnswers(listener: (id: number | undefined) => void): void {
+    this.listener.on(CREDENTIAL_ANSWER_CHANNEL, (payload) => listener(idOf(payload)));
+  }
+}
