@@ -5,6 +5,8 @@
 //   ssh -L       client -> ssh -> sshd -> target                     (OpenSSH on loopback)
 //   Wicket TLS   client -> inlet -> relay (wss://) -> outlet -> target  (the CLI's processes)
 //   Wicket ws:// the same with a plain relay: one secondary line
+//   two relays   client -> inlet -> relay 1 -> relay 2 -> outlet -> target  (TLS, one PostgreSQL
+//                store, the relay mesh of issue 14): one secondary line against the one-relay path
 //
 // Targets: one iperf3 server and one nginx serving /1k. Workloads in interleaved rounds: iperf3
 // upload with 1 and 4 streams (and the tunnel's CPU seconds per GB during the first), wrk with 1
@@ -29,6 +31,7 @@ import { CLK_TCK, memoryBytes, processTree } from './process-cpu.js';
 import { printReport } from './report.js';
 import { Results, runRounds, warmUp, type BenchPath, type PathKey, type Settings } from './rounds.js';
 import { measureOverDelayLink } from './rtt-bench.js';
+import { postgresBinaries, startPostgresCluster } from '../lib/postgres-cluster.js';
 import { sshUnavailableReason, startSshForwards } from './ssh-tunnel.js';
 import { startWicketTunnel } from './wicket-tunnel.js';
 import { wrkVersion } from './wrk.js';
@@ -70,6 +73,23 @@ function peakRssOf(path: BenchPath): Record<string, number> {
   return roles;
 }
 
+/**
+ * Starts the two-relay path (a throwaway PostgreSQL, two TLS relays on it) and adds it to `paths`;
+ * the reason when it cannot run here (no PostgreSQL binaries).
+ */
+async function startTwoRelayPath(targets: Record<string, string>, paths: BenchPath[], stops: (() => Promise<void>)[]): Promise<string | undefined> {
+  const binaries = postgresBinaries();
+  if ('skip' in binaries) return `not measured: ${binaries.skip}`;
+  console.error('bench: starting PostgreSQL and Wicket TLS over two relays …');
+  const cluster = await startPostgresCluster();
+  // Pushed first, so stopped last (the stops run in reverse): the relays go before their store.
+  stops.push(onCleanup('PostgreSQL', () => cluster.stop()));
+  const mesh = await startWicketTunnel({ tls: true, targets, twoRelaysOn: cluster.url(await cluster.createDatabase('bench')) });
+  stops.push(onCleanup('Wicket TLS, two relays', () => mesh.stop()));
+  paths.push({ key: 'mesh', label: 'Wicket TLS, two relays', iperfPort: mesh.ports.iperf!, httpPort: mesh.ports.http!, processes: { ...mesh.pids } });
+  return undefined;
+}
+
 async function main(): Promise<number> {
   installExitGuards((QUICK ? 5 : 40) * 60_000);
   const missing = missingTools();
@@ -105,11 +125,13 @@ async function main(): Promise<number> {
   for (const [key, label, t] of [['tls', 'Wicket TLS', tls], ['ws', 'Wicket ws://', ws]] as const) {
     paths.push({ key, label, iperfPort: t.ports.iperf!, httpPort: t.ports.http!, processes: { ...t.pids } });
   }
+  const meshSkipped = await startTwoRelayPath(targets, paths, stops);
 
   const header = [
     `Wicket benchmark, ${QUICK ? 'quick mode (BENCH_QUICK=1: a smoke run, floors not checked)' : 'full mode'}: the deployed configuration, outside clients`,
     `  Wicket TLS: \`relay start --tls\`, its self-signed certificate pinned in every ticket (sha256 ${tls.fingerprint?.slice(0, 16)}…); agents dial ${tls.url}`,
     '  Wicket ws:// (secondary line): the same with a plain ws:// relay on loopback; all Wicket processes run from dist/ (bin/*.js)',
+    `  Wicket TLS, two relays (secondary line): ${meshSkipped ?? 'two `relay start --tls --store postgres://…` on one PostgreSQL (a throwaway cluster on loopback), the inlet on relay 1 and the outlet on relay 2'}`,
     `  ${sshLine}`,
     `  targets: ${await iperfVersion()} server, ${await nginxVersion()} (1 worker) serving 1,024 bytes at /1k; clients iperf3 (upload) and ${await wrkVersion()}`,
     `  ${settings.rounds} interleaved round(s) (round r: every workload through every path); runs of ${settings.seconds} s after ${settings.warmupSeconds} s warm-ups; cells: median (min–max) of the rounds`,
@@ -135,7 +157,7 @@ async function main(): Promise<number> {
   const rtt = await measureOverDelayLink({ seconds: RTT_SECONDS, rounds: RTT_ROUNDS, warmupSeconds: QUICK ? 1 : 3 });
   if ('skipped' in rtt) console.error(`bench: 40 ms line skipped: ${rtt.skipped}`);
 
-  const floorsOk = printReport({ quick: QUICK, settings, header, paths, results, peakRss, idle, rtt });
+  const floorsOk = printReport({ quick: QUICK, settings, header, paths, results, peakRss, idle, rtt, meshSkipped });
   let gatewayOk = true;
   if (QUICK || process.env.BENCH_GATEWAY === '0') {
     console.log(`\nGateway: skipped (${QUICK ? 'quick mode' : 'BENCH_GATEWAY=0'})`);

@@ -45,6 +45,8 @@ export interface ReportInput {
   peakRss: Partial<Record<PathKey, Record<string, number>>>;
   idle: IdleStreamsResult | { skipped: string };
   rtt: RttOutcome;
+  /** Why the two-relay path was not measured (no PostgreSQL here), when it was not. */
+  meshSkipped?: string | undefined;
 }
 
 const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
@@ -104,6 +106,21 @@ export function printReport(r: ReportInput): boolean {
     out.push(`Wicket ws:// (plain relay, secondary): iperf3 1 stream ${part('bulk1', 'MB/s', 0)}; HTTP 1 connection p50 ${part('p50', 'µs', 0)}; ${part('cpu', 'CPU s/GB', 2)}`);
   }
 
+  // Two relays (the mesh): against the one-relay path of the same run; issue 14's floor on bulk.
+  if (has('mesh')) {
+    const vs = (f: Figure, unit: string, digits: number) => {
+      const v = r.results.get(f, 'mesh');
+      const ratio = median(v) / median(r.results.get(f, 'tls'));
+      return { text: `${formatSpread(v.length > 0 ? spreadOf(v) : undefined, digits)} ${unit}${Number.isFinite(ratio) ? ` (${ratio.toFixed(2)}× one relay)` : ''}`, ratio };
+    };
+    const bulk = vs('bulk1', 'MB/s', 0);
+    out.push(`Wicket TLS, two relays (inlet and outlet on different relays, secondary): iperf3 1 stream ${bulk.text}; HTTP 1 connection p50 ${vs('p50', 'µs', 0).text}; ${vs('cpu', 'CPU s/GB', 2).text}`);
+    floors.push({ text: `two-relay bulk ≥ 0.8× one-relay bulk (iperf3 -P1): ${Number.isFinite(bulk.ratio) ? `${bulk.ratio.toFixed(2)}×` : 'not measured'}`, ok: Number.isFinite(bulk.ratio) && bulk.ratio >= 0.8 });
+  } else {
+    out.push(`Wicket TLS, two relays: ${r.meshSkipped ?? 'not measured'}`);
+    floors.push({ text: `two-relay bulk ≥ 0.8× one-relay bulk: ${r.meshSkipped ?? 'not measured'}`, ok: undefined });
+  }
+
   // Memory per idle stream.
   if ('skipped' in r.idle) {
     out.push(`idle memory per stream: not measured: ${r.idle.skipped}`);
@@ -146,7 +163,7 @@ export function printReport(r: ReportInput): boolean {
   }
 
   // Peak resident memory of each tunnel's processes.
-  const peak = (['ssh', 'tls', 'ws'] as const)
+  const peak = (['ssh', 'tls', 'ws', 'mesh'] as const)
     .filter((k) => r.peakRss[k] !== undefined)
     .map((k) => {
       const roles = r.peakRss[k]!;

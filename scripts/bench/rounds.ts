@@ -5,7 +5,7 @@ import { runWrk } from './wrk.js';
 // The interleaved rounds: round r runs every workload through every path before round r+1
 // starts, so a drift of this shared, noisy host hits each path alike and the ratios stay honest.
 
-export type PathKey = 'direct' | 'ssh' | 'tls' | 'ws';
+export type PathKey = 'direct' | 'ssh' | 'tls' | 'ws' | 'mesh';
 
 export interface BenchPath {
   key: PathKey;
@@ -53,8 +53,8 @@ interface Workload {
   run(path: BenchPath, s: Settings, results: Results): Promise<string>;
 }
 
-const ALL: readonly PathKey[] = ['direct', 'ssh', 'tls', 'ws'];
-/** The plain ws:// relay is a secondary line: the two figures it is compared on. */
+const ALL: readonly PathKey[] = ['direct', 'ssh', 'tls', 'ws', 'mesh'];
+/** The plain ws:// relay and the two-relay path are secondary lines: the two figures they are compared on. */
 const MAIN: readonly PathKey[] = ['direct', 'ssh', 'tls'];
 
 const url = (p: BenchPath) => `http://127.0.0.1:${p.httpPort}/1k`;

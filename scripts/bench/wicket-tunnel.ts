@@ -1,10 +1,15 @@
-import { enrollAgent, startNodeProcess, startRelayProcess, type CommandWrap } from '../lib/local-processes.js';
+import { join } from 'node:path';
+import { createTicket, enrollAgent, startNodeProcess, startRelayProcess, type CommandWrap, type RelayProcess } from '../lib/local-processes.js';
 import { assertNotLeaving } from './cleanup.js';
 
 // A Wicket tunnel as the CLI runs it: `relay start` (with `--tls`: its generated self-signed
 // certificate, whose fingerprint every ticket carries and every agent pins), an outlet node
 // serving each target and an inlet node with one local port per target. Each process can run
-// through a command prefix (a network namespace).
+// through a command prefix (a network namespace). With `twoRelaysOn`, two relays on one
+// PostgreSQL store, the inlet on one and the outlet on the other.
+
+/** Relays link within the mesh's dial interval (2 s); this leaves room for a loaded machine. */
+const MESH_LINK_WAIT_MS = 15_000;
 
 export interface WicketTunnel {
   /** The URL agents dial: wss:// with TLS. */
@@ -13,7 +18,8 @@ export interface WicketTunnel {
   fingerprint: string | undefined;
   /** Target name → the inlet's local port for it. */
   ports: Record<string, number>;
-  pids: { relay: number; inlet: number; outlet: number };
+  /** The tunnel's processes by role: relay (and relay2 with two relays), inlet, outlet. */
+  pids: Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -26,13 +32,27 @@ export interface WicketTunnelOptions {
   /** Target connections the outlet may hold, in all and per peer (default: the outlet's own limits). */
   maxConnections?: number;
   wrap?: { relay?: CommandWrap; outlet?: CommandWrap; inlet?: CommandWrap };
+  /**
+   * A PostgreSQL store URL: two relays on it (the relay mesh, issue 14), the inlet enrolled on the
+   * first and the outlet on the second, so every byte crosses the relay-to-relay link.
+   */
+  twoRelaysOn?: string;
+}
+
+/** Waits (bounded) until the relay logged its mesh link to the other relay. */
+async function waitForMeshLink(relay: RelayProcess): Promise<void> {
+  const deadline = Date.now() + MESH_LINK_WAIT_MS;
+  while (!relay.proc.stderrLines.some((line) => line.includes('"msg":"mesh link open"'))) {
+    if (Date.now() > deadline) throw new Error(`the two relays did not link within ${MESH_LINK_WAIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 export async function startWicketTunnel(o: WicketTunnelOptions): Promise<WicketTunnel> {
   assertNotLeaving('a Wicket tunnel');
   const relay = await startRelayProcess({
     ...(o.relayListen === undefined ? {} : { listen: o.relayListen }),
-    extraArgs: o.tls ? ['--tls'] : [],
+    extraArgs: [...(o.tls ? ['--tls'] : []), ...(o.twoRelaysOn === undefined ? [] : ['--store', o.twoRelaysOn])],
     ...(o.wrap?.relay === undefined ? {} : { wrap: o.wrap.relay }),
   });
   const expected = o.tls ? 'wss:' : 'ws:';
@@ -42,12 +62,22 @@ export async function startWicketTunnel(o: WicketTunnelOptions): Promise<WicketT
 
   const names = Object.keys(o.targets);
   const relayName = (name: string) => `bench-${name}`;
-  const outletHome = await enrollAgent(relay, {
-    attributes: ['bench-outlet'],
-    relayNames: names.map(relayName),
+  // With two relays: the second joins the first's store with its key; a ticket minted through a
+  // relay's folder lists that relay first, so each agent dials the relay it was minted on.
+  const storeArgs = o.twoRelaysOn === undefined ? [] : ['--store', o.twoRelaysOn, '--authority-key', join(relay.dataDir, 'authority.key')];
+  const outletRelay =
+    o.twoRelaysOn === undefined
+      ? relay
+      : await startRelayProcess({ ...(o.relayListen === undefined ? {} : { listen: o.relayListen }), extraArgs: [...(o.tls ? ['--tls'] : []), ...storeArgs] });
+  if (outletRelay !== relay) await waitForMeshLink(relay);
+  const outletHome = await enrollAgent(outletRelay, {
+    ticket: await createTicket(outletRelay, { attributes: ['bench-outlet'], relayNames: names.map(relayName), extraArgs: storeArgs }),
     ...(o.wrap?.outlet === undefined ? {} : { wrap: o.wrap.outlet }),
   });
-  const inletHome = await enrollAgent(relay, { attributes: ['bench-inlet'], ...(o.wrap?.inlet === undefined ? {} : { wrap: o.wrap.inlet }) });
+  const inletHome = await enrollAgent(relay, {
+    ticket: await createTicket(relay, { attributes: ['bench-inlet'], extraArgs: storeArgs }),
+    ...(o.wrap?.inlet === undefined ? {} : { wrap: o.wrap.inlet }),
+  });
   const limits = o.maxConnections === undefined ? {} : { maxConnections: o.maxConnections, maxConnectionsPerPeer: o.maxConnections };
   // "ready" is printed once a node is connected to the relay and serves its resources.
   assertNotLeaving('the outlet');
@@ -68,11 +98,12 @@ export async function startWicketTunnel(o: WicketTunnelOptions): Promise<WicketT
     url: relay.url,
     fingerprint: info?.fingerprint,
     ports,
-    pids: { relay: relay.proc.pid, inlet: inlet.proc.pid, outlet: outlet.proc.pid },
+    pids: { relay: relay.proc.pid, ...(outletRelay === relay ? {} : { relay2: outletRelay.proc.pid }), inlet: inlet.proc.pid, outlet: outlet.proc.pid },
     async stop() {
       await inlet.proc.kill('SIGTERM', 3_000);
       await outlet.proc.kill('SIGTERM', 3_000);
       await relay.proc.kill('SIGTERM', 3_000);
+      if (outletRelay !== relay) await outletRelay.proc.kill('SIGTERM', 3_000);
     },
   };
 }
