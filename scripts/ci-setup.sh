@@ -9,7 +9,7 @@
 #   python3                         the bench's 40 ms delay link where the kernel has no tc netem
 #   postgresql (15, Debian's)       the PostgreSQL authority store tests: they run initdb/pg_ctl from
 #                                   /usr/lib/postgresql/15/bin on a temp cluster and port of their own
-#                                   (test/helpers/postgres-cluster.ts). postgresql-common creates a
+#                                   (scripts/lib/postgres-cluster.ts). postgresql-common creates a
 #                                   `main` cluster on install; the policy below keeps it from starting,
 #                                   and the tests never use it or its port
 #   python3, make, g++              node-gyp's build of better-sqlite3 where its prebuilt binary

@@ -21,7 +21,7 @@
 // and BENCH_RTT_ROUNDS override the defaults. Progress goes to stderr, the report to stdout.
 import { spawnSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
-import { cleanupAll, installExitGuards, isLeaving, onCleanup } from './cleanup.js';
+import { cleanupAll, installExitGuards, onCleanup, runToExit } from './cleanup.js';
 import { benchGateway } from './gateway-bench.js';
 import { measureIdleStreams } from './idle-streams.js';
 import { iperfVersion, startIperfServer } from './iperf3.js';
@@ -168,17 +168,4 @@ async function main(): Promise<number> {
   return floorsOk && gatewayOk && results.failures.length === 0 ? 0 : 1;
 }
 
-// After a signal, the guard's own cleanup decides the exit code; the interrupted flow only waits.
-main().then(
-  async (code) => {
-    if (isLeaving()) return;
-    await cleanupAll();
-    process.exit(code);
-  },
-  async (err: unknown) => {
-    if (isLeaving()) return;
-    console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
-    await cleanupAll();
-    process.exit(2);
-  },
-);
+runToExit('bench', main);

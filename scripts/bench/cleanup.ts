@@ -111,3 +111,24 @@ export function installExitGuards(deadlineMs: number): void {
   process.once('SIGTERM', () => leave('terminated (SIGTERM)', 143));
   setTimeout(() => leave(`still running after the overall deadline of ${Math.round(deadlineMs / 1000)} s`, 2), deadlineMs).unref();
 }
+
+/**
+ * Runs a bench's `main` and exits with its code once everything is cleaned up; a thrown error is
+ * printed (as `name failed: …`) and exits 2. After a signal the guard's own cleanup decides the
+ * exit code, and the interrupted flow only waits for it.
+ */
+export function runToExit(name: string, main: () => Promise<number>): void {
+  main().then(
+    async (code) => {
+      if (isLeaving()) return;
+      await cleanupAll();
+      process.exit(code);
+    },
+    async (err: unknown) => {
+      if (isLeaving()) return;
+      console.error(`${name} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      await cleanupAll();
+      process.exit(2);
+    },
+  );
+}

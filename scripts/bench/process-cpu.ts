@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { median } from './stats.js';
 
 // What a tunnel costs the machine, read from /proc: CPU time of a process tree (a tunnel is
 // several processes: sshd forks a child per connection; Wicket is relay, inlet and outlet) and
@@ -73,4 +74,17 @@ export function memoryBytes(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): 
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Each process's resident memory (VmRSS) in bytes: the median of `samples` readings taken
+ * together, `gapMs` apart, since one reading can catch a garbage collection mid-way.
+ */
+export async function medianRssEach(pids: readonly number[], samples = 5, gapMs = 1_000): Promise<number[]> {
+  const readings: number[][] = pids.map(() => []);
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+    pids.forEach((pid, p) => readings[p]!.push(memoryBytes(pid, 'VmRSS')));
+  }
+  return readings.map(median);
 }

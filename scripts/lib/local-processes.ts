@@ -31,7 +31,8 @@ function nodeFlagsOf(bin: string): string[] {
   if (match === null) throw new Error(`${bin}: first line ${JSON.stringify(shebang)} is not #!/usr/bin/env -S node [flags]`);
   return match[1]!.trim().split(/\s+/).filter((flag) => flag !== '');
 }
-const AGENT_NODE_FLAGS = nodeFlagsOf(AGENT_BIN);
+/** The node flags `agent` runs with, for processes that run agent code in-process (the scale bench's load generators). */
+export const AGENT_NODE_FLAGS = nodeFlagsOf(AGENT_BIN);
 const RELAY_NODE_FLAGS = nodeFlagsOf(RELAY_BIN);
 const DEFAULT_WAIT_MS = 20_000;
 
@@ -251,14 +252,21 @@ export async function startAuthorityProcess(o: { store: string; keyFile: string;
   return { proc, authority: info.authority };
 }
 
-/** Mints a ticket from the relay's data folder (`relay ticket create`, no admin identity needed). */
-export async function createTicket(relay: RelayProcess, o: { attributes?: string[]; relayNames?: string[]; usageCount?: number; expiresIn?: string } = {}): Promise<string> {
-  const args = ['ticket', 'create', '--data', relay.dataDir, '--json'];
+/**
+ * Mints a ticket from the relay's data folder (`relay ticket create`, no admin identity needed).
+ * `extraArgs` and `env` reach the command: e.g. `--store postgres://… --authority-key FILE` and
+ * PGPASSWORD for a relay on a shared store.
+ */
+export async function createTicket(
+  relay: RelayProcess,
+  o: { attributes?: string[]; relayNames?: string[]; usageCount?: number; expiresIn?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
+  const args = ['ticket', 'create', '--data', relay.dataDir, '--json', ...(o.extraArgs ?? [])];
   for (const a of o.attributes ?? []) args.push('--attribute', a);
   for (const r of o.relayNames ?? []) args.push('--relay', r);
   if (o.usageCount !== undefined) args.push('--usage-count', String(o.usageCount));
   if (o.expiresIn !== undefined) args.push('--expires-in', o.expiresIn);
-  const result = await runCommand('relay', args);
+  const result = await runCommand('relay', args, o.env === undefined ? {} : { env: o.env });
   if (result.code !== 0) throw new Error(`relay ticket create failed (${result.code}): ${result.stderr}`);
   return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { ticket: string }).ticket;
 }

@@ -8,7 +8,7 @@ import { Identity } from '../../protocol/identity.js';
 import { loadOrCreateAuthorityKey, loadProjectKey } from '../../relay/authority/authority-key.js';
 import { clientConfig, PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, redactStoreUrl, type PostgresLocation } from '../../relay/authority/store-location.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { tempDir, testLogger } from './relay-fixture.js';
 
 // What only the shared store has: its URL (parsed once, its password never shown), the project

@@ -17,7 +17,7 @@ import {
   tempDir,
 } from '../../scripts/lib/local-processes.js';
 import { connectTcp, startEchoServer, type EchoServer, type TcpClient } from '../helpers/echo-server.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
 
 // Several relays, one project (issue 14, the store step): three `relay start --store

@@ -14,7 +14,7 @@ import {
   stopAll,
 } from '../../scripts/lib/local-processes.js';
 import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // Agents that lose their relay move to another relay of the project (issue 14, "Agents"): two
 // `relay start --store postgres://…` processes on one real PostgreSQL; tickets list both; an inlet

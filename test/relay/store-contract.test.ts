@@ -10,7 +10,7 @@ import { PgStore } from '../../relay/authority/pg-store.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { parseStoreLocation, type PostgresLocation } from '../../relay/authority/store-location.js';
 import type { AuthorityStore } from '../../relay/authority/store.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { tempDir, testLogger, TestClock } from './relay-fixture.js';
 
 // The AuthorityStore contract, run on both implementations: SQLite (one relay) and PostgreSQL

@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-// A throwaway PostgreSQL 15 cluster for tests: initdb in a temp folder, postgres on a free
-// loopback port and a socket folder inside it, stopped and removed by stop(). PostgreSQL refuses
-// to run as root, so under root every PostgreSQL program runs as the `postgres` system user
-// (runuser) on a folder that user owns. Host connections need the password (scram-sha-256), so
-// tests that give one in a URL prove it is never printed; the socket is trusted.
+// A throwaway PostgreSQL 15 cluster for the tests and the scale bench (scripts/bench/scale.ts):
+// initdb in a temp folder, postgres on a free loopback port and a socket folder inside it,
+// stopped and removed by stop(). PostgreSQL refuses to run as root, so under root every
+// PostgreSQL program runs as the `postgres` system user (runuser) on a folder that user owns.
+// Host connections need the password (scram-sha-256), so tests that give one in a URL prove it
+// is never printed; the socket is trusted.
 
 const run = promisify(execFile);
 const BIN_DIRS = [process.env.WICKET_PG_BIN, '/usr/lib/postgresql/15/bin'].filter((d): d is string => d !== undefined && d !== '');
