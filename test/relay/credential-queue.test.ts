@@ -14,7 +14,7 @@ import { CredentialSigner } from '../../relay/authority/credential-signer.js';
 import { PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, type PostgresLocation } from '../../relay/authority/store-location.js';
 import type { MemberRecord } from '../../relay/authority/store.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { tempDir, testLogger } from './relay-fixture.js';
 
 // The credential queue (issue 14, "signing key only where credentials are issued"), in process on

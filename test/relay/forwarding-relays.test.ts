@@ -20,7 +20,7 @@ import {
   tempDir,
 } from '../../scripts/lib/local-processes.js';
 import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { scanProcessMemory } from '../helpers/process-memory.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
 

@@ -21,7 +21,7 @@ import {
   tempDir,
 } from '../../scripts/lib/local-processes.js';
 import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // The relay mesh (issue 14): three relays (self-signed TLS, as deployed) on one real PostgreSQL,
 // relay 1 signing, relays 2 and 3 forwarding without the key.
