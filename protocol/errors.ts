@@ -86,6 +86,7 @@ export const ERROR_CODES = {
   WICKET_ERR_MEMBER_UNKNOWN: { num: 811, meaning: 'No member has that identifier.', fix: 'List members with `agent member list`.' },
   WICKET_ERR_RELAY_TIMEOUT: { num: 812, meaning: 'The relay did not answer in time.', fix: 'Check the relay is running and reachable.' },
   WICKET_ERR_RELAY_TOO_MANY_CIRCUITS: { num: 813, meaning: 'A connection asked for more open circuits than the relay allows per connection.', fix: 'Close idle circuits or spread load over more agents (see MAX_CIRCUITS_PER_CONNECTION).' },
+  WICKET_ERR_RELAYS_UNREACHABLE: { num: 814, meaning: 'Enrollment reached none of the relays the ticket lists (each refused the connection, timed out, failed its pinned certificate or was not this project\'s relay).', fix: 'The message names every relay tried and why; check they run and this host reaches them, then run `agent enroll` again with the same ticket in the same home (a redemption whose answer was lost is answered again without spending another use).' },
 
   // --- agent, CLI and configuration (9xx) ---
   WICKET_ERR_ARGUMENT: { num: 900, meaning: 'A command-line argument is missing or invalid.', fix: 'See the command\'s --help for the expected form and an example.' },
