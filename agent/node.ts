@@ -64,7 +64,7 @@ export interface NodeStatus {
   identifier: string;
   /** Where the metrics are served, when they are. */
   metrics?: string;
-  /** `url`: the relay it is on (or dials next); `relays`: every relay of its ticket, in dial order. */
+  /** `url`: the relay it is on (or dials next); `relays`: every relay it knows (its ticket's, or the last list a relay sent), in dial order. */
   relay: { url: string; relays: string[]; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: LastError };
   inlets: InletStatus[];
   outlets: OutletStatus[];

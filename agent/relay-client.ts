@@ -5,6 +5,7 @@ import { Lifecycle } from '../protocol/lifecycle.js';
 import { RELAY_AUTH_TIMEOUT_MS } from '../protocol/limits.js';
 import type { AdminOp } from '../protocol/relay-messages.js';
 import { isRelayName, RELAY_NAME_RULE } from '../protocol/relay-names.js';
+import type { TicketRelay } from '../protocol/ticket.js';
 import { Backoff } from './backoff.js';
 import { type LastError, lastErrorOf } from './last-error.js';
 import { FATAL_CODES, RELAY_CLIENT_TRANSITIONS, type RelayClientState } from './relay-client-states.js';
@@ -46,6 +47,7 @@ export type { RelayClientState } from './relay-client-states.js';
 //                                                     or the connection dropped (WICKET_ERR_CIRCUIT_CLOSED)
 //   'revoked'         (identifier: Identifier)        close every channel with that peer now
 //   'credential'      (encoded: Buffer)               a fresh credential (already saved to the vault)
+//   'relays'          (urls: string[])                a relay listed the project's relays and the list changed (saved too)
 //   'registration-failed' (name: string, err: WicketError)  a re-registration after reconnect was refused
 //   'drain'           ()                              sendData may be called again after it returned false
 //   'fatal'           (err: WicketError)              this identity was revoked or refused: no more reconnects
@@ -133,7 +135,7 @@ export class RelayClient extends SafeEmitter {
     return this.#relays.current.url;
   }
 
-  /** Every relay URL of its ticket, in the order they are tried. */
+  /** Every relay URL it knows (its ticket's, or the last list a relay sent), in the order they are tried. */
   get relayUrls(): string[] {
     return this.#relays.urls;
   }
@@ -308,6 +310,7 @@ export class RelayClient extends SafeEmitter {
         circuitClosed: (circuit, code) => this.emitSafely('circuit-closed', circuit, code),
         revoked: (identifier) => this.emitSafely('revoked', identifier),
         credential: (encoded) => this.#storeCredential(encoded),
+        relays: (relays) => this.#learnRelays(relays),
         drain: () => this.emitSafely('drain'),
       },
     });
@@ -380,6 +383,18 @@ export class RelayClient extends SafeEmitter {
     const delay = this.#relays.failed() ? this.#backoff.next() : 0;
     this.#log.debug({ delayMs: delay, relay: this.relayUrl }, 'reconnecting to a relay after a delay');
     this.#retryTimer = setTimeout(() => void this.#connectNow(), delay);
+  }
+
+  /** The relay listed the project's relays: dial them from now on, and after a restart too. */
+  #learnRelays(relays: TicketRelay[]): void {
+    if (!this.#relays.learn(relays)) return;
+    this.#log.info({ relays: this.#relays.urls }, 'the relay listed the project\'s relays; dialling them from now on');
+    try {
+      this.#vault.saveRelays(this.#relays.relays);
+    } catch (err) {
+      this.#log.error({ code: asWicketError(err).code }, 'could not save the relay list to the enrollment; it holds until a restart');
+    }
+    this.emitSafely('relays', this.#relays.urls);
   }
 
   #storeCredential(encoded: Buffer): void {

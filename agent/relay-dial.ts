@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { wicketError, type WicketError } from '../protocol/errors.js';
 import { RELAY_MAX_FRAME } from '../protocol/limits.js';
 import { certificateFingerprint, shortFingerprint } from '../protocol/relay-certificate.js';
+import { AGENT_FEATURES_HEADER, FEATURE_RELAYS } from '../protocol/relay-directory.js';
 import { RELAY_TLS_CIPHERS, RELAY_TLS_MIN_VERSION } from '../protocol/relay-tls.js';
 import { RelayLink } from './relay-link.js';
 import { describeTlsFailure } from './tls-names.js';
@@ -90,6 +91,9 @@ export async function dialRelay(o: DialOptions): Promise<RelayLink> {
           perMessageDeflate: false,
           maxPayload: RELAY_MAX_FRAME,
           followRedirects: false,
+          // The optional relay messages this agent understands (protocol/relay-directory.ts); a
+          // relay that predates them ignores the header.
+          headers: { [AGENT_FEATURES_HEADER]: FEATURE_RELAYS },
           // Client frames must be masked (RFC 6455 §5.3) against proxy cache poisoning by
           // hostile scripts in browsers; this is no browser, and an all-zero mask lets `ws` send
           // our Buffers without copying and XOR-ing every byte (DESIGN.md: copy as little as possible).

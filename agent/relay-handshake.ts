@@ -34,6 +34,17 @@ export interface HandshakeOptions {
   authorityPublicKey: Buffer;
   now: number;
   timeoutMs: number;
+  /** Filled in as the handshake goes, for enrollment to decide whether another relay may be tried. */
+  progress?: HandshakeProgress;
+}
+
+export interface HandshakeProgress {
+  /**
+   * The relay answered auth/enroll with an error: a decision, and final (the relays of a project
+   * share one store, so no other relay decides otherwise). Anything else that fails (no answer, a
+   * dial, a pin, a foreign authority, a bad welcome) leaves it false.
+   */
+  refused: boolean;
 }
 
 
@@ -107,6 +118,7 @@ export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: Ha
 
   const answer = await nextControl(link, o.timeoutMs, 'welcome');
   if (answer.t === 'error') {
+    if (o.progress !== undefined) o.progress.refused = true;
     const err = relayError(answer.code, answer.message);
     link.fail(err);
     throw err;

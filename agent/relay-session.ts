@@ -5,6 +5,8 @@ import { isIdentifier, type Identifier } from '../protocol/identity.js';
 import { MAX_CIRCUITS_PER_CONNECTION, MAX_CREDENTIAL_LEN, RELAY_HIGH_WATER_BYTES, RELAY_LOW_WATER_BYTES, RELAY_MAX_FRAME } from '../protocol/limits.js';
 import { DATA_HEADER_LEN, fromBase64url, writeDataHeader, type FrameFromRelay } from '../protocol/relay-frames.js';
 import type { AdminOp, RelayToAgent } from '../protocol/relay-messages.js';
+import { parseRelaysMessage } from '../protocol/relay-directory.js';
+import type { TicketRelay } from '../protocol/ticket.js';
 import { relayError, type RelayLink } from './relay-link.js';
 import { PendingRequests, type OutgoingRequest, type Reply, type ReplyType } from './relay-requests.js';
 import type { RevokedPeers } from './revoked-peers.js';
@@ -32,6 +34,8 @@ export interface RelaySessionEvents {
   /** An identity was newly revoked: close every channel with it now. */
   revoked(identifier: Identifier): void;
   credential(encoded: Buffer): void;
+  /** The project's relays as the relay lists them now (checked: a bad list closed the connection). */
+  relays(relays: TicketRelay[]): void;
   drain(): void;
 }
 
@@ -186,6 +190,10 @@ export class RelaySession {
         this.#o.logger.info({ peer: identifier, seq: m.seq }, 'the relay reports a reinstated identity');
         return;
       }
+      case 'relays':
+        // A list that breaks the rules is a protocol violation like any malformed message: it
+        // throws, and the connection closes with WICKET_ERR_RELAY_PROTOCOL (the list is kept).
+        return this.#o.events.relays(parseRelaysMessage(m.relays));
       case 'revocations-synced':
         this.#o.revoked.synced(m.seq);
         this.#o.logger.debug({ seq: m.seq, revoked: this.#o.revoked.size }, 'revoked set in sync with the relay');

@@ -172,6 +172,17 @@ export class Vault {
     this.#writeAtomically(join(this.home, ENROLLMENT_FILE), Buffer.from(text, 'utf8'));
   }
 
+  /**
+   * Replaces the stored relays (a relay listed the project's relays, relay-list.ts), first to dial
+   * first, keeping everything else; atomic like every write of the enrollment.
+   */
+  saveRelays(relays: readonly TicketRelay[]): void {
+    const [first, ...others] = relays;
+    if (first === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'an enrollment keeps at least one relay');
+    const { relayCertFingerprint: _old, otherRelays: _others, ...e } = this.requireEnrollment();
+    this.saveEnrollment({ ...e, relayUrl: first.url, ...(first.fingerprint === undefined ? {} : { relayCertFingerprint: first.fingerprint }), otherRelays: others });
+  }
+
   /** Replaces the stored credential (after a refresh from the relay), keeping everything else. */
   saveCredential(credential: Buffer): void {
     const e = this.requireEnrollment();

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
 import { enroll } from '../agent/enroll.js';
 import { isWicketError, wicketError } from '../protocol/errors.js';
-import { MAX_TICKET_TEXT_LEN } from '../protocol/limits.js';
+import { ENROLL_DEADLINE_MS, MAX_TICKET_TEXT_LEN } from '../protocol/limits.js';
 import { decodeTicket, type Ticket } from '../protocol/ticket.js';
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { registerSecretText, usageError } from './cli-errors.js';
@@ -69,6 +69,10 @@ export function registerEnrollCommand(program: Command): void {
     .addHelpText(
       'after',
       `
+A ticket that lists several relays is tried relay by relay, in its order, within ${ENROLL_DEADLINE_MS / 1000} s: one that
+cannot be reached hands over to the next; one that answers with a refusal (a used or expired
+ticket) ends it. Once enrolled, the agent learns the project's relays from the relay it is on.
+
 Examples:
   $ agent enroll --ticket-file ./outlet.ticket
   $ agent --home /var/lib/wicket enroll --ticket "$T" --json`,
@@ -79,14 +83,14 @@ Examples:
       const vault = openVault(command);
       const result = await enroll({ ticket, vault, logger: commandLogger(), insecure: globals.insecure });
       if (flags.json === true) {
-        printJson({ identifier: result.identifier, attributes: result.attributes, relayUrl: ticket.relayUrl, home: vault.home });
+        printJson({ identifier: result.identifier, attributes: result.attributes, relayUrl: result.relayUrl, home: vault.home });
         return;
       }
       const attributes = Object.entries(result.attributes).map(([k, v]) => `${k}=${v}`);
       process.stdout.write(
         `identifier  ${result.identifier}\n` +
           `attributes  ${attributes.length > 0 ? attributes.join(', ') : '(none)'}\n` +
-          `relay       ${ticket.relayUrl}\n` +
+          `relay       ${result.relayUrl}\n` +
           `home        ${vault.home}\n`,
       );
     });

@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   WICKET_ERR_RELAY_TOO_MANY_CIRCUITS: { num: 813, meaning: 'A connection asked for more open circuits than the relay allows per connection.', fix: 'Close idle circuits or spread load over more agents (see MAX_CIRCUITS_PER_CONNECTION).' },
   WICKET_ERR_MESH_AUTH: { num: 814, meaning: 'A relay-to-relay link was refused: the other relay did not prove a relay credential of this project for the relay id it named.', fix: 'Every relay of a project must share its store and be let in by the authority; check both relays use the same --store and that their clocks agree.' },
   WICKET_ERR_MESH_LINK_LOST: { num: 815, meaning: 'The link to the relay holding the other end of a circuit went down, so the circuit closed.', fix: 'Open a new connection: the relays re-link within seconds, and agents of a relay that died move to another.' },
+  WICKET_ERR_RELAYS_UNREACHABLE: { num: 816, meaning: 'Enrollment reached none of the relays the ticket lists (each refused the connection, timed out, failed its pinned certificate or was not this project\'s relay).', fix: 'The message names every relay tried and why; check they run and this host reaches them, then run `agent enroll` again with the same ticket in the same home (a redemption whose answer was lost is answered again without spending another use).' },
 
   // --- agent, CLI and configuration (9xx) ---
   WICKET_ERR_ARGUMENT: { num: 900, meaning: 'A command-line argument is missing or invalid.', fix: 'See the command\'s --help for the expected form and an example.' },

@@ -274,6 +274,32 @@ export const MESH_CREDIT_BATCH_BYTES = 128 * 1024;
  */
 export const MESH_NAMES_REREAD_MS = 2_000;
 
+/**
+ * A relay re-reads the project's live relays this often for the agents it serves, and tells each
+ * one only of a change (`relays`): as often as relays beat, so a relay started later is known to
+ * connected agents within two intervals of its first heartbeat, and a dead one drops out of their
+ * lists within RELAY_LIVE_TIMEOUT_MS plus one interval. One indexed read per relay, not per agent.
+ */
+export const RELAY_DIRECTORY_CHECK_INTERVAL_MS = RELAY_HEARTBEAT_INTERVAL_MS;
+/**
+ * The list a relay gives its agents keeps, after the live relays, those silent for less than this:
+ * a list of live relays only would make agents forget a relay down for maintenance, and when the
+ * one they are on died next they would have nowhere to go once it came back. A relay gone for a
+ * day is taken as retired and drops out of the lists.
+ */
+export const RELAY_DIRECTORY_KEEP_MS = 24 * 60 * 60_000;
+/**
+ * The features header of an agent's WebSocket upgrade (`wicket-agent-features: relays`) is read
+ * only up to this length: a few short tokens; anything longer is not an agent of ours.
+ */
+export const AGENT_FEATURES_HEADER_MAX_LEN = 256;
+/**
+ * `agent enroll` tries the ticket's relays in order until one answers, all within this time: a
+ * relay that refuses the connection costs nothing, one that swallows packets costs up to
+ * RELAY_AUTH_TIMEOUT_MS, so three black holes still leave a working relay its turn, and a
+ * person (or cloud-init) waiting on the command gets an answer within half a minute.
+ */
+export const ENROLL_DEADLINE_MS = 30_000;
 /** The one-time admin ticket printed on the relay's first start. */
 export const ADMIN_TICKET_TTL_MS = 24 * 60 * 60_000;
 /** The generated self-signed relay certificate; agents pin its fingerprint, so a long life is safe. */

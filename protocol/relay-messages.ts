@@ -37,6 +37,12 @@ export type AgentToRelay =
   /** An admin operation (the relay checks the admin attribute). */
   | { t: 'request'; id: number; op: AdminOp; args: Record<string, unknown> };
 
+/** One relay of the project in a `relays` message: its URL and, when self-signed, its pinned certificate (base64url SHA-256). */
+export interface WireRelay {
+  url: string;
+  fingerprint?: string;
+}
+
 export type RelayToAgent =
   /** First frame: a fresh challenge and the authority's identifier. */
   | { t: 'hello'; version: number; challenge: string; authority: string }
@@ -60,6 +66,12 @@ export type RelayToAgent =
   | { t: 'reinstated'; seq: number; identifier: string }
   /** The re-sync after `auth` is complete: every event up to `seq` that still matters was sent. */
   | { t: 'revocations-synced'; seq: number }
+  /**
+   * The project's relays, the sender first (relay-directory.ts): right behind the welcome to an
+   * `auth` and again whenever the list changes; only to agents whose upgrade request named the
+   * `relays` feature, since older agents refuse a message type they do not know.
+   */
+  | { t: 'relays'; relays: WireRelay[] }
   | { t: 'response'; id: number; result?: unknown; error?: { code: string; message: string } }
   /** A refusal, tied to a request id when there was one. */
   | { t: 'error'; id?: number; code: string; message: string };
@@ -67,9 +79,21 @@ export type RelayToAgent =
 export type AgentMessageType = AgentToRelay['t'];
 export type RelayMessageType = RelayToAgent['t'];
 
-/** Field kinds a shape can check. `time` is ms since the epoch: a non-negative safe integer. */
-export type FieldKind = 'string' | 'u32' | 'time' | 'object' | 'any';
-type KindOf<V> = [V] extends [string] ? 'string' : [V] extends [number] ? 'u32' | 'time' : [V] extends [Record<string, unknown>] ? 'object' : 'any';
+/**
+ * Field kinds a shape can check. `time` is ms since the epoch: a non-negative safe integer. `list`
+ * is an array whose entries the message's own parser checks (its length is bounded by the frame cap
+ * until then).
+ */
+export type FieldKind = 'string' | 'u32' | 'time' | 'object' | 'list' | 'any';
+type KindOf<V> = [V] extends [string]
+  ? 'string'
+  : [V] extends [number]
+    ? 'u32' | 'time'
+    : [V] extends [readonly unknown[]]
+      ? 'list'
+      : [V] extends [Record<string, unknown>]
+        ? 'object'
+        : 'any';
 type ShapeOf<M> = { readonly [K in Exclude<keyof M, 't'>]-?: undefined extends M[K] ? `${KindOf<Exclude<M[K], undefined>>}?` : KindOf<M[K]> };
 /** For each message type of a union, the shape of its fields: what the validator checks. */
 export type ShapesOf<U extends { t: string }> = { readonly [T in U['t']]: ShapeOf<Extract<U, { t: T }>> };
@@ -96,6 +120,7 @@ export const RELAY_SHAPES = {
   revoked: { seq: 'u32', identifier: 'string', until: 'time' },
   reinstated: { seq: 'u32', identifier: 'string' },
   'revocations-synced': { seq: 'u32' },
+  relays: { relays: 'list' },
   response: { id: 'u32', result: 'any?', error: 'object?' },
   error: { id: 'u32?', code: 'string', message: 'string' },
 } as const satisfies ShapesOf<RelayToAgent>;
@@ -112,7 +137,8 @@ function checkField(type: string, name: string, kind: FieldKind, value: unknown)
     (kind === 'string' && typeof value === 'string' && value.length <= RELAY_MAX_CONTROL_STRING) ||
     (kind === 'u32' && Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0xffffffff) ||
     (kind === 'time' && Number.isSafeInteger(value) && (value as number) >= 0) ||
-    (kind === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value));
+    (kind === 'object' && typeof value === 'object' && value !== null && !Array.isArray(value)) ||
+    (kind === 'list' && Array.isArray(value));
   if (!ok) refused(type, `field '${name}' is not a valid ${kind}`);
 }
 

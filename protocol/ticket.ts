@@ -101,7 +101,7 @@ function checksumOf(body: Uint8Array): Buffer {
  * newlines); no user:password (it would be a secret outside Secret); no #fragment (WebSocket
  * URLs cannot carry one).
  */
-function relayUrlProblem(url: string): string | undefined {
+export function relayUrlProblem(url: string): string | undefined {
   if (url.length === 0) return 'relay URL is empty';
   if (!/^[\x21-\x7e]+$/.test(url)) return 'relay URL contains spaces, control or non-ASCII characters';
   let parsed: URL;

@@ -6,6 +6,7 @@ import type { Keepalive } from './keepalive.js';
 import type { LiveConnections } from './live-connections.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { ConnectionCounts } from './relay-counters.js';
+import type { RelayDirectory } from './relay-directory.js';
 import type { Revocation } from './revocation.js';
 import type { Router } from './router.js';
 import type { RelaySettings } from './settings.js';
@@ -18,6 +19,7 @@ export interface ConnectionServices {
   readonly flow: FlowControl;
   readonly keepalive: Keepalive;
   readonly revocation: Revocation;
+  readonly directory: RelayDirectory;
   readonly admin: AdminOps;
   readonly connections: LiveConnections;
   readonly refusals: RefusalLog;

@@ -298,6 +298,7 @@ export class RelayConnection implements RelayPeer {
     // They count against the buffer cap like any reply.
     if (revocationsAfter !== undefined) {
       for (const notice of this.#services.revocation.resyncFor(revocationsAfter, member.identifier)) this.send(notice);
+      this.#services.directory.welcomed(this); // the project's relays, to an agent that takes them
     }
     if (this.#auth.state !== 'authenticated') return;
     this.#scheduleRefresh(credential, fallback ? CREDENTIAL_REFRESH_RETRY_MS : undefined);

@@ -31,6 +31,7 @@ import { RelayCounters } from './relay-counters.js';
 import { boundPlainHttp, plainHttpOptions, relayHttpHandler } from './relay-http.js';
 import { relayMetricsRegistry } from './relay-metrics.js';
 import { RelayPresence } from './presence.js';
+import { RelayDirectory } from './relay-directory.js';
 import { Revocation, type RevocationResult } from './revocation.js';
 import { Router } from './router.js';
 import { relaySettings, type RelaySettings } from './settings.js';
@@ -194,6 +195,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     flow,
     keepalive,
     revocation,
+    directory: new RelayDirectory(authority, logger.child({ component: 'directory' })),
     admin,
     connections,
     refusals,
@@ -250,6 +252,7 @@ async function startLockedRelay(options: RelayOptions): Promise<RunningRelay> {
     }
     const socket = req.socket;
     const connection = new RelayConnection(ws, socket, `${socket.remoteAddress}:${socket.remotePort}`, services);
+    services.directory.connected(connection, req.headers);
     relayConnections.add(connection);
     ws.once('close', () => relayConnections.delete(connection));
   });

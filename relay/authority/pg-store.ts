@@ -345,11 +345,11 @@ export class PgStore implements AuthorityStore {
     );
   }
 
-  async liveRelays(now: number): Promise<RelayRecord[]> {
+  async liveRelays(now: number, withinMs = RELAY_LIVE_TIMEOUT_MS): Promise<RelayRecord[]> {
     const rows = await this.#query<{ url: string; relay_id: string; fingerprint: Buffer | null; last_seen: number }>(
       'listing the relays',
       'SELECT * FROM relays WHERE last_seen >= $1 ORDER BY last_seen DESC, url',
-      [now - RELAY_LIVE_TIMEOUT_MS],
+      [now - withinMs],
     );
     return rows.map((row) => ({
       relayId: row.relay_id,

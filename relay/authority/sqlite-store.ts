@@ -287,8 +287,8 @@ export class SqliteStore implements AuthorityStore {
     this.#relays.set(record.url, record);
   }
 
-  async liveRelays(now: number): Promise<RelayRecord[]> {
-    return [...this.#relays.values()].filter((r) => r.lastSeen >= now - RELAY_LIVE_TIMEOUT_MS).sort((a, b) => b.lastSeen - a.lastSeen);
+  async liveRelays(now: number, withinMs = RELAY_LIVE_TIMEOUT_MS): Promise<RelayRecord[]> {
+    return [...this.#relays.values()].filter((r) => r.lastSeen >= now - withinMs).sort((a, b) => b.lastSeen - a.lastSeen);
   }
 
   async setServedName(relayId: string, name: string, served: boolean): Promise<void> {

@@ -187,8 +187,11 @@ export interface AuthorityStore {
   listAudit(limit: number): Promise<AuditEvent[]>;
   /** Records (or refreshes) a relay's presence. */
   upsertRelay(record: RelayRecord): Promise<void>;
-  /** Relays seen within RELAY_LIVE_TIMEOUT_MS of `now`, most recently seen first. */
-  liveRelays(now: number): Promise<RelayRecord[]>;
+  /**
+   * Relays seen within `withinMs` of `now` (default RELAY_LIVE_TIMEOUT_MS: the live ones), most
+   * recently seen first.
+   */
+  liveRelays(now: number, withinMs?: number): Promise<RelayRecord[]>;
   /** Records that relay `relayId` serves `name` (or no longer does), and tells the other relays. */
   setServedName(relayId: string, name: string, served: boolean): Promise<void>;
   /** The names served by relays seen within RELAY_LIVE_TIMEOUT_MS of `now`. */

@@ -69,9 +69,9 @@ export class RawRelayClient {
     });
   }
 
-  /** Connects and waits for `hello`. */
-  static async connect(url: string): Promise<RawRelayClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: RELAY_MAX_FRAME, rejectUnauthorized: false });
+  /** Connects and waits for `hello`; `headers` go in the upgrade request (e.g. the agent features header). */
+  static async connect(url: string, o: { headers?: Record<string, string> } = {}): Promise<RawRelayClient> {
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: RELAY_MAX_FRAME, rejectUnauthorized: false, ...(o.headers === undefined ? {} : { headers: o.headers }) });
     const client = new RawRelayClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

@@ -68,6 +68,8 @@ function validValue(type: string, name: string, kind: string): unknown {
       return 1_780_000_000_000;
     case 'object':
       return { nested: [1, 'two'] };
+    case 'list':
+      return [{ url: 'ws://127.0.0.1:7000' }];
     default:
       return { any: true };
   }
@@ -88,6 +90,7 @@ const WRONG_VALUES: Record<string, unknown[]> = {
   u32: [-1, 1.5, 2 ** 32, '1', null, true, Number.NaN],
   time: [-1, 1.5, 2 ** 53, '1', null, true, Number.NaN],
   object: ['x', 1, null, ['x']],
+  list: ['x', 1, null, true, {}],
 };
 
 describe('relay frames: DATA', () => {
@@ -171,7 +174,7 @@ describe('relay frames: each side decodes only what the other may send', () => {
   it('knows the message types of the agent-relay protocol, in their directions', () => {
     expect(Object.keys(AGENT_SHAPES).sort()).toEqual(['auth', 'close', 'enroll', 'open', 'register', 'request', 'unregister']);
     expect(Object.keys(RELAY_SHAPES).sort()).toEqual(
-      ['close', 'credential', 'error', 'hello', 'incoming', 'opened', 'registered', 'reinstated', 'response', 'revocations-synced', 'revoked', 'unregistered', 'welcome'],
+      ['close', 'credential', 'error', 'hello', 'incoming', 'opened', 'registered', 'reinstated', 'relays', 'response', 'revocations-synced', 'revoked', 'unregistered', 'welcome'],
     );
   });
 

@@ -139,9 +139,12 @@ describe.skipIf('skip' in binaries)('agents move between two relays on one Postg
     console.log(`relay A SIGKILLed → first new connection through the inlet echoed via relay B after ${failoverMs} ms`);
     expect(failoverMs).toBeLessThan(FAILOVER_BOUND_MS);
     for (const node of [outlet, inlet]) await waitConnectedTo(node, relayB.url, 5_000);
+    // B tells its agents the project's relays, itself first, right after their login (a store read
+    // away: test/relay/agents-learn-relays.test.ts); a bounded wait for it.
+    for (let i = 0; i < 50 && (await status(inlet)).relay.relays[0] !== relayB.url; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     const human = await runAgent(inlet.home, ['status']);
     expect(human.stdout).toContain(`relay       ${relayB.url} connected`);
-    expect(human.stdout).toContain(`relays      ${relayA.url}  ${relayB.url}`);
+    expect(human.stdout).toContain(`relays      ${relayB.url}  ${relayA.url}`);
   }, 90_000);
 
   it('every relay down: the agents keep retrying with one warning each, and come back when a relay returns', async () => {
