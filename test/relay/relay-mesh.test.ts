@@ -24,7 +24,7 @@ import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-se
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // The relay mesh (issue 14): three relays (self-signed TLS, as deployed) on one real PostgreSQL,
-// relay 1 signing, relays 2 and 3 forwarding without the key.
+// the first started signing, the other two forwarding without the key.
 // The inlet sits on relay 1, the outlet on relay 3, so every byte crosses the relay-to-relay link
 // 1 ⇄ 3: the official openai SDK call and a 1 GiB SHA-256-checked transfer go through; the taps of
 // relays 1 and 3 (which record what arrives on the link too) hold no plaintext; a revocation made
@@ -99,6 +99,8 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
   let keyFile: string;
   const relays: RelayProcess[] = [];
   const taps: string[] = [];
+  let roles: { r1: RelayProcess; r2: RelayProcess; r3: RelayProcess };
+  const tapOf = (relay: RelayProcess): string => taps[relays.indexOf(relay)]!;
   let standin: RunningStandin;
   let sink: { server: Server; address: string };
   let echo: EchoServer;
@@ -174,7 +176,11 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
     standin = await startStandin({ apiKey, host: '127.0.0.1', tls: { cert: readFileSync(ca.certPath), key: readFileSync(ca.keyPath) } });
     sink = await startHashSink();
     echo = await startEchoServer();
-    const [r1, r2, r3] = relays as [RelayProcess, RelayProcess, RelayProcess];
+    // Which started relay plays which part: after login a relay lists itself first, then the other
+    // relays by URL, so relay 2 (where the outlet moves when relay 3 dies) sorts before relay 1.
+    const byUrl = [...relays].sort((a, b) => (a.url < b.url ? -1 : 1));
+    roles = { r1: byUrl[1]!, r2: byUrl[0]!, r3: byUrl[2]! };
+    const { r1, r2, r3 } = roles;
     const outletAgent = await enrollAgent(r3, { ticket: ordered(await mint(r3, ['mesh-outlet'], ['openai', 'sink', 'echo']), [r3, r2, r1]) });
     const inletAgent = await enrollAgent(r1, { ticket: ordered(await mint(r1, ['mesh-inlet']), [r1, r2, r3]) });
     outlet = await startNodeProcess(outletAgent, {
@@ -225,11 +231,11 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
     const outcome = await app.outcome(30_000);
     expect(outcome.received.equals(payload)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 500)); // the taps' write streams catch up
-    for (const tap of [taps[0]!, taps[2]!]) {
+    for (const tap of [tapOf(roles.r1), tapOf(roles.r3)]) {
       const tapped = readFileSync(tap);
       // The link's own frames are in the tap: a mesh `open` names the circuit and the opening agent.
       // relay 1 asked relay 3 to open (`open` arrives at 3, `opened` at 1).
-      const linkMessage = tap === taps[0] ? '"t":"opened","circuit"' : '"t":"open","circuit"';
+      const linkMessage = tap === tapOf(roles.r1) ? '"t":"opened","circuit"' : '"t":"open","circuit"';
       expect(tapped.includes(Buffer.from(linkMessage)), `${tap} holds the link's ${linkMessage}`).toBe(true);
       expect(tapped.includes(Buffer.from('"t":"credit"')), `${tap} holds the link's credits`).toBe(true);
       expect(tapped.length).toBeGreaterThan(2 * payload.length);
@@ -246,9 +252,9 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
 
 
   it('a revocation made through relay 2 resets a stream running through relays 1 and 3 within 1 s', async () => {
-    const [r1, r2, r3] = relays as [RelayProcess, RelayProcess, RelayProcess];
-    // An admin whose agent talks to relay 2 only (the first admin ticket, relay 2 listed first).
-    const admin = await enrollAgent(r2, { ticket: ordered(decodeTicket(r1.adminTicket!), [r2, r1, r3]) });
+    const { r1, r2, r3 } = roles;
+    // An admin whose agent talks to relay 2 (the first relay's admin ticket, relay 2 listed first).
+    const admin = await enrollAgent(r2, { ticket: ordered(decodeTicket(relays[0]!.adminTicket!), [r2, r1, r3]) });
     const app = await connectTcp(inlet.inlets.doomed!);
     await app.write(Buffer.from('before'));
     await app.waitForBytes(6, 10_000);
@@ -276,7 +282,7 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
   }, 60_000);
 
   it('relay 3 killed: the outlet moves to relay 2, and a new connection through the inlet (relay 1) works within 3 s', async () => {
-    const [r1, r2, r3] = relays as [RelayProcess, RelayProcess, RelayProcess];
+    const { r1, r2, r3 } = roles;
     expect(await echoOnce('before the kill', 5_000)).toBe(true);
     const killedAt = Date.now();
     await r3.proc.kill('SIGKILL');
