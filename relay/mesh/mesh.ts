@@ -80,7 +80,7 @@ export class Mesh implements RemoteRouting {
       now: options.now,
       logger: options.logger,
       tap: options.tap,
-      handshakeTimeoutMs: MESH_DIAL_TIMEOUT_MS,
+      handshakeTimeoutMs: settings.meshHandshakeTimeoutMs,
       keepaliveIntervalMs: settings.keepaliveIntervalMs,
       keepaliveDeadAfterMs: settings.keepaliveDeadAfterMs,
       opened: (link) => this.#linkOpened(link),
