@@ -69,6 +69,9 @@ export function validateMeshMessage(value: unknown): MeshMessage {
     if (record.avoid !== undefined) parseAvoidList(record.avoid as string);
   }
   if ((type === 'open' || type === 'opened') && record.circuit === 0) refused(type, 'circuit id 0 is never used');
+  // The answering relay's id is stamped on every DATA frame of the circuit: 0 would send them all
+  // to a circuit no relay ever allocates (the router skips 0), a circuit open in name only.
+  if (type === 'opened' && record.remote === 0) refused(type, "field 'remote': circuit id 0 is never used");
   return record as MeshMessage;
 }
 

@@ -98,6 +98,16 @@ export class Router {
     return this.#names.get(name)?.servers.length ?? 0;
   }
 
+  /**
+   * The two ends of a circuit (for tests and status): each an agent connection, or the far end of
+   * a circuit across the mesh (relay/mesh/remote-end.ts, whose bufferedAmount is the bytes the far
+   * relay has not credited yet).
+   */
+  endsOf(circuitId: number): { readonly opener: RelayPeer; readonly server: RelayPeer } | undefined {
+    const circuit = this.#circuits.get(circuitId);
+    return circuit === undefined ? undefined : { opener: circuit.opener, server: circuit.server };
+  }
+
   /** Circuits `peer` is an end of (for tests and status). */
   circuitsOf(peer: RelayPeer): number {
     return this.#routes.get(peer)?.circuits.size ?? 0;

@@ -3,6 +3,7 @@ import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_SWEEP_MS,
   MAX_CIRCUITS_PER_CONNECTION,
+  MESH_DIAL_TIMEOUT_MS,
   RELAY_AUTH_TIMEOUT_MS,
   RELAY_CLOSE_GRACE_MS,
   RELAY_HARD_CAP_BYTES,
@@ -28,6 +29,8 @@ export interface RelaySettings {
   readonly closeGraceMs: number;
   /** A plain HTTP request (or a TLS handshake) must be complete within this (relay-http.ts). */
   readonly httpTimeoutMs: number;
+  /** A relay-to-relay link must finish its mutual handshake within this (relay/mesh/mesh-link.ts). */
+  readonly meshHandshakeTimeoutMs: number;
 }
 
 export const DEFAULT_RELAY_SETTINGS: RelaySettings = {
@@ -42,6 +45,7 @@ export const DEFAULT_RELAY_SETTINGS: RelaySettings = {
   revocationPollMs: REVOCATION_POLL_INTERVAL_MS,
   closeGraceMs: RELAY_CLOSE_GRACE_MS,
   httpTimeoutMs: RELAY_HTTP_TIMEOUT_MS,
+  meshHandshakeTimeoutMs: MESH_DIAL_TIMEOUT_MS,
 };
 
 export function relaySettings(overrides: Partial<RelaySettings> = {}): RelaySettings {

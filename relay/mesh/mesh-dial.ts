@@ -17,8 +17,14 @@ export interface MeshDialTarget {
   readonly fingerprint?: Buffer;
 }
 
-/** Resolves with the open WebSocket; rejects with WICKET_ERR_RELAY_UNREACHABLE or WICKET_ERR_RELAY_TLS_PIN. */
-export function dialRelayPeer(target: MeshDialTarget, timeoutMs: number): Promise<WebSocket> {
+/**
+ * Resolves with what `attach` made of the open WebSocket; rejects with WICKET_ERR_RELAY_UNREACHABLE
+ * or WICKET_ERR_RELAY_TLS_PIN. `attach` runs inside the 'open' event, as agent/relay-dial.ts builds
+ * its RelayLink there: the other relay sends its hello as soon as it accepts, that frame can come
+ * with the upgrade answer itself, and ws emits it (process.nextTick) before an `await` on this
+ * promise would resume, so a listener attached after the await misses it and the handshake fails.
+ */
+export function dialRelayPeer<T>(target: MeshDialTarget, timeoutMs: number, attach: (ws: WebSocket) => T): Promise<T> {
   const url = new URL(MESH_PATH, target.url.endsWith('/') ? target.url : `${target.url}/`);
   const where = url.host;
   return new Promise((resolve, reject) => {
@@ -50,7 +56,7 @@ export function dialRelayPeer(target: MeshDialTarget, timeoutMs: number): Promis
         clearTimeout(timer);
         ws!.removeAllListeners('error');
         ws!.removeAllListeners('unexpected-response');
-        resolve(ws!);
+        resolve(attach(ws!));
       });
       ws.once('unexpected-response', (_req, res) => fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `relay ${where} answered HTTP ${res.statusCode ?? '?'} instead of a mesh link`)));
       ws.on('error', (err: NodeJS.ErrnoException) => fail(wicketError('WICKET_ERR_RELAY_UNREACHABLE', `cannot link to relay ${where}: ${err.code ?? err.message}`)));

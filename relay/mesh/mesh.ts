@@ -80,7 +80,7 @@ export class Mesh implements RemoteRouting {
       now: options.now,
       logger: options.logger,
       tap: options.tap,
-      handshakeTimeoutMs: MESH_DIAL_TIMEOUT_MS,
+      handshakeTimeoutMs: settings.meshHandshakeTimeoutMs,
       keepaliveIntervalMs: settings.keepaliveIntervalMs,
       keepaliveDeadAfterMs: settings.keepaliveDeadAfterMs,
       opened: (link) => this.#linkOpened(link),
@@ -107,8 +107,7 @@ export class Mesh implements RemoteRouting {
 
   /** A WebSocket on MESH_PATH: another relay dialled this one. */
   accept(ws: WebSocket): void {
-    if (this.#stopped) return ws.terminate();
-    this.#all.add(new MeshLink(ws, this.#context));
+    this.#attach(ws);
   }
 
   /** Open links (metrics, tests). */
@@ -176,15 +175,22 @@ export class Mesh implements RemoteRouting {
   async #dial(relay: RelayRecord): Promise<void> {
     this.#dialing.add(relay.relayId);
     try {
-      const ws = await dialRelayPeer({ url: relay.url, ...(relay.fingerprint === undefined ? {} : { fingerprint: relay.fingerprint }) }, MESH_DIAL_TIMEOUT_MS);
-      if (this.#stopped) return ws.terminate();
-      const link = new MeshLink(ws, this.#context, relay.relayId);
-      this.#all.add(link);
+      const target = { url: relay.url, ...(relay.fingerprint === undefined ? {} : { fingerprint: relay.fingerprint }) };
+      await dialRelayPeer(target, MESH_DIAL_TIMEOUT_MS, (ws) => this.#attach(ws, relay.relayId));
     } catch (err) {
       this.#options.logger.debug({ peer: relay.relayId, url: relay.url, code: asWicketError(err).code, reason: asWicketError(err).message }, 'could not link to a relay; trying again');
     } finally {
       this.#dialing.delete(relay.relayId);
     }
+  }
+
+  /**
+   * A link on a WebSocket that just opened (dialled, expecting `expectedPeer`) or was accepted. Called
+   * in the same tick as the socket's open, so the link listens before any frame can arrive.
+   */
+  #attach(ws: WebSocket, expectedPeer?: string): void {
+    if (this.#stopped) return ws.terminate();
+    this.#all.add(new MeshLink(ws, this.#context, expectedPeer));
   }
 
   #linkOpened(link: MeshLink): void {

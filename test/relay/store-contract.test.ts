@@ -110,6 +110,45 @@ describe.each(KINDS)('the $name store', (kind) => {
     expect(ticket.otherRelays?.[0]?.fingerprint).toEqual(Buffer.alloc(32, 2));
   });
 
+  it.skipIf(kind.skip)('served names (mesh routing): served, then unserved; only the names of live relays are listed', async () => {
+    const { store, clock } = await authorityOn();
+    const t0 = clock.now();
+    const [a, b, dead] = ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb', 'dddddddddddddddd'];
+    await store.upsertRelay({ relayId: a, url: 'ws://127.0.0.1:7401', lastSeen: t0 });
+    await store.upsertRelay({ relayId: b, url: 'ws://127.0.0.1:7402', lastSeen: t0 - 1_000 });
+    await store.upsertRelay({ relayId: dead, url: 'ws://127.0.0.1:7403', lastSeen: t0 - RELAY_LIVE_TIMEOUT_MS - 1 });
+    // The interface promises no order: compare sorted.
+    const listed = async (now: number) => (await store.servedNames(now)).map((s) => `${s.relayId}:${s.name}`).sort();
+    expect(await listed(t0)).toEqual([]);
+    await store.setServedName(a, 'openai', true);
+    await store.setServedName(a, 'openai', true); // twice is once
+    await store.setServedName(a, 'echo', true);
+    await store.setServedName(b, 'openai', true);
+    await store.setServedName(dead, 'echo', true);
+    expect(await listed(t0)).toEqual([`${a}:echo`, `${a}:openai`, `${b}:openai`]);
+    await store.setServedName(a, 'openai', false);
+    await store.setServedName(a, 'never-served', false); // unserving what was never served is no error
+    expect(await listed(t0)).toEqual([`${a}:echo`, `${b}:openai`]);
+    // b stops beating: its names drop out with it, and come back with its next heartbeat.
+    const later = t0 + RELAY_LIVE_TIMEOUT_MS;
+    await store.upsertRelay({ relayId: a, url: 'ws://127.0.0.1:7401', lastSeen: later });
+    expect(await listed(later)).toEqual([`${a}:echo`]);
+    await store.upsertRelay({ relayId: b, url: 'ws://127.0.0.1:7402', lastSeen: later });
+    expect(await listed(later)).toEqual([`${a}:echo`, `${b}:openai`]);
+    // A relay that restarts on its URL does so under a new relay id: the old id's names are not listed.
+    const restarted = 'cccccccccccccccc';
+    await store.upsertRelay({ relayId: restarted, url: 'ws://127.0.0.1:7401', lastSeen: later });
+    expect(await listed(later)).toEqual([`${b}:openai`]);
+    await store.setServedName(restarted, 'echo', true);
+    expect(await listed(later)).toEqual([`${b}:openai`, `${restarted}:echo`]);
+    if (kind.name === 'PostgreSQL') {
+      // Several relays share this table: a write drops the rows of ids no relay row holds any more,
+      // so they do not pile up (and would not come back should that id ever be recorded again).
+      await store.upsertRelay({ relayId: a, url: 'ws://127.0.0.1:7404', lastSeen: later });
+      expect(await listed(later)).toEqual([`${b}:openai`, `${restarted}:echo`]);
+    }
+  });
+
   it.skipIf(kind.skip)('refuses lifetimes over the cap, reserved attributes and bad relay names', async () => {
     const { authority } = await authorityOn();
     await expect(authority.createTicket({ expiresInMs: TICKET_MAX_TTL_MS + 1, createdBy: 'test' })).rejects.toThrow(/WICKET_ERR_ARGUMENT/);
