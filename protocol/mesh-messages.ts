@@ -16,8 +16,18 @@ import { parseAvoidList, typed, type ShapesOf } from './relay-messages.js';
 /** Where a relay accepts links from the other relays of its project. */
 export const MESH_PATH = '/wicket-mesh';
 
-/** Ed25519 over MESH_AUTH_DOMAIN ‖ the peer's challenge ‖ own relay id ‖ the peer's relay id. */
+/** Ed25519 over meshProof(): MESH_AUTH_DOMAIN ‖ the peer's challenge ‖ own relay id ‖ the peer's relay id. */
 export const MESH_AUTH_DOMAIN = Buffer.from('wicket/mesh-auth/v1\0');
+
+/**
+ * The bytes a relay signs in its `auth`: the domain, the verifier's challenge, then the prover's
+ * and the verifier's relay ids, each behind its length (u8), so no two id pairs sign alike.
+ */
+export function meshProof(challenge: Uint8Array, proverRelayId: string, verifierRelayId: string): Buffer {
+  const prover = Buffer.from(proverRelayId, 'utf8');
+  const verifier = Buffer.from(verifierRelayId, 'utf8');
+  return Buffer.concat([MESH_AUTH_DOMAIN, challenge, Buffer.from([prover.length]), prover, Buffer.from([verifier.length]), verifier]);
+}
 
 
 export type MeshMessage =

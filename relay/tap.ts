@@ -12,7 +12,8 @@ export class FrameTap {
   }
 
   record(frame: Buffer): void {
-    this.#stream.write(frame);
+    // A copy: the mesh rewrites a forwarded frame's circuit id in place while the write may still be queued.
+    this.#stream.write(Buffer.from(frame));
   }
 
   close(): Promise<void> {

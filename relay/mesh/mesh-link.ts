@@ -5,7 +5,7 @@ import { verifyCredential, type Credential } from '../../protocol/credential.js'
 import { asWicketError, errorCodeFromWire, wicketError, type WicketError } from '../../protocol/errors.js';
 import { identifierOf, verifySignature, type Identifier, type Identity } from '../../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, RELAY_CHALLENGE_LEN } from '../../protocol/limits.js';
-import { decodeMeshFrame, MESH_AUTH_DOMAIN, encodeMeshControl, type MeshMessage } from '../../protocol/mesh-messages.js';
+import { decodeMeshFrame, encodeMeshControl, meshProof, type MeshMessage } from '../../protocol/mesh-messages.js';
 import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { base64url, DATA_HEADER_LEN, FRAME_DATA, fromBase64url } from '../../protocol/relay-frames.js';
 import { checkTransition, type Transitions } from '../../protocol/lifecycle.js';
@@ -178,7 +178,7 @@ export class MeshLink implements MeshLinkPort {
   #sendAuthWhenReady(): void {
     const peer = this.#peer;
     if (this.#authSent || !this.#helloSent || peer === undefined || this.#peerChallenge === undefined || this.#state === 'closed') return;
-    const signed = Buffer.concat([MESH_AUTH_DOMAIN, this.#peerChallenge, Buffer.from(this.#context.relayId), Buffer.from(peer.relayId)]);
+    const signed = meshProof(this.#peerChallenge, this.#context.relayId, peer.relayId);
     this.sendControl({ t: 'auth', signature: base64url(this.#context.identity.sign(signed)) });
     this.#authSent = true;
   }
@@ -187,7 +187,7 @@ export class MeshLink implements MeshLinkPort {
     const peer = this.#peer;
     if (peer === undefined) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "mesh 'auth' before 'hello'");
     const signature = fromBase64url(message.signature, 'signature', { exact: ED25519_SIGNATURE_LEN });
-    const signed = Buffer.concat([MESH_AUTH_DOMAIN, this.#challenge, Buffer.from(peer.relayId), Buffer.from(this.#context.relayId)]);
+    const signed = meshProof(this.#challenge, peer.relayId, this.#context.relayId);
     if (!verifySignature(peer.publicKey, signed, signature)) {
       throw wicketError('WICKET_ERR_MESH_AUTH', `relay ${peer.relayId}'s signature does not verify over this link's challenge`);
     }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_HEADER_LEN, encodeData } from '../../protocol/relay-frames.js';
 import { parseStoreLocation } from '../../relay/authority/store-location.js';
 import type { RelaySettings } from '../../relay/settings.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import type { RawRelayClient } from '../helpers/raw-relay-client.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { relaySide, startTestRelay, type TestRelay } from './relay-fixture.js';

@@ -4,12 +4,12 @@ import { WebSocket } from 'ws';
 import { issueCredential, verifyCredential, type Credential } from '../../protocol/credential.js';
 import { Identity, identifierOf, verifySignature } from '../../protocol/identity.js';
 import { RELAY_CHALLENGE_LEN, RELAY_MAX_CONTROL_FRAME, RELAY_MAX_FRAME } from '../../protocol/limits.js';
-import { decodeMeshFrame, encodeMeshControl, MESH_AUTH_DOMAIN, MESH_PATH, type MeshMessage } from '../../protocol/mesh-messages.js';
+import { decodeMeshFrame, encodeMeshControl, MESH_PATH, meshProof, type MeshMessage } from '../../protocol/mesh-messages.js';
 import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { base64url, encodeData, FRAME_CONTROL } from '../../protocol/relay-frames.js';
 import { loadOrCreateAuthorityKey } from '../../relay/authority/authority-key.js';
 import { parseStoreLocation } from '../../relay/authority/store-location.js';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { withTimeout, type CloseInfo } from '../helpers/raw-relay-client.js';
 import { relaysStoppedAfterEach, startTestRelay, type TestRelay } from './relay-fixture.js';
 
@@ -133,9 +133,9 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
     return { t: 'hello', relay: fake.relayId, publicKey: base64url(fake.identity.publicKey), credential: base64url(fake.credential), challenge: base64url(fake.challenge) };
   }
 
-  /** The proof the relay expects: MESH_AUTH_DOMAIN ‖ its challenge ‖ the prover's relay id ‖ its relay id. */
+  /** The proof the relay expects: meshProof(its challenge, the prover's relay id, its relay id). */
   function proofOf(fake: FakeRelay, relayHello: Hello): MeshMessage {
-    const signed = Buffer.concat([MESH_AUTH_DOMAIN, Buffer.from(relayHello.challenge, 'base64url'), Buffer.from(fake.relayId), Buffer.from(relayHello.relay)]);
+    const signed = meshProof(Buffer.from(relayHello.challenge, 'base64url'), fake.relayId, relayHello.relay);
     return { t: 'auth', signature: base64url(fake.identity.sign(signed)) };
   }
 
@@ -188,7 +188,7 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
 
     client.send(helloOf(fake));
     const relayAuth = await client.next('auth');
-    const signedByRelay = Buffer.concat([MESH_AUTH_DOMAIN, fake.challenge, Buffer.from(relayHello.relay), Buffer.from(fake.relayId)]);
+    const signedByRelay = meshProof(fake.challenge, relayHello.relay, fake.relayId);
     expect(verifySignature(relayKey, signedByRelay, Buffer.from(relayAuth.signature, 'base64url'))).toBe(true);
     client.send(proofOf(fake, relayHello));
 
@@ -298,8 +298,8 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
   it('a valid hello, then a wrong proof in auth (random bytes, own challenge, ids swapped, the relay\'s proof reflected) is WICKET_ERR_MESH_AUTH', async () => {
     const wrongProofs: ((fake: FakeRelay, relayHello: Hello, relayAuth: MeshMessage) => MeshMessage)[] = [
       () => ({ t: 'auth', signature: base64url(randomBytes(64)) }),
-      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(Buffer.concat([MESH_AUTH_DOMAIN, fake.challenge, Buffer.from(fake.relayId), Buffer.from(relayHello.relay)]))) }),
-      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(Buffer.concat([MESH_AUTH_DOMAIN, Buffer.from(relayHello.challenge, 'base64url'), Buffer.from(relayHello.relay), Buffer.from(fake.relayId)]))) }),
+      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof(fake.challenge, fake.relayId, relayHello.relay))) }),
+      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof(Buffer.from(relayHello.challenge, 'base64url'), relayHello.relay, fake.relayId))) }),
       (_fake, _relayHello, relayAuth) => relayAuth,
     ];
     for (const [i, wrongProof] of wrongProofs.entries()) {
