@@ -20,7 +20,7 @@ import { type GatewaySpec, gatewaySpecSchema } from './gateway/gateway-spec.js';
 // socket (WICKET_ERR_ARGUMENT), so a resource that reaches the node has the same guarantees
 // whichever way it came in.
 //
-//   node.yaml / node.json = { metrics?: "HOST:PORT",
+//   node.yaml / node.json = { metrics?: "HOST:PORT", outletRelays?: 1 | 2,
 //                             outlets: [{ name?, to, tls?, tlsCa?, tlsServername?, relay, allow,
 //                                         maxConnections?, maxConnectionsPerPeer? }
 //                                       | { name?, relay, allow, gateway, maxConnections?, … }],
@@ -71,6 +71,8 @@ export interface NodeConfig {
   inlets: InletSpec[];
   /** Where to serve Prometheus metrics and the health endpoints (`--metrics` wins over it). */
   metrics?: HostPort;
+  /** 2: the outlets are registered on two relays at once (agent/standby-relay.ts); default 1. */
+  outletRelays?: 1 | 2;
 }
 
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
@@ -176,7 +178,7 @@ const countSchema = z.number({ invalid_type_error: countMessage }).int(countMess
 
 const OUTLET_FIELDS = ['name', 'to', 'tls', 'tlsCa', 'tlsServername', 'relay', 'allow', 'gateway', 'maxConnections', 'maxConnectionsPerPeer'] as const;
 const INLET_FIELDS = ['name', 'from', 'via', 'allow'] as const;
-const ROOT_FIELDS = ['metrics', 'outlets', 'inlets'] as const;
+const ROOT_FIELDS = ['metrics', 'outletRelays', 'outlets', 'inlets'] as const;
 const unknownField = (fields: readonly string[]): string => `unknown field (expected one of ${fields.join(', ')})`;
 
 const outletSchema = z
@@ -260,6 +262,7 @@ const nodeConfigSchema = z
   .object(
     {
       metrics: hostPortSchema(true).optional(),
+      outletRelays: z.union([z.literal(1), z.literal(2)], { errorMap: () => ({ message: 'must be 1 or 2 (relays each outlet is registered on)' }) }).optional(),
       outlets: resourceList(outletSchema),
       inlets: resourceList(inletSchema),
     },
@@ -271,7 +274,14 @@ const nodeConfigSchema = z
     checkUnique(ctx, config.inlets.map((o) => o.name), 'inlets', 'name');
     checkUnique(ctx, config.outlets.map((o) => o.relay), 'outlets', 'relay');
   })
-  .transform((config): NodeConfig => ({ outlets: config.outlets, inlets: config.inlets, ...(config.metrics !== undefined ? { metrics: config.metrics } : {}) }));
+  .transform(
+    (config): NodeConfig => ({
+      outlets: config.outlets,
+      inlets: config.inlets,
+      ...(config.metrics !== undefined ? { metrics: config.metrics } : {}),
+      ...(config.outletRelays !== undefined ? { outletRelays: config.outletRelays } : {}),
+    }),
+  );
 
 // --- the field-named errors --------------------------------------------------------------------
 

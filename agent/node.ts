@@ -24,7 +24,8 @@ import {
 } from './node-config.js';
 import type { LastError } from './last-error.js';
 import { Outlet, type OutletStatus } from './outlet.js';
-import type { ChannelContext } from './channel-context.js';
+import { channelContextFor, type ChannelContext } from './channel-context.js';
+import { StandbyRelay, type StandbyStatus } from './standby-relay.js';
 import type { ResourceMetrics } from './agent-metrics.js';
 import { RelayNameAcks, unreadiness } from './node-readiness.js';
 import { type IncomingCircuit, RelayClient, type RelayClientState } from './relay-client.js';
@@ -33,8 +34,9 @@ import { SessionTable } from './session-table.js';
 import type { BridgeStatus } from './stream-bridge.js';
 import type { Vault } from './vault.js';
 
-// The agent node: one relay connection, and the inlets and outlets riding on it, driven by
-// the node config at start and by the local control socket while running.
+// The agent node: one relay connection (and with `outletRelays: 2` a standby one its outlets are
+// registered on too, standby-relay.ts), and the inlets and outlets riding on it, driven by the
+// node config at start and by the local control socket while running.
 //
 // Wiring: the relay client's circuit events go to the SessionTable (by circuit), its 'incoming'
 // to the outlet serving that relay name, its 'revoked' to every channel with that peer (so a
@@ -66,6 +68,8 @@ export interface NodeStatus {
   metrics?: string;
   /** `url`: the relay it is on (or dials next); `relays`: every relay it knows (its ticket's, or the last list a relay sent), in dial order. */
   relay: { url: string; relays: string[]; state: RelayClientState; connected: boolean; revokedPeers: number; lastError?: LastError };
+  /** With `outletRelays: 2`: the second connection the outlets are registered on (standby-relay.ts). */
+  standbyRelay?: StandbyStatus;
   inlets: InletStatus[];
   outlets: OutletStatus[];
   channels: SessionStatus[];
@@ -92,6 +96,8 @@ export class AgentNode extends EventEmitter {
   readonly #acks: RelayNameAcks;
   /** The usage ledger of the node's gateway outlets: opened with the first of them. */
   #ledger: UsageLedger | undefined;
+  /** With `outletRelays: 2`: the second relay connection the outlets' names are registered on too. */
+  readonly #standby: StandbyRelay | undefined;
   #stopped = false;
   #ready = false;
 
@@ -106,26 +112,11 @@ export class AgentNode extends EventEmitter {
     const enrollment = o.vault.requireEnrollment();
     const identity = o.vault.identity();
     const relay = this.relay;
-    this.#context = {
-      relay,
-      sessions: this.#sessions,
-      logger: o.logger,
-      portFor: (circuit: number): CircuitPort => ({
-        send: (frame) => relay.sendData(circuit, frame),
-        close: (code) => relay.closeCircuit(circuit, code),
-      }),
-      channelOptions: (relayName: string, expectedPeer: string): SecureChannelOptions => ({
-        identity,
-        credential: relay.credential(),
-        authorityPublicKey: enrollment.authorityPublicKey,
-        now: this.#now,
-        // Both ends bind the relay name into the handshake: a relay that routes a circuit for
-        // one name to the outlet of another makes the handshake fail instead of succeed.
-        prologue: Buffer.from(relayName, 'utf8'),
-        expectedPeer,
-        isRevoked: (identifier) => relay.revoked.isRevoked(identifier),
-      }),
-    };
+    const channels = { logger: o.logger, identity, authorityPublicKey: enrollment.authorityPublicKey, now: this.#now };
+    this.#context = channelContextFor({ ...channels, relay, sessions: this.#sessions, isRevoked: (identifier) => relay.revoked.isRevoked(identifier) });
+    if (o.config?.outletRelays === 2) {
+      this.#standby = new StandbyRelay({ vault: o.vault, insecure: o.insecure ?? false, primary: relay, channels, serve: (incoming, context) => this.#incoming(incoming, context) });
+    }
     relay.on('data', (circuit: number, payload: Buffer) => this.#sessions.data(circuit, payload));
     relay.on('circuit-closed', (circuit: number, code: ErrorCode) => this.#sessions.circuitClosed(circuit, code));
     relay.on('drain', () => this.#sessions.drained());
@@ -158,6 +149,7 @@ export class AgentNode extends EventEmitter {
       for (const spec of o.config?.inlets ?? []) await node.addInlet(spec);
       for (const spec of o.config?.outlets ?? []) await node.addOutlet(spec);
       node.relay.start();
+      node.#standby?.start();
     } catch (err) {
       await node.stop();
       throw err;
@@ -224,6 +216,7 @@ export class AgentNode extends EventEmitter {
       outlet.stop();
       throw err;
     }
+    this.#standby?.register(spec.relay);
     const failure = starting ? undefined : await checked;
     this.#log.info({ outlet: spec.name, relayName: spec.relay }, 'outlet added');
     return { name: spec.name, relay: spec.relay, ...(failure !== undefined ? { warning: `outlet ${spec.name} created, but its target check failed: ${failure.message}` } : {}) };
@@ -235,6 +228,7 @@ export class AgentNode extends EventEmitter {
     this.#outlets.delete(name);
     this.#served.delete(outlet.spec.relay);
     this.#acks.forget(outlet.spec.relay);
+    this.#standby?.unregister(outlet.spec.relay);
     outlet.stop();
     try {
       await this.relay.unregister(outlet.spec.relay);
@@ -272,6 +266,7 @@ export class AgentNode extends EventEmitter {
       streams: [...[...this.#inlets.values()].flatMap((i) => i.streams()), ...[...this.#outlets.values()].flatMap((o) => o.streams())],
     };
     if (this.#metricsServer !== undefined) status.metrics = this.#metricsServer.address;
+    if (this.#standby !== undefined) status.standbyRelay = this.#standby.status();
     return status;
   }
 
@@ -289,6 +284,7 @@ export class AgentNode extends EventEmitter {
     for (const outlet of this.#outlets.values()) outlet.stop();
     this.#sessions.closeAll('WICKET_ERR_CHANNEL_CLOSED', 'node stopping');
     await this.relay.stop();
+    await this.#standby?.stop();
     await this.#metricsServer?.close();
     // After the outlets: their last requests' rows are in the queue this flushes.
     this.#ledger?.close();
@@ -344,14 +340,15 @@ export class AgentNode extends EventEmitter {
     }
   }
 
-  #incoming(incoming: IncomingCircuit): void {
+  /** A circuit for one of our outlets, over the node's relay connection or its standby's (`context`). */
+  #incoming(incoming: IncomingCircuit, context: ChannelContext = this.#context): void {
     const outlet = this.#served.get(incoming.name);
     if (outlet === undefined) {
       // Unregistered meanwhile (or a confused relay): refuse the circuit.
-      this.relay.closeCircuit(incoming.circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
+      context.relay.closeCircuit(incoming.circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
       return;
     }
-    outlet.accept(incoming.circuit, incoming.peer);
+    outlet.accept(incoming.circuit, incoming.peer, context);
   }
 
   /**

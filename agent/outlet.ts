@@ -95,17 +95,18 @@ export class Outlet {
   /**
    * A circuit from the relay for this outlet's name, opened by `opener`: run the responder side of
    * the handshake, held to that identity (an accomplice's circuit cannot carry a revoked member).
+   * `context`: the relay connection it came over (the node's, or its standby's: standby-relay.ts).
    */
-  accept(circuit: number, opener: Identifier): void {
+  accept(circuit: number, opener: Identifier, context: ChannelContext = this.#context): void {
     if (this.#stopped) {
-      this.#context.relay.closeCircuit(circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
+      context.relay.closeCircuit(circuit, 'WICKET_ERR_RELAY_NAME_UNKNOWN');
       return;
     }
     const session = new SecureSession({
       role: 'responder',
       circuit,
-      port: this.#context.portFor(circuit),
-      channel: this.#context.channelOptions(this.spec.relay, opener),
+      port: context.portFor(circuit),
+      channel: context.channelOptions(this.spec.relay, opener),
       policy: this.#policy,
       logger: this.#log,
       resource: this.spec.name,
@@ -119,7 +120,7 @@ export class Outlet {
       if (!opened && !this.#stopped) this.#recordError(err);
     });
     session.on('stream', (stream: MuxStream) => this.#serve(stream, session));
-    this.#context.sessions.add(session);
+    context.sessions.add(session);
     session.start();
   }
 

@@ -59,6 +59,8 @@ export interface RelayClientOptions {
   now?: () => number;
   /** Uniform [0,1) source for the backoff jitter; inject a seeded one in tests. */
   random?: () => number;
+  /** A relay to keep off while another is listed (an outlet's standby connection: the main one's relay). */
+  avoidRelay?: () => string | undefined;
 }
 
 function checkName(name: string): void {
@@ -72,6 +74,7 @@ export class RelayClient extends SafeEmitter {
   readonly #vault: Vault;
   readonly #log: Logger;
   readonly #insecure: boolean;
+  readonly #avoidRelay: (() => string | undefined) | undefined;
   readonly #now: () => number;
   readonly #identity: Identity;
   readonly #enrollment: Enrollment;
@@ -99,6 +102,7 @@ export class RelayClient extends SafeEmitter {
     this.#vault = o.vault;
     this.#log = o.logger;
     this.#insecure = o.insecure ?? false;
+    this.#avoidRelay = o.avoidRelay;
     this.#now = o.now ?? Date.now;
     this.#enrollment = o.vault.requireEnrollment();
     this.#identity = o.vault.identity();
@@ -266,7 +270,7 @@ export class RelayClient extends SafeEmitter {
     this.#dialAbort = abort;
     let link: RelayLink;
     try {
-      link = await this.#relays.dial({ insecure: this.#insecure, timeoutMs: RELAY_AUTH_TIMEOUT_MS, signal: abort.signal });
+      link = await this.#relays.dial({ insecure: this.#insecure, timeoutMs: RELAY_AUTH_TIMEOUT_MS, signal: abort.signal, avoid: this.#avoidRelay?.() });
     } finally {
       this.#dialAbort = undefined;
     }

@@ -68,9 +68,15 @@ export class RelayList {
     return true;
   }
 
-  /** Dials the current relay (see relay-dial.ts). */
-  dial(o: { insecure: boolean; timeoutMs: number; signal: AbortSignal }): Promise<RelayLink> {
-    return dialRelay({ url: this.current.url, fingerprint: this.current.fingerprint, ...o });
+  /**
+   * Dials the current relay (see relay-dial.ts). `avoid`: a relay to pass over while another is
+   * listed (an outlet's standby connection keeps off the relay its main connection is on); passing
+   * over it is not a failure, so it costs no backoff.
+   */
+  dial(o: { insecure: boolean; timeoutMs: number; signal: AbortSignal; avoid?: string | undefined }): Promise<RelayLink> {
+    const { avoid, ...options } = o;
+    if (avoid !== undefined && this.current.url === avoid && this.#relays.length > 1) this.#index = (this.#index + 1) % this.#relays.length;
+    return dialRelay({ url: this.current.url, fingerprint: this.current.fingerprint, ...options });
   }
 
   /**

@@ -69,7 +69,8 @@ export interface Enrollment {
 
 /**
  * A member let in at a relay, with the credential its welcome carries: a fresh one, or
- * (`fallback`: no signer answered) the still-valid one it presented, to be refreshed soon.
+ * (`fallback`) the still-valid one it presented (a forwarding relay did not wait on the signer, or
+ * no signer answered), to be refreshed soon.
  */
 export interface Admission {
   readonly member: MemberRecord;
@@ -245,25 +246,36 @@ export class Authority {
   }
 
   /**
-   * An agent's `auth`: authenticate, then a fresh credential. When no signer answers
-   * (WICKET_ERR_AUTHORITY_UNAVAILABLE), a presented credential that is still valid now (issuer,
-   * signature, subject, not expired; the member is not revoked, authenticate read that) lets the
-   * agent in with it: an authority outage must not stop existing agents from reconnecting.
+   * An agent's `auth`: authenticate, then a fresh credential. A forwarding relay does not make a
+   * login wait on the signer when the agent presents a credential with at least half its life left
+   * (verified: issuer, signature, subject, not expired; authenticate read that the member is not
+   * revoked): it lets the agent in with it, and the refresh that follows soon brings a fresh one.
+   * Measured before this: a signer that had just died made every login on a forwarding relay wait
+   * the whole answer timeout. When no signer answers (WICKET_ERR_AUTHORITY_UNAVAILABLE), a
+   * presented credential that is still valid at all lets the agent in the same way: an authority
+   * outage must not stop existing agents from reconnecting.
    */
   async admit(publicKey: Buffer, presented: Buffer): Promise<Admission> {
     const member = await this.authenticate(publicKey, presented);
+    const own = this.#stillValid(presented, member.identifier);
+    if (own !== undefined && this.#issuer.role === 'forwarding' && own.expiresAt - this.now() >= (own.expiresAt - own.issuedAt) / 2) {
+      return { member, credential: own, fallback: true };
+    }
     try {
       return { member, credential: await this.credentialFor(member), fallback: false };
     } catch (err) {
-      if (!isWicketError(err, 'WICKET_ERR_AUTHORITY_UNAVAILABLE')) throw err;
-      let credential: Credential;
-      try {
-        credential = verifyCredential(presented, { authorityPublicKey: this.publicKey, subject: member.identifier, now: this.now() });
-      } catch {
-        throw err;
-      }
-      this.#logger.warn({ identifier: member.identifier, expiresAt: new Date(credential.expiresAt).toISOString() }, 'no signer answered; let in with its own still-valid credential');
-      return { member, credential, fallback: true };
+      if (!isWicketError(err, 'WICKET_ERR_AUTHORITY_UNAVAILABLE') || own === undefined) throw err;
+      this.#logger.warn({ identifier: member.identifier, expiresAt: new Date(own.expiresAt).toISOString() }, 'no signer answered; let in with its own still-valid credential');
+      return { member, credential: own, fallback: true };
+    }
+  }
+
+  /** The presented credential when it verifies now (expiry included), else undefined. */
+  #stillValid(presented: Buffer, subject: Identifier): Credential | undefined {
+    try {
+      return verifyCredential(presented, { authorityPublicKey: this.publicKey, subject, now: this.now() });
+    } catch {
+      return undefined;
     }
   }
 

@@ -71,9 +71,17 @@ describe('node.json', () => {
     ['two inlets with one name', JSON.stringify({ inlets: [inlet, inlet] }), /inlets\[1\]\.name: "svc" is used twice/],
     ['two outlets serving one relay name', JSON.stringify({ outlets: [outlet, { ...outlet, name: 'other' }] }), /outlets\[1\]\.relay: "svc" is used twice/],
     ['a null entry', JSON.stringify({ inlets: [null] }), /inlets\[0\]: must be an object/],
+    ['outletRelays 3', JSON.stringify({ outletRelays: 3 }), /outletRelays: must be 1 or 2/],
+    ['outletRelays as a string', JSON.stringify({ outletRelays: '2' }), /outletRelays: must be 1 or 2/],
     ['a prototype-polluting key', '{"inlets":[{"__proto__":{"x":1},"from":"127.0.0.1:0","via":"svc","allow":"a"}]}', /inlets\[0\]\.__proto__: unknown field/],
   ])('refuses %s', (_what, text, expected) => {
     expect(configError(text)).toMatch(expected);
+  });
+
+  it('takes outletRelays 1 or 2 (outlets registered on two relays at once), and leaves it out when absent', () => {
+    expect(parseNodeConfig(JSON.stringify({ outletRelays: 2 })).outletRelays).toBe(2);
+    expect(parseNodeConfig(JSON.stringify({ outletRelays: 1 })).outletRelays).toBe(1);
+    expect(parseNodeConfig('{}')).not.toHaveProperty('outletRelays');
   });
 
   it('refuses a config larger than the cap before parsing it', () => {

@@ -30,6 +30,8 @@ import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '..
 // relays 1 and 3 (which record what arrives on the link too) hold no plaintext; a revocation made
 // through relay 2 resets the stream within 1 s; relay 3 killed, the outlet moves to relay 2 and a
 // new connection through the inlet (still on relay 1) works within 3 s, now over the link 1 ⇄ 2.
+// An outlet with `outletRelays: 2` is registered on relays 3 and 2 at once, and answers through
+// relay 2 right after the kill without waiting for a reconnect.
 
 const binaries = postgresBinaries();
 if ('skip' in binaries) console.log(`relay mesh skipped: ${binaries.skip}`);
@@ -108,6 +110,9 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
   let inlet: NodeProcess;
   /** A second outlet on relay 3, revoked (through relay 2) while a stream runs through it. */
   let doomed: NodeProcess;
+  /** An outlet registered on two relays at once (`outletRelays: 2`): relay 3, and a standby on another. */
+  let twin: NodeProcess;
+  let database: string;
 
   const storeArgs = () => ['--store', storeUrl, '--authority-key', keyFile];
   async function mint(relay: RelayProcess, attributes: string[], relayNames: string[] = []): Promise<Ticket> {
@@ -145,9 +150,9 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  /** One new app connection through the echo inlet; false when it does not come back within `timeoutMs`. */
-  async function echoOnce(text: string, timeoutMs: number): Promise<boolean> {
-    const app = await connectTcp(inlet.inlets.echo!).catch(() => undefined);
+  /** One new app connection through an echo inlet; false when it does not come back within `timeoutMs`. */
+  async function echoOnce(text: string, timeoutMs: number, inletName = 'echo'): Promise<boolean> {
+    const app = await connectTcp(inlet.inlets[inletName]!).catch(() => undefined);
     if (app === undefined) return false;
     try {
       await app.write(Buffer.from(text));
@@ -162,7 +167,8 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
 
   beforeAll(async () => {
     cluster = await startPostgresCluster();
-    storeUrl = cluster.url(await cluster.createDatabase('mesh'));
+    database = await cluster.createDatabase('mesh');
+    storeUrl = cluster.url(database);
     for (let i = 0; i < 3; i++) taps.push(join(tempDir('wicket-mesh-tap-'), `relay${i + 1}.tap`));
     relays.push(await startRelayProcess({ extraArgs: ['--tls', '--store', storeUrl, '--tap', taps[0]!] }));
     keyFile = join(relays[0]!.dataDir, 'authority.key');
@@ -198,8 +204,11 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
         { name: 'sink', from: '127.0.0.1:0', via: 'sink', allow: 'mesh-outlet' },
         { name: 'echo', from: '127.0.0.1:0', via: 'echo', allow: 'mesh-outlet' },
         { name: 'doomed', from: '127.0.0.1:0', via: 'doomed', allow: 'mesh-outlet' },
+        { name: 'twin', from: '127.0.0.1:0', via: 'twin', allow: 'mesh-outlet' },
       ],
     });
+    const twinAgent = await enrollAgent(r3, { ticket: ordered(await mint(r3, ['mesh-outlet'], ['twin']), [r3, r2, r1]) });
+    twin = await startNodeProcess(twinAgent, { outletRelays: 2, outlets: [{ to: echo.address, relay: 'twin', allow: 'mesh-inlet' }] } as never);
     expect(await relayOf(outlet)).toBe(r3.url);
     expect(await relayOf(doomed)).toBe(r3.url);
     expect(await relayOf(inlet)).toBe(r1.url);
@@ -251,6 +260,28 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
   }, 300_000);
 
 
+  it('an outlet with outletRelays: 2 holds registrations on two relays at once', async () => {
+    const { r2, r3 } = roles;
+    const deadline = Date.now() + 10_000;
+    let status: { relay: { url: string; connected: boolean }; standbyRelay?: { url: string; connected: boolean } } | undefined;
+    for (;;) {
+      const result = await runAgent(twin.home, ['status', '--json']);
+      status = JSON.parse(result.stdout) as typeof status;
+      if (status!.standbyRelay?.connected === true || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The main connection on relay 3 (its ticket's first), the standby kept off it: on relay 2.
+    expect(status!.relay).toMatchObject({ url: r3.url, connected: true });
+    expect(status!.standbyRelay).toMatchObject({ url: r2.url, connected: true });
+    // Both relays recorded the name in the store: relay 1 may route the inlet's circuits to either.
+    await waitFor('both relays serve twin', async () => (await cluster.sql(database, "SELECT count(*) FROM served_names WHERE name = 'twin'")).trim() === '2', 5_000);
+    const app = await connectTcp(inlet.inlets.twin!);
+    await app.write(Buffer.from('hello twin'));
+    await app.waitForBytes(10, 5_000);
+    expect(app.received().toString()).toBe('hello twin');
+    app.socket.destroy();
+  }, 30_000);
+
   it('a revocation made through relay 2 resets a stream running through relays 1 and 3 within 1 s', async () => {
     const { r1, r2, r3 } = roles;
     // An admin whose agent talks to relay 2 (the first relay's admin ticket, relay 2 listed first).
@@ -284,20 +315,25 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
   it('relay 3 killed: the outlet moves to relay 2, and a new connection through the inlet (relay 1) works within 3 s', async () => {
     const { r1, r2, r3 } = roles;
     expect(await echoOnce('before the kill', 5_000)).toBe(true);
+    expect(await echoOnce('before the kill', 5_000, 'twin')).toBe(true);
     const killedAt = Date.now();
     await r3.proc.kill('SIGKILL');
-    let workedAt: number | undefined;
-    for (let attempt = 0; attempt < 200 && Date.now() - killedAt < 10_000; attempt++) {
-      if (await echoOnce(`probe ${attempt}`, 1_000)) {
-        workedAt = Date.now();
-        break;
+    /** When the first new connection through `inletName` echoed after the kill (probing every 50 ms, bounded). */
+    const firstEcho = async (inletName: string): Promise<number | undefined> => {
+      for (let attempt = 0; attempt < 200 && Date.now() - killedAt < 10_000; attempt++) {
+        if (await echoOnce(`probe ${attempt}`, 1_000, inletName)) return Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return undefined;
+    };
+    const [workedAt, twinWorkedAt] = await Promise.all([firstEcho('echo'), firstEcho('twin')]);
     expect(workedAt, `no connection through the inlet within 10 s of the kill\n${inlet.proc.tail()}\n${outlet.proc.tail()}`).toBeDefined();
+    expect(twinWorkedAt, `no connection to the twin outlet within 10 s of the kill\n${twin.proc.tail()}`).toBeDefined();
     const failoverMs = workedAt! - killedAt;
-    console.log(`relay 3 SIGKILLed → first new connection through the inlet (relay 1) echoed via relay 2 after ${failoverMs} ms`);
+    const twinMs = twinWorkedAt! - killedAt;
+    console.log(`relay 3 SIGKILLed → first new connection through the inlet (relay 1) echoed via relay 2 after ${failoverMs} ms; to the outlet also registered on relay 2 (outletRelays: 2) after ${twinMs} ms`);
     expect(failoverMs).toBeLessThan(FAILOVER_BOUND_MS);
+    expect(twinMs).toBeLessThan(FAILOVER_BOUND_MS);
     expect(await relayOf(outlet)).toBe(r2.url);
     expect(await relayOf(inlet)).toBe(r1.url);
   }, 60_000);
