@@ -4,6 +4,7 @@ import { AUTHORITY_KEY_OPTION } from '../relay/authority/authority-key.js';
 import { STORE_OPTION } from '../relay/authority/store-location.js';
 import { usageError } from './cli-errors.js';
 import { createLogger } from './logger.js';
+import { stopOnSignals } from './stop-on-signals.js';
 import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-args.js';
 
 // `relay authority --store postgres://… --authority-key FILE`: the project authority as a process
@@ -51,20 +52,6 @@ Example:
           : `authority ${service.authorityIdentifier} signing credentials for ${location.shown}`) + '\n',
       );
 
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        logger.info({ signal, ...service.signer.counts }, 'stopping');
-        service.close().then(
-          () => logger.flush(() => process.exit(0)),
-          (err: unknown) => {
-            logger.error({ err }, 'error while stopping');
-            logger.flush(() => process.exit(1));
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(logger, () => service.close(), () => ({ ...service.signer.counts }));
     });
 }

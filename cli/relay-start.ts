@@ -5,6 +5,7 @@ import { parseMetricsFrom } from '../relay/metrics-access.js';
 import { startRelay, type RelayTlsMode } from '../relay/server.js';
 import { usageError } from './cli-errors.js';
 import { createLogger } from './logger.js';
+import { stopOnSignals } from './stop-on-signals.js';
 import { AUTHORITY_KEY_OPTION_SPEC, authorityKeyFileOf, DATA_OPTION, dataDirOf, STORE_OPTION_SPEC, storeLocationOf, type StoreFlags } from './relay-args.js';
 
 // `relay start`: runs the relay in the foreground (systemd, cloud-init, tests).
@@ -140,20 +141,6 @@ Examples:
       }
       process.stdout.write(lines.join('\n') + '\n');
 
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        logger.info({ signal }, 'stopping');
-        relay.close().then(
-          () => logger.flush(() => process.exit(0)),
-          (err: unknown) => {
-            logger.error({ err }, 'error while stopping');
-            logger.flush(() => process.exit(1));
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(logger, () => relay.close());
     });
 }

@@ -77,7 +77,7 @@ describe('node config as YAML', () => {
     ['YAML with two documents', 'node.yaml', 'inlets: []\n---\noutlets: []\n', /node\.yaml: is not valid YAML/],
     ['YAML with an unknown tag', 'node.yaml', 'inlets: !exec x\n', /node\.yaml: is not valid YAML \(line 1, column 9: Unresolved tag: !exec\)/],
     ['YAML binary where a list goes', 'node.yaml', 'inlets: !!binary aGVsbG8=\n', /inlets: must be an array/],
-    ['YAML that is a string', 'node.yaml', 'just words\n', /node\.yaml: must be an object \(a mapping of metrics, outlets, inlets\)$/],
+    ['YAML that is a string', 'node.yaml', 'just words\n', /node\.yaml: must be an object \(a mapping of metrics, outletRelays, outlets, inlets\)$/],
     ['JSON named .yaml that is broken', 'node.json', '{"inlets": [\n  {"from": "x",}\n]}', /node\.json: is not valid JSON \(line 2, column \d+: /],
     ['JSON with a duplicate key', 'node.json', '{"inlets": [],\n "inlets": []}', /node\.json: "inlets" appears twice in one object \(line 2, column 2\)/],
     ['JSON with a duplicate key deep down', 'node.json', '{"inlets": [{"via": "a", "via": "b", "from": "x:1", "allow": "a"}]}', /"via" appears twice/],
@@ -92,7 +92,7 @@ describe('node config as YAML', () => {
   it.each([
     ['a wrong type', 'inlets:\n  - from: 127.0.0.1:0\n    via: svc\n    allow: [a]\n', /^WICKET_ERR_CONFIG: inlets\[0\]\.allow: must be a policy expression string \(in .*node\.yaml, line 4, column 12\)$/],
     ['an unknown field', 'inlets:\n  - from: 127.0.0.1:0\n    via: svc\n    allow: a\n    tlsCA: x\n', /^WICKET_ERR_CONFIG: inlets\[0\]\.tlsCA: unknown field \(expected one of name, from, via, allow\) \(in .*node\.yaml, line 5, column 5\)$/],
-    ['an unknown top-level field', 'relays: []\n', /^WICKET_ERR_CONFIG: relays: unknown field \(expected one of metrics, outlets, inlets\) \(in .*node\.yaml, line 1, column 1\)$/],
+    ['an unknown top-level field', 'relays: []\n', /^WICKET_ERR_CONFIG: relays: unknown field \(expected one of metrics, outletRelays, outlets, inlets\) \(in .*node\.yaml, line 1, column 1\)$/],
     ['a bad metrics address', 'metrics: 9464\n', /^WICKET_ERR_CONFIG: metrics: must be a string HOST:PORT \(in .*node\.yaml/],
     ['a list that is a map', 'outlets:\n  to: 127.0.0.1:1\n', /^WICKET_ERR_CONFIG: outlets: must be an array \(in .*node\.yaml, line 2, column 3\)$/],
   ])('refuses %s in a YAML file, naming the field, the file and its line', (_what, text, expected) => {

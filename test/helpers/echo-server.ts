@@ -188,3 +188,31 @@ export async function connectTcp(address: string): Promise<TcpClient> {
     },
   };
 }
+
+/** One new connection to `address` (an inlet in front of an echo), `text` echoed back within `timeoutMs`. */
+export async function echoOnce(address: string, text: string, timeoutMs: number): Promise<boolean> {
+  const app = await connectTcp(address).catch(() => undefined);
+  if (app === undefined) return false;
+  try {
+    await app.write(Buffer.from(text));
+    await app.waitForBytes(text.length, timeoutMs);
+    return app.received().toString() === text;
+  } catch {
+    return false;
+  } finally {
+    app.socket.destroy();
+  }
+}
+
+/**
+ * When the first new connection to `address` echoed, probing every 50 ms (each probe allowed 1 s)
+ * for at most `deadlineMs`: how soon a path came back (failover tests). Undefined: it did not.
+ */
+export async function firstEchoWithin(address: string, deadlineMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + deadlineMs;
+  for (let attempt = 0; Date.now() < deadline && attempt < 500; attempt++) {
+    if (await echoOnce(address, `probe ${attempt}`, 1_000)) return Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}

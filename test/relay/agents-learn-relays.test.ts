@@ -16,7 +16,7 @@ import {
   stopAll,
   tempDir,
 } from '../../scripts/lib/local-processes.js';
-import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { firstEchoWithin, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // Issue 14, "an agent that loses its relay moves to another", for agents enrolled before the other
@@ -95,27 +95,7 @@ describe.skipIf('skip' in binaries)('agents learn the relays added after their e
     }
     throw new Error(`${node.identifier}: not ${what} after 1,000 polls`);
   }
-  async function echoOnce(text: string, timeoutMs: number): Promise<boolean> {
-    const app = await connectTcp(inlet.inlets[Object.keys(inlet.inlets)[0]!]!).catch(() => undefined);
-    if (app === undefined) return false;
-    try {
-      await app.write(Buffer.from(text));
-      await app.waitForBytes(text.length, timeoutMs);
-      return app.received().toString() === text;
-    } catch {
-      return false;
-    } finally {
-      app.socket.destroy();
-    }
-  }
-  async function firstEchoWithin(deadlineMs: number): Promise<number | undefined> {
-    const deadline = Date.now() + deadlineMs;
-    for (let attempt = 0; Date.now() < deadline && attempt < 500; attempt++) {
-      if (await echoOnce(`probe ${attempt}`, 1_000)) return Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return undefined;
-  }
+  const inletAddress = (): string => inlet.inlets[Object.keys(inlet.inlets)[0]!]!;
 
   beforeAll(async () => {
     cluster = await startPostgresCluster();
@@ -158,11 +138,11 @@ describe.skipIf('skip' in binaries)('agents learn the relays added after their e
       const human = await runAgent(node.home, ['status']);
       expect(human.stdout).toContain(`relays      ${relayA.url}  ${relayB.url}`);
     }
-    expect(await firstEchoWithin(10_000)).toBeDefined();
+    expect(await firstEchoWithin(inletAddress(), 10_000)).toBeDefined();
 
     const killedAt = Date.now();
     await relayA.proc.kill('SIGKILL');
-    const workedAt = await firstEchoWithin(10_000);
+    const workedAt = await firstEchoWithin(inletAddress(), 10_000);
     expect(workedAt, `no connection through the inlet within 10 s of the kill\n${inlet.proc.tail()}\n${outlet.proc.tail()}`).toBeDefined();
     console.log(`relay A SIGKILLed → first new connection echoed via relay B after ${workedAt! - killedAt} ms`);
     expect(workedAt! - killedAt).toBeLessThan(FAILOVER_BOUND_MS);

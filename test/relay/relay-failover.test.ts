@@ -13,7 +13,7 @@ import {
   startRelayProcess,
   stopAll,
 } from '../../scripts/lib/local-processes.js';
-import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { firstEchoWithin, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // Agents that lose their relay move to another relay of the project (issue 14, "Agents"): two
@@ -54,29 +54,7 @@ describe.skipIf('skip' in binaries)('agents move between two relays on one Postg
     expect(result.code, result.stderr).toBe(0);
     return JSON.parse(result.stdout) as Status;
   }
-  /** One new app connection through the inlet, echoed; false when it does not come back within `timeoutMs`. */
-  async function echoOnce(text: string, timeoutMs: number): Promise<boolean> {
-    const app = await connectTcp(inlet.inlets[Object.keys(inlet.inlets)[0]!]!).catch(() => undefined);
-    if (app === undefined) return false;
-    try {
-      await app.write(Buffer.from(text));
-      await app.waitForBytes(text.length, timeoutMs);
-      return app.received().toString() === text;
-    } catch {
-      return false;
-    } finally {
-      app.socket.destroy();
-    }
-  }
-  /** Retries echoOnce (bounded: `deadlineMs`) and returns when the first one succeeded. */
-  async function firstEchoAfter(deadlineMs: number): Promise<number | undefined> {
-    const deadline = Date.now() + deadlineMs;
-    for (let attempt = 0; Date.now() < deadline && attempt < 500; attempt++) {
-      if (await echoOnce(`probe ${attempt}`, 1_000)) return Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return undefined;
-  }
+  const inletAddress = (): string => inlet.inlets[Object.keys(inlet.inlets)[0]!]!;
   async function waitConnectedTo(node: NodeProcess, url: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -129,11 +107,11 @@ describe.skipIf('skip' in binaries)('agents move between two relays on one Postg
       await waitConnectedTo(node, relayA.url, 10_000);
       expect((await status(node)).relay.relays).toEqual([relayA.url, relayB.url]);
     }
-    expect(await firstEchoAfter(10_000)).toBeDefined();
+    expect(await firstEchoWithin(inletAddress(), 10_000)).toBeDefined();
 
     const killedAt = Date.now();
     await relayA.proc.kill('SIGKILL');
-    const workedAt = await firstEchoAfter(10_000);
+    const workedAt = await firstEchoWithin(inletAddress(), 10_000);
     expect(workedAt, `no connection through the inlet within 10 s of the kill\n${inlet.proc.tail()}\n${outlet.proc.tail()}`).toBeDefined();
     const failoverMs = workedAt! - killedAt;
     console.log(`relay A SIGKILLed → first new connection through the inlet echoed via relay B after ${failoverMs} ms`);
@@ -153,7 +131,7 @@ describe.skipIf('skip' in binaries)('agents move between two relays on one Postg
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     relayA = await startRelayProcess({ dataDir: relayA.dataDir, listen: relayA.listen, extraArgs: storeArgs() });
     for (const node of [outlet, inlet]) await waitConnectedTo(node, relayA.url, 10_000);
-    expect(await firstEchoAfter(10_000)).toBeDefined();
+    expect(await firstEchoWithin(inletAddress(), 10_000)).toBeDefined();
     for (const [node, start] of [[outlet, from.outlet], [inlet, from.inlet]] as const) {
       const lines = node.proc.stderrLines.slice(start).flatMap((l) => {
         try {

@@ -20,7 +20,7 @@ import {
   stopAll,
   tempDir,
 } from '../../scripts/lib/local-processes.js';
-import { connectTcp, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
+import { connectTcp, echoOnce, firstEchoWithin, startEchoServer, type EchoServer } from '../helpers/echo-server.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 
 // The relay mesh (issue 14): three relays (self-signed TLS, as deployed) on one real PostgreSQL,
@@ -150,20 +150,8 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  /** One new app connection through an echo inlet; false when it does not come back within `timeoutMs`. */
-  async function echoOnce(text: string, timeoutMs: number, inletName = 'echo'): Promise<boolean> {
-    const app = await connectTcp(inlet.inlets[inletName]!).catch(() => undefined);
-    if (app === undefined) return false;
-    try {
-      await app.write(Buffer.from(text));
-      await app.waitForBytes(text.length, timeoutMs);
-      return app.received().toString() === text;
-    } catch {
-      return false;
-    } finally {
-      app.socket.destroy();
-    }
-  }
+  /** One new app connection through an echo inlet (default `echo`), echoed within `timeoutMs`. */
+  const echoVia = (text: string, timeoutMs: number, inletName = 'echo'): Promise<boolean> => echoOnce(inlet.inlets[inletName]!, text, timeoutMs);
 
   beforeAll(async () => {
     cluster = await startPostgresCluster();
@@ -314,19 +302,11 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
 
   it('relay 3 killed: the outlet moves to relay 2, and a new connection through the inlet (relay 1) works within 3 s', async () => {
     const { r1, r2, r3 } = roles;
-    expect(await echoOnce('before the kill', 5_000)).toBe(true);
-    expect(await echoOnce('before the kill', 5_000, 'twin')).toBe(true);
+    expect(await echoVia('before the kill', 5_000)).toBe(true);
+    expect(await echoVia('before the kill', 5_000, 'twin')).toBe(true);
     const killedAt = Date.now();
     await r3.proc.kill('SIGKILL');
-    /** When the first new connection through `inletName` echoed after the kill (probing every 50 ms, bounded). */
-    const firstEcho = async (inletName: string): Promise<number | undefined> => {
-      for (let attempt = 0; attempt < 200 && Date.now() - killedAt < 10_000; attempt++) {
-        if (await echoOnce(`probe ${attempt}`, 1_000, inletName)) return Date.now();
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return undefined;
-    };
-    const [workedAt, twinWorkedAt] = await Promise.all([firstEcho('echo'), firstEcho('twin')]);
+    const [workedAt, twinWorkedAt] = await Promise.all([firstEchoWithin(inlet.inlets.echo!, 10_000), firstEchoWithin(inlet.inlets.twin!, 10_000)]);
     expect(workedAt, `no connection through the inlet within 10 s of the kill\n${inlet.proc.tail()}\n${outlet.proc.tail()}`).toBeDefined();
     expect(twinWorkedAt, `no connection to the twin outlet within 10 s of the kill\n${twin.proc.tail()}`).toBeDefined();
     const failoverMs = workedAt! - killedAt;
@@ -352,12 +332,12 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
     try {
       for (let i = 0; i < 5; i++) await echoed(`during-${i} `);
       // Opening a circuit reads no store: the name directory routes on what it last read.
-      expect(await echoOnce('a new circuit while the store is down', 5_000)).toBe(true);
+      expect(await echoVia('a new circuit while the store is down', 5_000)).toBe(true);
     } finally {
       await cluster.startServer();
     }
     await echoed('after');
     app.socket.destroy();
-    expect(await echoOnce('a new circuit after the store is back', 5_000)).toBe(true);
+    expect(await echoVia('a new circuit after the store is back', 5_000)).toBe(true);
   }, 60_000);
 });
