@@ -16,8 +16,16 @@ const DEPLOY = join(REPO_ROOT, 'examples', 'deploy');
 const work = mkdtempSync(join(tmpdir(), 'wicket-units-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function unit(program: 'relay' | 'agent'): string {
-  return readFileSync(join(DEPLOY, `wicket-${program}.service`), 'utf8');
+/** Each unit, and the installed command its ExecStart runs. */
+const UNITS = [
+  { unit: 'relay', program: 'relay' },
+  { unit: 'agent', program: 'agent' },
+  { unit: 'relay-authority', program: 'relay' },
+] as const;
+type UnitName = (typeof UNITS)[number]['unit'];
+
+function unit(name: UnitName): string {
+  return readFileSync(join(DEPLOY, `wicket-${name}.service`), 'utf8');
 }
 
 /** Every `Key=value` line of the [Service] section, in order (a key may repeat). */
@@ -41,11 +49,11 @@ describe('examples/deploy systemd units', () => {
       console.log(`skipped: ${SYSTEMD_ANALYZE} is not installed (Debian: apt-get install systemd), so the units cannot be verified here`);
       return;
     }
-    const files = (['relay', 'agent'] as const).map((program) => {
+    const files = UNITS.map(({ unit: name, program }) => {
       const installed = `/usr/local/bin/${program} `;
-      const text = unit(program);
+      const text = unit(name);
       expect(text).toContain(`ExecStart=${installed}`);
-      const file = join(work, `wicket-${program}.service`);
+      const file = join(work, `wicket-${name}.service`);
       writeFileSync(file, text.replace(installed, `${join(REPO_ROOT, 'bin', `${program}.js`)} `));
       return file;
     });
@@ -63,11 +71,8 @@ describe('examples/deploy systemd units', () => {
   });
 
   it('run as a dedicated user, hardened, never restarted after a revocation, and without W^X denial (V8 needs it)', () => {
-    for (const program of ['relay', 'agent'] as const) {
+    for (const { unit: program } of UNITS) {
       const text = unit(program);
-      expect(setting(text, 'User'), program).toEqual([`wicket-${program}`]);
-      expect(setting(text, 'StateDirectory')).toEqual([`wicket-${program}`]);
-      expect(setting(text, 'StateDirectoryMode')).toEqual(['0700']);
       expect(setting(text, 'UMask')).toEqual(['0077']);
       expect(setting(text, 'Restart')).toEqual(['on-failure']);
       for (const [key, value] of [
@@ -86,6 +91,12 @@ describe('examples/deploy systemd units', () => {
       expect(setting(text, 'SystemCallFilter')[0]).toBe('@system-service');
       expect(setting(text, 'MemoryDenyWriteExecute'), program).toEqual([]);
     }
+    for (const program of ['relay', 'agent'] as const) {
+      const text = unit(program);
+      expect(setting(text, 'User'), program).toEqual([`wicket-${program}`]);
+      expect(setting(text, 'StateDirectory')).toEqual([`wicket-${program}`]);
+      expect(setting(text, 'StateDirectoryMode')).toEqual(['0700']);
+    }
     const relay = unit('relay');
     expect(setting(relay, 'Environment')).toContain('WICKET_RELAY_DATA=/var/lib/wicket-relay');
     expect(setting(relay, 'AmbientCapabilities')).toEqual(['CAP_NET_BIND_SERVICE']);
@@ -95,6 +106,13 @@ describe('examples/deploy systemd units', () => {
     expect(setting(agent, 'CapabilityBoundingSet')).toEqual(['']);
     expect(setting(agent, 'AmbientCapabilities')).toEqual([]);
     expect(setting(agent, 'RestartPreventExitStatus')).toEqual([String(EXIT_REVOKED)]);
+    // The signer: its own user, no port and so no capability, the key handed in by systemd.
+    const authority = unit('relay-authority');
+    expect(setting(authority, 'User')).toEqual(['wicket-authority']);
+    expect(setting(authority, 'CapabilityBoundingSet')).toEqual(['']);
+    expect(setting(authority, 'AmbientCapabilities')).toEqual([]);
+    expect(setting(authority, 'LoadCredential')).toContain('authority.key:/etc/wicket/authority.key');
+    expect(setting(authority, 'ExecStart')[0]).toMatch(/ authority --authority-key \$\{CREDENTIALS_DIRECTORY\}\/authority\.key$/);
   });
 
   it('the Azure agent unit carries RestartPreventExitStatus too', () => {
