@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { performance } from 'node:perf_hooks';
 import type { Attributes, Credential } from '../protocol/credential.js';
-import { asWicketError, wicketError } from '../protocol/errors.js';
+import { asWicketError, wicketError, type ErrorCode } from '../protocol/errors.js';
 import { identifierOf, type Identifier, type Identity } from '../protocol/identity.js';
 import { ENROLL_DEADLINE_MS, RELAY_AUTH_TIMEOUT_MS } from '../protocol/limits.js';
 import { isTicketExpired, type Ticket, type TicketRelay } from '../protocol/ticket.js';
@@ -22,14 +22,23 @@ import type { Vault } from './vault.js';
 // a relay that cannot be reached, times out, fails its pin, serves another authority or goes away
 // without answering hands over to the next one (the secret only ever goes to a relay that passed
 // the pin and the authority check, and a redemption whose answer was lost is answered again
-// without spending a use). A relay that ANSWERS with a refusal has decided for the whole project
-// (they share one store): that error is final. When no relay could enroll the agent, the error
+// without spending a use), and so does one that answers with a refusal about its own state
+// (RELAY_STATE_REFUSALS). A relay that refuses the ticket or the key has decided for the whole
+// project (they share one store): that error is final. When no relay could enroll the agent, the error
 // (WICKET_ERR_RELAYS_UNREACHABLE) names each relay and why.
 //
 // Enrolling again with a ticket of the same authority is allowed: the relay merges the new
 // ticket's attributes into the member (protocol/README.md, "Relay behaviour"), and the new relay
 // URL/pin are kept. Running it again with the same ticket after a failure (the relay died before
 // its welcome arrived) is answered as the first redemption was, without spending another use.
+
+/** Refusals about the answering relay's own state, not the ticket: the next relay is tried. */
+const RELAY_STATE_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'WICKET_ERR_STORE_UNAVAILABLE',
+  'WICKET_ERR_AUTHORITY_UNAVAILABLE',
+  'WICKET_ERR_RELAY_OVERLOADED',
+  'WICKET_ERR_INTERNAL',
+]);
 
 export interface EnrollOptions {
   ticket: Ticket;
@@ -81,9 +90,12 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
       credential = await enrollAt(relay, o, identity, { endsAt: deadline, deadlineMs, progress, now });
     } catch (err) {
       const e = asWicketError(err);
-      // An answer is the project's decision (spent, expired, unknown ticket, store down): another
-      // relay of the same store would only repeat it. A one-relay ticket fails as it always did.
-      if (progress.refused || relays.length === 1) throw e;
+      // A decision about the ticket or the key (spent, expired, unknown, revoked) is the project's:
+      // another relay of the same store would only repeat it. A refusal about this relay's own
+      // state (its store connection down, no signer answering it, overloaded) is not: the next
+      // relay may get through, and a redemption whose answer was lost is answered again without
+      // spending a use. A one-relay ticket fails as it always did.
+      if ((progress.refused && !RELAY_STATE_REFUSALS.has(e.code)) || relays.length === 1) throw e;
       log.warn({ relay: relay.url, code: e.code }, 'could not enroll through this relay; trying the next relay of the ticket');
       failures.push(`${relay.url}: ${e.message}`);
       continue;

@@ -48,7 +48,8 @@ export class StandbyRelay {
     const primary = o.primary;
     const client = new RelayClient({ vault: o.vault, logger, insecure: o.insecure, now: o.channels.now, avoidRelay: () => primary.relayUrl });
     this.#client = client;
-    // A peer revoked on either connection's word is refused on both.
+    // The standby's channels refuse a peer revoked on either connection's word (the main
+    // connection's channels consult its own revoked set, as before there was a standby).
     const isRevoked = (identifier: string): boolean => primary.revoked.isRevoked(identifier) || client.revoked.isRevoked(identifier);
     const context = channelContextFor({ ...o.channels, logger, relay: client, sessions: this.#sessions, isRevoked });
     client.on('data', (circuit: number, payload: Buffer) => this.#sessions.data(circuit, payload));

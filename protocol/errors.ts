@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   WICKET_ERR_CREDENTIAL_SIGNATURE: { num: 302, meaning: "A credential's authority signature does not verify.", fix: 'The credential was altered; it was rejected.' },
   WICKET_ERR_CREDENTIAL_EXPIRED: { num: 303, meaning: 'A credential is expired (or not yet valid) at the verifier\'s clock.', fix: 'Keep the agent connected to the relay so it refreshes its credential; check both clocks.' },
   WICKET_ERR_CREDENTIAL_SUBJECT: { num: 304, meaning: 'A credential names a different identity than the one presenting it.', fix: 'The peer presented someone else\'s credential; it was rejected.' },
+  WICKET_ERR_CREDENTIAL_NOT_MEMBER: { num: 305, meaning: "A relay's own credential (it names a relay id) was presented where a member's is required.", fix: 'Only agents open channels; a relay key presenting itself to an agent was refused.' },
 
   // --- tickets and enrollment (4xx) ---
   WICKET_ERR_TICKET_PREFIX: { num: 400, meaning: 'The text is not a Wicket ticket (wrong or missing prefix).', fix: 'Pass the whole ticket as printed by `agent ticket create` (it starts with `wkt1_`).' },

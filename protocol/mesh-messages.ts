@@ -16,19 +16,24 @@ import { parseAvoidList, typed, type ShapesOf } from './relay-messages.js';
 /** Where a relay accepts links from the other relays of its project. */
 export const MESH_PATH = '/wicket-mesh';
 
-/** Ed25519 over meshProof(): MESH_AUTH_DOMAIN ‖ the peer's challenge ‖ own relay id ‖ the peer's relay id. */
+/** Ed25519 over meshProof(): MESH_AUTH_DOMAIN ‖ the prover's role ‖ the verifier's challenge ‖ both relay ids. */
 export const MESH_AUTH_DOMAIN = Buffer.from('wicket/mesh-auth/v1\0');
 
+/** Which end of the link a relay is: the one that dialled, or the one that accepted. */
+export type MeshRole = 'dialer' | 'acceptor';
+const ROLE_BYTE: Readonly<Record<MeshRole, number>> = { dialer: 1, acceptor: 2 };
+
 /**
- * The bytes a relay signs in its `auth`: the domain, the verifier's challenge, then the prover's
- * and the verifier's relay ids, each behind its length (u8), so no two id pairs sign alike.
+ * The bytes a relay signs in its `auth`: the domain, its role on this link, the verifier's
+ * challenge, then the prover's and the verifier's relay ids, each behind its length (u8), so no two
+ * id pairs sign alike. The role stops a go-between from passing one relay's proof to another: a
+ * proof a relay made as the dialler of its own link does not pass as an acceptor's, and the reverse.
  */
-export function meshProof(challenge: Uint8Array, proverRelayId: string, verifierRelayId: string): Buffer {
+export function meshProof(role: MeshRole, challenge: Uint8Array, proverRelayId: string, verifierRelayId: string): Buffer {
   const prover = Buffer.from(proverRelayId, 'utf8');
   const verifier = Buffer.from(verifierRelayId, 'utf8');
-  return Buffer.concat([MESH_AUTH_DOMAIN, challenge, Buffer.from([prover.length]), prover, Buffer.from([verifier.length]), verifier]);
+  return Buffer.concat([MESH_AUTH_DOMAIN, Buffer.from([ROLE_BYTE[role]]), challenge, Buffer.from([prover.length]), prover, Buffer.from([verifier.length]), verifier]);
 }
-
 
 export type MeshMessage =
   /** First frame of each side: who it is, its credential, and a fresh challenge for the other side. */

@@ -78,10 +78,10 @@ export class Router {
     private readonly counts: DropCounts,
   ) {}
 
-  /** Set once, when this relay joins a mesh (a shared store); a lone relay routes locally only. */
-  setRemote(remote: RemoteRouting): void {
+  /** Set when this relay joins a mesh (a shared store), cleared when the mesh stops; a lone relay routes locally only. */
+  setRemote(remote: RemoteRouting | undefined): void {
     this.#remote = remote;
-    for (const name of this.#names.keys()) remote.serving(name, true);
+    if (remote !== undefined) for (const name of this.#names.keys()) remote.serving(name, true);
   }
 
   get circuitCount(): number {

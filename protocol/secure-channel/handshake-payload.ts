@@ -2,6 +2,7 @@ import { isWicketError, wicketError } from '../errors.js';
 import { verifyCredential, type Attributes } from '../credential.js';
 import { identifierOf, verifySignature, type Identifier, type Identity } from '../identity.js';
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN } from '../limits.js';
+import { RELAY_ID_ATTRIBUTE } from '../relay-names.js';
 
 // The payload of handshake messages 2 and 3 (encrypted by Noise; protocol/README.md,
 // "Secure channel"):
@@ -94,6 +95,8 @@ export interface PeerCheck {
  *  2. the identity signed this handshake's static key     else WICKET_ERR_STATIC_KEY_BINDING
  *  3. the credential is the authority's, unexpired, and names this identity
  *                                                         else WICKET_ERR_CREDENTIAL_*
+ *  4. it is a member's, not a relay's own (relay-to-relay links only)
+ *                                                         else WICKET_ERR_CREDENTIAL_NOT_MEMBER
  */
 export function verifyHandshakePayload(bytes: Uint8Array, check: PeerCheck): ChannelPeer {
   const payload = decodeHandshakePayload(bytes);
@@ -109,6 +112,10 @@ export function verifyHandshakePayload(bytes: Uint8Array, check: PeerCheck): Cha
     // "the peer's credential does not decode".
     if (isWicketError(err) && err.code.startsWith('WICKET_ERR_CREDENTIAL_')) throw err;
     throw wicketError('WICKET_ERR_CREDENTIAL_MALFORMED', `credential presented by ${identifier} does not decode`, err);
+  }
+  // Any relay gets such a credential for its own key; an agent's peer must be a member.
+  if (credential.attributes[RELAY_ID_ATTRIBUTE] !== undefined) {
+    throw wicketError('WICKET_ERR_CREDENTIAL_NOT_MEMBER', `${identifier} presented a relay's credential, not a member's`);
   }
   return {
     identifier,

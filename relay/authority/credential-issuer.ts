@@ -72,7 +72,8 @@ export class LocalIssuer implements CredentialIssuer {
 
 /**
  * A signer's answer to one queued request, whoever wrote the row: a member's credential carries
- * the member's CURRENT attributes from the store, and an unknown or revoked member, a relay key
+ * the member's CURRENT attributes from the store, and an unknown or revoked member, a member row
+ * carrying a relay's attribute, a relay key
  * that is not its subject's, a member's key asked for as a relay, or an unknown kind is refused
  * (the code goes back to the requester), never signed.
  */
@@ -83,6 +84,9 @@ export function answerRequest(identity: Identity, request: PendingCredentialRequ
       const member = request.member;
       if (member === undefined || member.identifier !== request.subject) throw wicketError('WICKET_ERR_MEMBER_UNKNOWN', `no member ${request.subject}`);
       if (member.revokedAt !== undefined) throw wicketError('WICKET_ERR_REVOKED', `${request.subject} is revoked`);
+      // A relay's attribute on a member row was written past the authority (tickets cannot grant
+      // it): signing it would make a member pass for a relay on the mesh.
+      if (member.attributes[RELAY_ID_ATTRIBUTE] !== undefined) throw wicketError('WICKET_ERR_ARGUMENT', `member ${request.subject} carries the reserved ${RELAY_ID_ATTRIBUTE} attribute`);
       return { credential: issueCredential(identity, { subject: request.subject, attributes: member.attributes, issuedAt, ttlMs }).encoded };
     }
     if (request.kind === 'relay') {

@@ -48,6 +48,12 @@ export function dialRelayPeer<T>(target: MeshDialTarget, timeoutMs: number, atta
         perMessageDeflate: false,
         maxPayload: RELAY_MAX_FRAME,
         followRedirects: false,
+        // Client frames must be masked (RFC 6455 §5.3) against proxy cache poisoning by scripts
+        // in browsers; a relay is no browser, and an all-zero mask lets `ws` send forwarded frames
+        // without copying and XOR-ing every byte (as agent/relay-dial.ts does).
+        generateMask: (mask: Buffer) => {
+          mask.fill(0);
+        },
         ...(url.protocol === 'wss:' ? { minVersion: RELAY_TLS_MIN_VERSION, ciphers: RELAY_TLS_CIPHERS } : {}),
       });
       ws.once('open', () => {

@@ -5,7 +5,7 @@ import { verifyCredential, type Credential } from '../../protocol/credential.js'
 import { asWicketError, errorCodeFromWire, wicketError, type WicketError } from '../../protocol/errors.js';
 import { identifierOf, verifySignature, type Identifier, type Identity } from '../../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, MAX_CREDENTIAL_LEN, RELAY_CHALLENGE_LEN } from '../../protocol/limits.js';
-import { decodeMeshFrame, encodeMeshControl, meshProof, type MeshMessage } from '../../protocol/mesh-messages.js';
+import { decodeMeshFrame, encodeMeshControl, meshProof, type MeshMessage, type MeshRole } from '../../protocol/mesh-messages.js';
 import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { base64url, DATA_HEADER_LEN, FRAME_DATA, fromBase64url } from '../../protocol/relay-frames.js';
 import { checkTransition, type Transitions } from '../../protocol/lifecycle.js';
@@ -18,8 +18,9 @@ import type { MeshLinkPort, RemoteEnd } from './remote-end.js';
 //       └──────── timeout, bad frame, refusal ─────────────▲
 //
 // The handshake is symmetric: each side sends `hello` (its relay id, public key, relay credential
-// and a fresh challenge) and, once it has checked the other's hello, `auth` (its signature over the
-// other's challenge and both relay ids). A credential counts only when the project authority
+// and a fresh challenge) and, once it has checked the other's hello, `auth` (its signature over its
+// role on the link, the other's challenge and both relay ids). Only the relay with the smaller id
+// dials, so an acceptor refuses a larger one. A credential counts only when the project authority
 // signed it for that key with the relay attribute naming that relay id, so a member's credential
 // (or one relay posing as another) is refused. Once open, DATA frames go to the circuit's end by
 // this relay's circuit id; control messages open, answer, credit and close circuits.
@@ -55,6 +56,8 @@ export class MeshLink implements MeshLinkPort {
   readonly #context: MeshLinkContext;
   /** Set when this relay dialled: the relay id it expects to find there. */
   readonly #expectedPeer: string | undefined;
+  /** Dialled by this relay (it knows whom it expects) or accepted; bound into both proofs. */
+  readonly #role: MeshRole;
   readonly #challenge = randomBytes(RELAY_CHALLENGE_LEN);
   readonly #ends = new Map<number, RemoteEnd>();
   #logger: Logger;
@@ -69,6 +72,7 @@ export class MeshLink implements MeshLinkPort {
     this.#ws = ws;
     this.#context = context;
     this.#expectedPeer = expectedPeer;
+    this.#role = expectedPeer === undefined ? 'acceptor' : 'dialer';
     this.#logger = context.logger.child({ link: expectedPeer ?? 'accepted' });
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('pong', () => (this.#lastHeard = Date.now()));
@@ -86,6 +90,11 @@ export class MeshLink implements MeshLinkPort {
 
   get isOpen(): boolean {
     return this.#state === 'open';
+  }
+
+  /** The relay this relay dialled (undefined for an accepted link). */
+  get dialledTo(): string | undefined {
+    return this.#expectedPeer;
   }
 
   get peerRelayId(): string {
@@ -131,6 +140,9 @@ export class MeshLink implements MeshLinkPort {
   close(reason: string): void {
     if (this.#state === 'closed') return;
     this.#ws.close(1001, reason);
+    // A peer that does not answer the close handshake is cut, as in fail().
+    const grace = setTimeout(() => this.#ws.terminate(), 1_000);
+    grace.unref();
     this.#shutdown();
   }
 
@@ -157,6 +169,11 @@ export class MeshLink implements MeshLinkPort {
       throw wicketError('WICKET_ERR_MESH_AUTH', `dialled relay ${this.#expectedPeer}, but relay ${message.relay} answered`);
     }
     if (message.relay === this.#context.relayId) throw wicketError('WICKET_ERR_MESH_AUTH', 'a relay cannot link to itself');
+    // Of two relays the one with the smaller id dials (mesh.ts); a link accepted the other way
+    // round is someone else's doing (a go-between pairing two relays with each other).
+    if (this.#role === 'acceptor' && message.relay > this.#context.relayId) {
+      throw wicketError('WICKET_ERR_MESH_AUTH', `relay ${message.relay} has the larger id: this relay dials it, not the other way round`);
+    }
     const publicKey = fromBase64url(message.publicKey, 'publicKey', { exact: ED25519_PUBLIC_KEY_LEN });
     const encoded = fromBase64url(message.credential, 'credential', { max: MAX_CREDENTIAL_LEN });
     let credential: Credential;
@@ -178,7 +195,7 @@ export class MeshLink implements MeshLinkPort {
   #sendAuthWhenReady(): void {
     const peer = this.#peer;
     if (this.#authSent || !this.#helloSent || peer === undefined || this.#peerChallenge === undefined || this.#state === 'closed') return;
-    const signed = meshProof(this.#peerChallenge, this.#context.relayId, peer.relayId);
+    const signed = meshProof(this.#role, this.#peerChallenge, this.#context.relayId, peer.relayId);
     this.sendControl({ t: 'auth', signature: base64url(this.#context.identity.sign(signed)) });
     this.#authSent = true;
   }
@@ -187,7 +204,7 @@ export class MeshLink implements MeshLinkPort {
     const peer = this.#peer;
     if (peer === undefined) throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "mesh 'auth' before 'hello'");
     const signature = fromBase64url(message.signature, 'signature', { exact: ED25519_SIGNATURE_LEN });
-    const signed = meshProof(this.#challenge, peer.relayId, this.#context.relayId);
+    const signed = meshProof(this.#role === 'dialer' ? 'acceptor' : 'dialer', this.#challenge, peer.relayId, this.#context.relayId);
     if (!verifySignature(peer.publicKey, signed, signature)) {
       throw wicketError('WICKET_ERR_MESH_AUTH', `relay ${peer.relayId}'s signature does not verify over this link's challenge`);
     }

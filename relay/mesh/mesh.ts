@@ -101,6 +101,8 @@ export class Mesh implements RemoteRouting {
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#timer);
+    // Connections closing from here on must not write served names to a store about to close.
+    this.#options.router.setRemote(undefined);
     this.#directory.stop();
     for (const link of [...this.#all]) link.close('relay shutting down');
   }
@@ -172,15 +174,18 @@ export class Mesh implements RemoteRouting {
     }
   }
 
+  /**
+   * The relay stays in #dialing until its link opens or closes, not just until the socket opens: a
+   * handshake slower than the dial interval must not start a second link that would replace it.
+   */
   async #dial(relay: RelayRecord): Promise<void> {
     this.#dialing.add(relay.relayId);
     try {
       const target = { url: relay.url, ...(relay.fingerprint === undefined ? {} : { fingerprint: relay.fingerprint }) };
       await dialRelayPeer(target, MESH_DIAL_TIMEOUT_MS, (ws) => this.#attach(ws, relay.relayId));
     } catch (err) {
-      this.#options.logger.debug({ peer: relay.relayId, url: relay.url, code: asWicketError(err).code, reason: asWicketError(err).message }, 'could not link to a relay; trying again');
-    } finally {
       this.#dialing.delete(relay.relayId);
+      this.#options.logger.debug({ peer: relay.relayId, url: relay.url, code: asWicketError(err).code, reason: asWicketError(err).message }, 'could not link to a relay; trying again');
     }
   }
 
@@ -189,11 +194,15 @@ export class Mesh implements RemoteRouting {
    * in the same tick as the socket's open, so the link listens before any frame can arrive.
    */
   #attach(ws: WebSocket, expectedPeer?: string): void {
-    if (this.#stopped) return ws.terminate();
+    if (this.#stopped) {
+      if (expectedPeer !== undefined) this.#dialing.delete(expectedPeer);
+      return ws.terminate();
+    }
     this.#all.add(new MeshLink(ws, this.#context, expectedPeer));
   }
 
   #linkOpened(link: MeshLink): void {
+    this.#dialing.delete(link.peerRelayId);
     // A relay that redials (it saw the old link die first) replaces the link this side still holds.
     const existing = this.#links.get(link.peerRelayId);
     this.#links.set(link.peerRelayId, link);
@@ -202,6 +211,7 @@ export class Mesh implements RemoteRouting {
 
   #linkClosed(link: MeshLink): void {
     this.#all.delete(link);
+    if (link.dialledTo !== undefined) this.#dialing.delete(link.dialledTo);
     if (this.#links.get(link.peerRelayId) === link) this.#links.delete(link.peerRelayId);
   }
 

@@ -72,6 +72,26 @@ async function dyingRelay(authority: string): Promise<{ url: string; enrolls: ()
   return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, enrolls: () => enrolls };
 }
 
+/** Says hello for `authority`, takes the `enroll` and refuses it with `code` (a relay's own trouble, or the ticket's). */
+async function refusingRelay(authority: string, code: string): Promise<{ url: string; enrolls: () => number }> {
+  let enrolls = 0;
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  wss.on('connection', (ws) => {
+    ws.send(encodeControl({ t: 'hello', version: RELAY_PROTOCOL_VERSION, challenge: base64url(Buffer.alloc(32, 7)), authority }));
+    ws.on('message', (data: Buffer) => {
+      const frame = decodeFrameFromAgent(data);
+      if (frame.kind === 'control' && frame.message.t === 'enroll') {
+        enrolls++;
+        ws.send(encodeControl({ t: 'error', code, message: `refused with ${code}` }));
+        ws.close(1008, code);
+      }
+    });
+  });
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, enrolls: () => enrolls };
+}
+
 function relisted(ticket: Ticket, urls: string[]): Ticket {
   const { relayCertFingerprint: _pin, otherRelays: _others, ...rest } = ticket;
   return { ...rest, relayUrl: urls[0]!, ...(urls.length > 1 ? { otherRelays: urls.slice(1).map((url) => ({ url })) } : {}) };
@@ -88,10 +108,10 @@ async function failure(p: Promise<unknown>): Promise<WicketError> {
 }
 
 /** A ticket of a real (SQLite, in-process) relay, decoded. */
-async function realTicket(): Promise<{ ticket: Ticket; relayUrl: string; authority: string }> {
+async function realTicket(usageCount = 1): Promise<{ ticket: Ticket; relayUrl: string; authority: string }> {
   const relay = await startRelay({ dataDir: tempDir('relay'), logger, listen: { host: '127.0.0.1', port: 0 } });
   cleanups.push(() => relay.close());
-  const created = await relay.createTicket({ attributes: { x: '1' }, relayNames: [] });
+  const created = await relay.createTicket({ attributes: { x: '1' }, relayNames: [], usageCount });
   // Round-trip through the text, as a person hands it over.
   return { ticket: decodeTicket(encodeTicket(decodeTicket(created.text.reveal()))), relayUrl: relay.url, authority: relay.authorityIdentifier };
 }
@@ -118,6 +138,19 @@ describe('enrollment over a ticket\'s relays', () => {
     expect(dying.enrolls()).toBe(1);
     expect(result.relayUrl).toBe(relayUrl);
     expect(vault.requireEnrollment()).toMatchObject({ relayUrl, otherRelays: [{ url: dying.url }] });
+  });
+
+  it('a relay refusing for its own state (no signer, its store down) hands over to the next relay; a refusal of the ticket is final', async () => {
+    const { ticket, relayUrl, authority } = await realTicket(3);
+    for (const code of ['WICKET_ERR_AUTHORITY_UNAVAILABLE', 'WICKET_ERR_STORE_UNAVAILABLE']) {
+      const troubled = await refusingRelay(authority, code);
+      const result = await enroll({ ticket: relisted(ticket, [troubled.url, relayUrl]), vault: Vault.open(tempDir('home')), logger });
+      expect(troubled.enrolls(), code).toBe(1);
+      expect(result.relayUrl, code).toBe(relayUrl);
+    }
+    const deciding = await refusingRelay(authority, 'WICKET_ERR_TICKET_USED');
+    const err = await failure(enroll({ ticket: relisted(ticket, [deciding.url, relayUrl]), vault: Vault.open(tempDir('home')), logger }));
+    expect(err.code).toBe('WICKET_ERR_TICKET_USED');
   });
 
   it('a one-relay ticket fails with that relay\'s own error, as before several relays', async () => {

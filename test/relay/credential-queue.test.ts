@@ -121,6 +121,10 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     await p.enroll(agent, { admin: 'true' });
     const revoked = Identity.generate();
     await p.enroll(revoked, {});
+    // A member row carrying a relay's attribute, as only a write past the authority can make one.
+    const posing = Identity.generate();
+    await p.enroll(posing, {});
+    await cluster.sql(p.database, `UPDATE members SET attributes = '{"wicket:relay":"r9"}' WHERE identifier = '${posing.identifier}'`);
     await p.signing.revokeMember(revoked.identifier, Date.now(), 'test');
     const relayKey = Identity.generate();
     const other = Identity.generate();
@@ -131,6 +135,7 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
       ['member', `'${revoked.identifier}'`, 'NULL', 'NULL', 'WICKET_ERR_REVOKED'],
       ['member', `'not-an-identifier'`, 'NULL', 'NULL', 'WICKET_ERR_IDENTIFIER_INVALID'],
       ['member', `'${agent.identifier.toUpperCase()}'`, 'NULL', 'NULL', 'WICKET_ERR_IDENTIFIER_INVALID'],
+      ['member', `'${posing.identifier}'`, 'NULL', 'NULL', 'WICKET_ERR_ARGUMENT'],
       ['relay', `'${relayKey.identifier}'`, hex(other.publicKey), `'r1'`, 'WICKET_ERR_CREDENTIAL_SUBJECT'],
       ['relay', `'${relayKey.identifier}'`, hex(Buffer.alloc(5)), `'r1'`, 'WICKET_ERR_KEY_INVALID'],
       ['relay', `'${relayKey.identifier}'`, 'NULL', `'r1'`, 'WICKET_ERR_KEY_INVALID'],

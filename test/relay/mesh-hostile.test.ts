@@ -101,7 +101,8 @@ interface FakeRelay {
   readonly challenge: Buffer;
 }
 
-const newRelayId = (): string => randomBytes(8).toString('hex');
+/** Smaller than any id a relay makes in practice (16 random hex digits), so the relay accepts it as the dialler. */
+const newRelayId = (): string => `000000${randomBytes(5).toString('hex')}`;
 
 describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer', () => {
   let cluster: PostgresCluster;
@@ -135,7 +136,7 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
 
   /** The proof the relay expects: meshProof(its challenge, the prover's relay id, its relay id). */
   function proofOf(fake: FakeRelay, relayHello: Hello): MeshMessage {
-    const signed = meshProof(Buffer.from(relayHello.challenge, 'base64url'), fake.relayId, relayHello.relay);
+    const signed = meshProof('dialer', Buffer.from(relayHello.challenge, 'base64url'), fake.relayId, relayHello.relay);
     return { t: 'auth', signature: base64url(fake.identity.sign(signed)) };
   }
 
@@ -188,7 +189,7 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
 
     client.send(helloOf(fake));
     const relayAuth = await client.next('auth');
-    const signedByRelay = meshProof(fake.challenge, relayHello.relay, fake.relayId);
+    const signedByRelay = meshProof('acceptor', fake.challenge, relayHello.relay, fake.relayId);
     expect(verifySignature(relayKey, signedByRelay, Buffer.from(relayAuth.signature, 'base64url'))).toBe(true);
     client.send(proofOf(fake, relayHello));
 
@@ -273,7 +274,7 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
     await expect(r.relay.createTicket({ attributes: { [RELAY_ID_ATTRIBUTE]: newRelayId() }, relayNames: [] })).rejects.toThrow(/reserved/);
   });
 
-  it('hello with a relay credential for another relay id, for the relay\'s own id, for another key, from another project or expired is WICKET_ERR_MESH_AUTH', async () => {
+  it('hello with a relay credential for another relay id, for the relay\'s own id, for another key, from another project, expired, or from a relay with the larger id is WICKET_ERR_MESH_AUTH', async () => {
     const { relayHello } = await dial();
     const fake = await validFake();
     const now = Date.now();
@@ -285,6 +286,8 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
       ['credential of another key', { ...fake, identity: Identity.generate() }],
       ['credential from another project', { ...fake, credential: forged(Identity.generate(), fake.identity, fake.relayId) }],
       ['expired credential', { ...fake, credential: forged(projectKey, fake.identity, fake.relayId, now - 120_000, 60_000) }],
+      // A valid relay credential, but for an id larger than the relay's: that relay would be dialled, never dial.
+      ['a relay with the larger id dialling', { ...fake, relayId: 'ffffffffffffffff', credential: forged(projectKey, fake.identity, 'ffffffffffffffff') }],
     ];
     for (const [what, hello] of cases) {
       const { client } = await dial();
@@ -295,12 +298,14 @@ describe.skipIf('skip' in binaries)('a relay-to-relay link from a hostile peer',
     }
   });
 
-  it('a valid hello, then a wrong proof in auth (random bytes, own challenge, ids swapped, the relay\'s proof reflected) is WICKET_ERR_MESH_AUTH', async () => {
+  it('a valid hello, then a wrong proof in auth (random bytes, own challenge, ids swapped, the relay\'s proof reflected, the acceptor\'s role) is WICKET_ERR_MESH_AUTH', async () => {
     const wrongProofs: ((fake: FakeRelay, relayHello: Hello, relayAuth: MeshMessage) => MeshMessage)[] = [
       () => ({ t: 'auth', signature: base64url(randomBytes(64)) }),
-      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof(fake.challenge, fake.relayId, relayHello.relay))) }),
-      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof(Buffer.from(relayHello.challenge, 'base64url'), relayHello.relay, fake.relayId))) }),
+      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof('dialer', fake.challenge, fake.relayId, relayHello.relay))) }),
+      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof('dialer', Buffer.from(relayHello.challenge, 'base64url'), relayHello.relay, fake.relayId))) }),
       (_fake, _relayHello, relayAuth) => relayAuth,
+      // Right challenge and ids, but made as an acceptor: what a go-between would pass on from the other relay.
+      (fake, relayHello) => ({ t: 'auth', signature: base64url(fake.identity.sign(meshProof('acceptor', Buffer.from(relayHello.challenge, 'base64url'), fake.relayId, relayHello.relay))) }),
     ];
     for (const [i, wrongProof] of wrongProofs.entries()) {
       const fake = await validFake();

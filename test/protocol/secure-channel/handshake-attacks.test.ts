@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { issueCredential } from '../../../protocol/credential.js';
+import { RELAY_ID_ATTRIBUTE } from '../../../protocol/relay-names.js';
 import {
   InitiatorHandshake,
   ResponderHandshake,
@@ -120,6 +121,17 @@ describe('credential attacks', () => {
     const { initiator, m1 } = initiatorAwaiting2();
     const m2 = forgedMessage2(m1, (staticKey) => buildHandshakePayload(mallory, staticKey, Buffer.from('not a credential')));
     expect(codeOf(() => initiator.readMessage2(m2))).toBe('WICKET_ERR_CREDENTIAL_MALFORMED');
+  });
+});
+
+describe('a relay\'s own credential is not a member\'s', () => {
+  it('a relay key with a genuine relay credential (wicket:relay) is refused as a channel peer (WICKET_ERR_CREDENTIAL_NOT_MEMBER)', () => {
+    // Any relay of the project gets such a credential for its own key (the mesh); it must not open channels.
+    const relayKey = seededIdentity('relay-process');
+    const credential = issueCredential(seededIdentity('authority'), { subject: relayKey.identifier, attributes: { [RELAY_ID_ATTRIBUTE]: 'r1' }, issuedAt: NOW - 1000, ttlMs: TTL_MS }).encoded;
+    const { initiator, m1 } = initiatorAwaiting2();
+    const m2 = forgedMessage2(m1, (staticKey) => buildHandshakePayload(relayKey, staticKey, credential));
+    expect(codeOf(() => initiator.readMessage2(m2))).toBe('WICKET_ERR_CREDENTIAL_NOT_MEMBER');
   });
 });
 
