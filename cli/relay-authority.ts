@@ -33,7 +33,8 @@ export function registerAuthorityCommand(program: Command): void {
 Relays started on the store without the key forward and verify only; they write credential
 requests into the store, and this process (or any relay started with the key) signs them.
 Keep the key on this host alone: a forwarding relay that is taken over can neither read the
-traffic nor mint a credential.
+traffic nor sign. It can still write the store, which the signer trusts for membership, so give
+the store's password only to hosts you would trust with the key (README, "Several relays").
 
 Example:
   $ relay authority --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key`,
