@@ -9,8 +9,8 @@ import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-ar
 
 // `relay authority --store postgres://… --authority-key FILE`: the project authority as a process
 // of its own, for relays that forward only (issue 14). It holds the signing key, LISTENs on the
-// store's credential queue and answers each request (a member's credential with its current
-// attributes, or a relay's own), and nothing else: no WebSocket listener, no data folder.
+// store's credential queue and answers each request (a member's credential with the attributes it
+// endorsed, or a relay's own), and nothing else: no WebSocket listener, no data folder.
 //
 // stdout, for people: `authority I… signing credentials for postgres://user:***@host/db`
 // with --json (one line): {"authority":"I…","role":"authority","store":"postgres://user:***@…"}
@@ -18,6 +18,7 @@ import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-ar
 
 interface AuthorityFlags extends StoreFlags {
   json?: boolean;
+  endorseExisting?: boolean;
 }
 
 export function registerAuthorityCommand(program: Command): void {
@@ -26,15 +27,16 @@ export function registerAuthorityCommand(program: Command): void {
     .description('Run the project authority alone: sign credentials for the forwarding relays of a PostgreSQL store')
     .option(`${STORE_OPTION} <url>`, 'the PostgreSQL store the relays share (default $WICKET_RELAY_STORE)')
     .option(`${AUTHORITY_KEY_OPTION} <file>`, 'the project authority key (0600), a copy of the first relay\'s DATA/authority.key')
-    .option('--json', 'print one JSON line {authority, role, store} once signing')
+    .option('--json', 'print one JSON line {authority, role, store, endorsedExisting} once signing')
+    .option('--endorse-existing', 'once, after upgrading a store made before endorsements: vouch for every live member it holds now')
     .addHelpText(
       'after',
       `
 Relays started on the store without the key forward and verify only; they write credential
 requests into the store, and this process (or any relay started with the key) signs them.
 Keep the key on this host alone: a forwarding relay that is taken over can neither read the
-traffic nor sign. It can still write the store, which the signer trusts for membership, so give
-the store's password only to hosts you would trust with the key (README, "Several relays").
+traffic nor sign, and though it can write the store, the signer signs only for tickets it
+created and members it admitted on a ticket's proof (README, "Several relays").
 
 Example:
   $ relay authority --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key`,
@@ -45,12 +47,14 @@ Example:
       const keyFile = authorityKeyFileOf(flags);
       if (keyFile === undefined) throw usageError(`relay authority needs ${AUTHORITY_KEY_OPTION} FILE (the project key)`);
       const logger = createLogger('relay');
-      const service = await openSigningService({ location, keyFile, now: Date.now, logger });
-      logger.info({ authority: service.authorityIdentifier, store: location.shown, role: 'authority' }, 'authority signing credentials');
+      const endorseExisting = flags.endorseExisting === true;
+      const service = await openSigningService({ location, keyFile, now: Date.now, logger, endorseExisting });
+      logger.info({ authority: service.authorityIdentifier, store: location.shown, role: 'authority', endorsedExisting: service.endorsedExisting }, 'authority signing credentials');
+      const endorsed = endorseExisting ? `; endorsed ${service.endorsedExisting} existing members` : '';
       process.stdout.write(
         (flags.json === true
-          ? JSON.stringify({ authority: service.authorityIdentifier, role: 'authority', store: location.shown })
-          : `authority ${service.authorityIdentifier} signing credentials for ${location.shown}`) + '\n',
+          ? JSON.stringify({ authority: service.authorityIdentifier, role: 'authority', store: location.shown, endorsedExisting: service.endorsedExisting })
+          : `authority ${service.authorityIdentifier} signing credentials for ${location.shown}${endorsed}`) + '\n',
       );
 
       stopOnSignals(logger, () => service.close(), () => ({ ...service.signer.counts }));

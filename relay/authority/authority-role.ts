@@ -2,10 +2,12 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { wicketError } from '../../protocol/errors.js';
 import { identifierOf, type Identity } from '../../protocol/identity.js';
+import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { AUTHORITY_KEY_OPTION, loadOrCreateAuthorityKey, loadProjectKey } from './authority-key.js';
 import { Authority } from './authority.js';
 import type { AuthorityRole } from './credential-issuer.js';
 import { CredentialSigner } from './credential-signer.js';
+import { Endorser, memberStatementText } from './endorsement.js';
 import { openAuthorityStore } from './open-store.js';
 import type { PgStore } from './pg-store.js';
 import type { ProjectRecord } from './pg-schema.js';
@@ -126,6 +128,8 @@ export async function openRelayAuthority(o: AuthorityRoleOptions): Promise<Opene
 export interface SigningService {
   readonly authorityIdentifier: string;
   readonly signer: CredentialSigner;
+  /** With endorseExisting: how many members this start endorsed as the store holds them. */
+  readonly endorsedExisting: number;
   close(): Promise<void>;
 }
 
@@ -134,16 +138,18 @@ export interface SigningService {
  * (no WebSocket listener, no data folder). The store's project must exist (the first relay records
  * it and mints the admin ticket) and be this key's.
  */
-export async function openSigningService(o: { location: PostgresLocation; keyFile: string; now: () => number; logger: Logger; credentialTtlMs?: number }): Promise<SigningService> {
+export async function openSigningService(o: { location: PostgresLocation; keyFile: string; now: () => number; logger: Logger; credentialTtlMs?: number; endorseExisting?: boolean }): Promise<SigningService> {
   const { identity } = loadProjectKey(o.keyFile, o.keyFile, { create: false });
   const { PgStore } = await import('./pg-store.js');
   const { store } = await PgStore.open(o.location, { now: o.now(), logger: o.logger.child({ component: 'store' }) });
+  let endorsedExisting = 0;
   try {
     if ((await store.project()) === undefined) {
       throw wicketError('WICKET_ERR_STORE', `the store ${o.location.shown} holds no project yet: start the first relay on it (\`relay start --store …\`), which records the project and mints the admin ticket`);
     }
     // Refuses another project's key, and records the public key where the store lacks it.
     await store.claimProject(identity.identifier, identity.publicKey, o.now());
+    if (o.endorseExisting === true) endorsedExisting = await endorseExistingMembers(store, identity);
   } catch (err) {
     await store.close();
     throw err;
@@ -153,9 +159,29 @@ export async function openSigningService(o: { location: PostgresLocation; keyFil
   return {
     authorityIdentifier: identity.identifier,
     signer,
+    endorsedExisting,
     close: async () => {
       await signer.stop();
       await store.close();
     },
   };
+}
+
+/**
+ * `relay authority --endorse-existing`: vouches for every live member the store holds now that has
+ * no endorsement (members enrolled before endorsements existed), with its current attributes. The
+ * operator's word that the store is as it should be; after it, the signer believes only what it
+ * endorsed again.
+ */
+async function endorseExistingMembers(store: PgStore, identity: Identity): Promise<number> {
+  const endorser = new Endorser(identity);
+  let endorsed = 0;
+  for (const member of await store.listMembers()) {
+    if (member.revokedAt !== undefined || member.attributes[RELAY_ID_ATTRIBUTE] !== undefined) continue;
+    if (endorser.verifies(await store.endorsements.read('member', member.identifier), 'member', member.identifier)) continue;
+    const statement = memberStatementText({ identifier: member.identifier, publicKey: member.publicKey.toString('hex'), attributes: member.attributes });
+    await store.endorsements.write(endorser.endorse('member', member.identifier, statement));
+    endorsed++;
+  }
+  return endorsed;
 }

@@ -19,6 +19,8 @@ import {
   type TicketRevokeOutcome,
 } from './store.js';
 import { LocalIssuer, type AuthorityRole, type CredentialIssuer } from './credential-issuer.js';
+import { Endorser, ticketStatementText } from './endorsement.js';
+import type { MemberEvidence } from './membership-rule.js';
 import { checkTicketRequest, refusalDetail, type TicketGrant } from './ticket-rules.js';
 
 export { checkRelayName } from './ticket-rules.js';
@@ -86,6 +88,8 @@ export class Authority {
   readonly now: () => number;
   readonly credentialTtlMs: number;
   readonly #issuer: CredentialIssuer;
+  /** Endorses the tickets this process creates on a shared store; undefined elsewhere (endorsement.ts). */
+  readonly #endorser: Endorser | undefined;
   readonly #logger: Logger;
   #endpoint: RelayEndpoint | undefined;
 
@@ -97,13 +101,14 @@ export class Authority {
     this.credentialTtlMs = options.credentialTtlMs ?? CREDENTIAL_TTL_MS;
     if (options.identity !== undefined) {
       this.publicKey = options.identity.publicKey;
-      this.#issuer = new LocalIssuer(options.identity, this.now, this.credentialTtlMs);
+      this.#issuer = new LocalIssuer(options.identity, this.now, this.credentialTtlMs, options.store.endorsements);
     } else if (options.publicKey !== undefined && options.issuer !== undefined) {
       this.publicKey = Buffer.from(options.publicKey);
       this.#issuer = options.issuer;
     } else {
       throw wicketError('WICKET_ERR_INTERNAL', 'an authority needs the project key, or its public key and an issuer');
     }
+    this.#endorser = options.identity !== undefined && options.store.endorsements !== undefined ? new Endorser(options.identity) : undefined;
     this.identifier = identifierOf(this.publicKey);
   }
 
@@ -134,9 +139,20 @@ export class Authority {
     return others;
   }
 
+  /**
+   * A new ticket. On a shared store the signer must endorse it (a forwarding relay's ticket would
+   * enroll nobody), so only a process holding the project key creates tickets there: elsewhere
+   * WICKET_ERR_SIGNER_ONLY.
+   */
   async createTicket(request: TicketRequest): Promise<CreatedTicket> {
     const endpoint = this.#endpoint;
     if (endpoint === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'the relay endpoint is not known yet');
+    if (this.store.endorsements !== undefined && this.#endorser === undefined) {
+      throw wicketError(
+        'WICKET_ERR_SIGNER_ONLY',
+        'this relay only forwards (it holds no project key), and on a shared store only the signer creates tickets: run `relay ticket create --store … --authority-key FILE` where the key is, or ask an admin connected to a relay that holds the key',
+      );
+    }
     const { attributes, relayNames, usageCount, expiresInMs } = checkTicketRequest(request);
     const now = this.now();
     const secret = new Secret(randomBytes(TICKET_SECRET_LEN));
@@ -151,6 +167,12 @@ export class Authority {
     if (endpoint.fingerprint !== undefined) ticket.relayCertFingerprint = endpoint.fingerprint;
     if (otherRelays.length > 0) ticket.otherRelays = otherRelays;
     const text = new Secret(encodeTicket(ticket));
+    const ticketKey = ticketKeyFromSecret(secret).publicKey;
+    // The endorsement first: a ticket row without one (a crash between the two) enrolls nobody.
+    if (this.#endorser !== undefined) {
+      const statement = ticketStatementText({ ticketId: ticket.ticketId.toString('hex'), ticketKey: ticketKey.toString('hex'), attributes, relayNames, usageCount, expiresAt: ticket.expiresAt });
+      await this.store.endorsements!.write(this.#endorser.endorse('ticket', ticket.ticketId.toString('hex'), statement));
+    }
     await this.store.insertTicket({
       ticketId: ticket.ticketId,
       secretHash: hashTicketSecret(secret),
@@ -204,10 +226,14 @@ export class Authority {
     return { member: outcome.member, kind: outcome.kind };
   }
 
-  /** An agent's `enroll`: redeem (the ticket use is spent in the store), then the new member's credential. */
-  async enroll(request: { ticketId: Buffer; secret: Secret<Buffer>; publicKey: Buffer }): Promise<Admission> {
+  /**
+   * An agent's `enroll`: redeem (the ticket use is spent in the store), then the new member's
+   * credential, with the ticket and the agent's proof as the evidence a signer on a shared store
+   * admits it on (membership-rule.ts).
+   */
+  async enroll(request: { ticketId: Buffer; ticketKey: Buffer; ticketProof: Buffer; publicKey: Buffer }): Promise<Admission> {
     const { member } = await this.redeem(request);
-    return { member, credential: await this.credentialFor(member), fallback: false };
+    return { member, credential: await this.credentialFor(member, { ticketId: request.ticketId, ticketProof: request.ticketProof }), fallback: false };
   }
 
   /**
@@ -228,18 +254,18 @@ export class Authority {
   }
 
   /**
-   * A fresh short-lived credential carrying the member's current attributes (on a forwarding
-   * relay, as the signer reads them from the store). Throws WICKET_ERR_AUTHORITY_UNAVAILABLE when a
+   * A fresh short-lived credential carrying the member's current attributes (on a shared store,
+   * those the signer endorsed: membership-rule.ts). Throws WICKET_ERR_AUTHORITY_UNAVAILABLE when a
    * forwarding relay's signer does not answer in time, REVOKED / MEMBER_UNKNOWN when it refuses.
    */
-  credentialFor(member: MemberRecord): Promise<Credential> {
-    return this.#issuer.issue({ kind: 'member', member });
+  credentialFor(member: MemberRecord, evidence?: MemberEvidence): Promise<Credential> {
+    return this.#issuer.issue(evidence === undefined ? { kind: 'member', member } : { kind: 'member', member, evidence });
   }
 
   /**
    * A credential for a relay process's own Ed25519 key (relay-to-relay links): subject its
-   * identifier, attributes `{ 'wicket:relay': relayId }`. Not a member: the store is the trust root
-   * (whoever can write it can already add members).
+   * identifier, attributes `{ 'wicket:relay': relayId }`. Not a member: agents refuse it as a
+   * channel peer, and it opens only relay-to-relay links (which carry ciphertext).
    */
   relayCredential(publicKey: Buffer, relayId: string): Promise<Credential> {
     return this.#issuer.issue({ kind: 'relay', publicKey, relayId });

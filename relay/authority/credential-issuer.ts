@@ -3,7 +3,9 @@ import { asWicketError, wicketError } from '../../protocol/errors.js';
 import { identifierOf, isIdentifier, type Identity } from '../../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN } from '../../protocol/limits.js';
 import { isRelayId, RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
-import type { CredentialAnswer, PendingCredentialRequest } from './credential-queue.js';
+import type { PendingCredentialRequest, SignerDecision } from './credential-queue.js';
+import { Endorser, type EndorsementStore } from './endorsement.js';
+import { judgeMember, type MemberEvidence } from './membership-rule.js';
 import type { MemberRecord } from './store.js';
 
 // Who signs a relay's credentials (issue 14, "signing key only where credentials are issued").
@@ -12,15 +14,16 @@ import type { MemberRecord } from './store.js';
 // the store (remote-issuer.ts). The Authority sees only this interface, so the rest of the relay
 // asks for a credential the same way in both roles.
 //
-// answerRequest is the one rule a signer applies to a queued request (credential-signer.ts): the
-// request names a subject, the signer decides from the store what to sign, and refuses anything
-// else. Pure apart from the signature.
+// On a shared store, what a member's credential carries is decided by membership-rule.ts from the
+// signer's own endorsements, the same way whether the signer is asked through the queue
+// (answerRequest, credential-signer.ts) or signs for its own relay's agents (LocalIssuer).
 
 /** signing: this process holds the project key. forwarding: it only verifies, and asks a signer. */
 export type AuthorityRole = 'signing' | 'forwarding';
 
 export type CredentialSubject =
-  | { readonly kind: 'member'; readonly member: MemberRecord }
+  /** evidence: right after a redemption, what lets a signer on a shared store admit the member. */
+  | { readonly kind: 'member'; readonly member: MemberRecord; readonly evidence?: MemberEvidence }
   /** A relay process's own Ed25519 key (relay-to-relay links), not a member. */
   | { readonly kind: 'relay'; readonly publicKey: Buffer; readonly relayId: string };
 
@@ -51,43 +54,59 @@ export function signSubject(identity: Identity, subject: CredentialSubject, issu
   return issueCredential(identity, { subject: identifierOf(subject.publicKey), attributes: relayAttributes(subject.relayId), issuedAt, ttlMs });
 }
 
-/** Signs in this process: the relay (or `relay authority`) holds the project key. */
+/**
+ * Signs in this process: the relay (or `relay authority`) holds the project key. With `endorsements`
+ * (a shared store) a member gets only what membership-rule.ts allows, and a member it admits on a
+ * ticket's evidence is endorsed before the credential is handed out.
+ */
 export class LocalIssuer implements CredentialIssuer {
   readonly role = 'signing';
+  readonly #endorser: Endorser | undefined;
 
   constructor(
     private readonly identity: Identity,
     private readonly now: () => number,
     private readonly ttlMs: number,
-  ) {}
+    private readonly endorsements?: EndorsementStore,
+  ) {
+    this.#endorser = endorsements === undefined ? undefined : new Endorser(identity);
+  }
 
-  issue(subject: CredentialSubject): Promise<Credential> {
+  async issue(subject: CredentialSubject): Promise<Credential> {
     try {
-      return Promise.resolve(signSubject(this.identity, subject, this.now(), this.ttlMs));
+      if (subject.kind !== 'member' || this.endorsements === undefined) return signSubject(this.identity, subject, this.now(), this.ttlMs);
+      const { member, evidence } = subject;
+      const [memberEndorsement, ticketEndorsement] = await Promise.all([
+        this.endorsements.read('member', member.identifier),
+        evidence === undefined ? undefined : this.endorsements.read('ticket', evidence.ticketId.toString('hex')),
+      ]);
+      const now = this.now();
+      const verdict = judgeMember(this.#endorser!, this.identity.publicKey, { member, memberEndorsement, evidence, ticketEndorsement }, now);
+      if (verdict.endorse !== undefined) await this.endorsements.write(verdict.endorse);
+      return issueCredential(this.identity, { subject: member.identifier, attributes: verdict.attributes, issuedAt: now, ttlMs: this.ttlMs });
     } catch (err) {
-      return Promise.reject(asWicketError(err));
+      throw asWicketError(err);
     }
   }
 }
 
 /**
  * A signer's answer to one queued request, whoever wrote the row: a member's credential carries
- * the member's CURRENT attributes from the store, and an unknown or revoked member, a member row
- * carrying a relay's attribute, a relay key
+ * what membership-rule.ts allows (with the endorsement to store when it admits one), and an
+ * unknown, revoked or unendorsed member, a member row carrying a relay's attribute, a relay key
  * that is not its subject's, a member's key asked for as a relay, or an unknown kind is refused
  * (the code goes back to the requester), never signed.
  */
-export function answerRequest(identity: Identity, request: PendingCredentialRequest, issuedAt: number, ttlMs: number): CredentialAnswer {
+export function answerRequest(identity: Identity, endorser: Endorser, request: PendingCredentialRequest, issuedAt: number, ttlMs: number): SignerDecision {
   try {
     if (!isIdentifier(request.subject)) throw wicketError('WICKET_ERR_IDENTIFIER_INVALID', 'the subject is not an identifier');
     if (request.kind === 'member') {
       const member = request.member;
       if (member === undefined || member.identifier !== request.subject) throw wicketError('WICKET_ERR_MEMBER_UNKNOWN', `no member ${request.subject}`);
-      if (member.revokedAt !== undefined) throw wicketError('WICKET_ERR_REVOKED', `${request.subject} is revoked`);
-      // A relay's attribute on a member row was written past the authority (tickets cannot grant
-      // it): signing it would make a member pass for a relay on the mesh.
-      if (member.attributes[RELAY_ID_ATTRIBUTE] !== undefined) throw wicketError('WICKET_ERR_ARGUMENT', `member ${request.subject} carries the reserved ${RELAY_ID_ATTRIBUTE} attribute`);
-      return { credential: issueCredential(identity, { subject: request.subject, attributes: member.attributes, issuedAt, ttlMs }).encoded };
+      const { memberEndorsement, evidence, ticketEndorsement } = request;
+      const verdict = judgeMember(endorser, identity.publicKey, { member, memberEndorsement, evidence, ticketEndorsement }, issuedAt);
+      const credential = issueCredential(identity, { subject: request.subject, attributes: verdict.attributes, issuedAt, ttlMs }).encoded;
+      return verdict.endorse === undefined ? { credential } : { credential, endorse: verdict.endorse };
     }
     if (request.kind === 'relay') {
       checkRelaySubject(request.publicKey, request.relayId);

@@ -2,12 +2,16 @@
 // credentials are issued"). A forwarding relay holds no signing key: it asks for a credential by
 // writing a request row, and a signer (any relay started with the project key, or `relay
 // authority`) answers it by writing the signed credential, or the code it refused with, into the
-// same row. Both sides are told by NOTIFY and re-read as a backstop. The store is the trust root:
-// whoever can write it can already add members, so a request names only what to sign for, and the
-// signer reads what goes in the credential (a member's current attributes) from the store itself.
+// same row. Both sides are told by NOTIFY and re-read as a backstop. A request names only what to
+// sign for, and the evidence of a redemption; the signer decides what goes in the credential from
+// its own endorsements (membership-rule.ts), not from what the rows claim: every relay can write
+// them.
 //
 // PgCredentialQueue (pg-credential-queue.ts) is the one implementation; SQLite has one relay, which
 // always signs.
+
+import type { Endorsement } from './endorsement.js';
+import type { MemberEvidence } from './membership-rule.js';
 
 /** A member's credential (its current attributes), or a relay process's own (`wicket:relay`). */
 export type CredentialRequestKind = 'member' | 'relay';
@@ -22,12 +26,16 @@ export interface CredentialRequest {
   readonly relayId?: string;
   /** Which process asked (a random id per process, for the logs). */
   readonly requestedBy: string;
+  /** kind 'member', right after a redemption: the ticket and the agent's proof (membership-rule.ts). */
+  readonly evidence?: MemberEvidence;
 }
 
 /** What a signer reads of a member (a MemberRecord; kept apart so store.ts can name this file). */
 export interface QueuedMember {
   readonly identifier: string;
+  readonly publicKey: Buffer;
   readonly attributes: Readonly<Record<string, string>>;
+  readonly enrolledAt: number;
   readonly revokedAt?: number;
 }
 
@@ -43,10 +51,17 @@ export interface PendingCredentialRequest {
   readonly requestedAt: number;
   /** The member row named by `subject`, if any, read in the signer's transaction. */
   readonly member: QueuedMember | undefined;
+  readonly evidence: MemberEvidence | undefined;
+  /** The stored endorsements of the subject (as a member) and of the evidence's ticket, unchecked. */
+  readonly memberEndorsement: Endorsement | undefined;
+  readonly ticketEndorsement: Endorsement | undefined;
 }
 
 /** What a signer wrote into a request. */
 export type CredentialAnswer = { readonly credential: Buffer } | { readonly refused: string };
+
+/** A signer's decision: the answer, and a member endorsement to store in the same transaction. */
+export type SignerDecision = CredentialAnswer & { readonly endorse?: Endorsement };
 
 export interface CredentialQueue {
   /** Stores the request (stamped with the store's clock) and tells the signers; returns its id. */
@@ -61,7 +76,7 @@ export interface CredentialQueue {
    * to `limit` unanswered ones with `decide` (rows another signer is answering are skipped) and
    * tells the requesters. Returns how many it answered.
    */
-  answerPending(decide: (request: PendingCredentialRequest) => CredentialAnswer, o: { now: number; keepMs: number; limit: number }): Promise<number>;
+  answerPending(decide: (request: PendingCredentialRequest) => SignerDecision, o: { now: number; keepMs: number; limit: number }): Promise<number>;
   /** `listener` runs with the request id on each NOTIFY, and with undefined after a (re)connect. */
   onRequests(listener: (id: number | undefined) => void): void;
   onAnswers(listener: (id: number | undefined) => void): void;

@@ -3,7 +3,8 @@ import { asWicketError } from '../../protocol/errors.js';
 import type { Identity } from '../../protocol/identity.js';
 import { CREDENTIAL_REQUEST_KEEP_MS, CREDENTIAL_SIGN_BATCH, CREDENTIAL_SIGNER_SWEEP_MS, CREDENTIAL_TTL_MS } from '../../protocol/limits.js';
 import { answerRequest } from './credential-issuer.js';
-import type { CredentialAnswer, CredentialQueue, PendingCredentialRequest } from './credential-queue.js';
+import type { CredentialQueue, PendingCredentialRequest, SignerDecision } from './credential-queue.js';
+import { Endorser } from './endorsement.js';
 
 // The signing side of the credential queue (credential-queue.ts), run by every process that holds
 // the project key on a shared store: relays started with it, and `relay authority`. It answers
@@ -25,6 +26,7 @@ export interface CredentialSignerOptions {
 export class CredentialSigner {
   readonly #o: CredentialSignerOptions;
   readonly #ttlMs: number;
+  readonly #endorser: Endorser;
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
   #again = false;
@@ -37,6 +39,7 @@ export class CredentialSigner {
   constructor(o: CredentialSignerOptions) {
     this.#o = o;
     this.#ttlMs = o.credentialTtlMs ?? CREDENTIAL_TTL_MS;
+    this.#endorser = new Endorser(o.identity);
   }
 
   /** Credentials signed and requests refused since start (logs and tests). */
@@ -86,8 +89,8 @@ export class CredentialSigner {
     } while (this.#again && !this.#stopped);
   }
 
-  #decide(request: PendingCredentialRequest, now: number): CredentialAnswer {
-    const answer = answerRequest(this.#o.identity, request, now, this.#ttlMs);
+  #decide(request: PendingCredentialRequest, now: number): SignerDecision {
+    const answer = answerRequest(this.#o.identity, this.#endorser, request, now, this.#ttlMs);
     // The subject is shown cut and quoted: the row may hold anything.
     const fields = { requestId: request.requestId, kind: request.kind.slice(0, 16), subject: JSON.stringify(request.subject.slice(0, 80)), requestedBy: request.requestedBy.slice(0, 32) };
     if ('refused' in answer) {
@@ -95,7 +98,7 @@ export class CredentialSigner {
       this.#o.logger.warn({ ...fields, code: answer.refused }, 'credential request refused');
     } else {
       this.#signed++;
-      this.#o.logger.debug(fields, 'credential signed');
+      this.#o.logger.debug({ ...fields, endorsed: answer.endorse !== undefined }, 'credential signed');
     }
     return answer;
   }

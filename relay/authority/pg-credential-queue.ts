@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { asWicketError } from '../../protocol/errors.js';
-import type { CredentialAnswer, CredentialQueue, CredentialRequest, PendingCredentialRequest } from './credential-queue.js';
+import type { CredentialAnswer, CredentialQueue, CredentialRequest, PendingCredentialRequest, SignerDecision } from './credential-queue.js';
+import type { Endorsement, EndorsementKind } from './endorsement.js';
+import { endorsementFromRow, upsertEndorsement, type EndorsementRow } from './pg-endorsements.js';
 import type { StoreListener } from './pg-listener.js';
 import { CREDENTIAL_ANSWER_CHANNEL, CREDENTIAL_REQUEST_CHANNEL } from './pg-schema.js';
 import { memberFromRow, type MemberRow } from './store-rows.js';
@@ -26,6 +28,8 @@ interface RequestRow {
   relay_id: string | null;
   requested_by: string;
   requested_at: number;
+  ticket_id: Buffer | null;
+  ticket_proof: Buffer | null;
 }
 
 /** A NOTIFY payload as a request id; anything else (or nothing, after a reconnect) is undefined. */
@@ -45,9 +49,10 @@ export class PgCredentialQueue implements CredentialQueue {
     const rows = await this.query<{ request_id: number }>(
       'asking the authority for a credential',
       `WITH added AS (
-         INSERT INTO credential_requests (kind, subject, public_key, relay_id, requested_by, requested_at) VALUES ($1, $2, $3, $4, $5, ${DB_NOW_MS}) RETURNING request_id
+         INSERT INTO credential_requests (kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof)
+         VALUES ($1, $2, $3, $4, $5, ${DB_NOW_MS}, $7, $8) RETURNING request_id
        ) SELECT request_id, pg_notify($6, request_id::text) FROM added`,
-      [r.kind, r.subject, r.publicKey ?? null, r.relayId ?? null, r.requestedBy, CREDENTIAL_REQUEST_CHANNEL],
+      [r.kind, r.subject, r.publicKey ?? null, r.relayId ?? null, r.requestedBy, CREDENTIAL_REQUEST_CHANNEL, r.evidence?.ticketId ?? null, r.evidence?.ticketProof ?? null],
     );
     return rows[0]!.request_id;
   }
@@ -69,12 +74,12 @@ export class PgCredentialQueue implements CredentialQueue {
     await this.query('deleting a credential request', 'DELETE FROM credential_requests WHERE request_id = $1', [id]);
   }
 
-  answerPending(decide: (request: PendingCredentialRequest) => CredentialAnswer, o: { now: number; keepMs: number; limit: number }): Promise<number> {
+  answerPending(decide: (request: PendingCredentialRequest) => SignerDecision, o: { now: number; keepMs: number; limit: number }): Promise<number> {
     return this.transaction('answering credential requests', async (c) => {
       await c.query(`DELETE FROM credential_requests WHERE requested_at < ${DB_NOW_MS} - $1`, [o.keepMs]);
       const pending = (
         await c.query<RequestRow>(
-          `SELECT request_id, kind, subject, public_key, relay_id, requested_by, requested_at FROM credential_requests
+          `SELECT request_id, kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof FROM credential_requests
            WHERE answered_at IS NULL ORDER BY request_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [o.limit],
         )
@@ -84,8 +89,18 @@ export class PgCredentialQueue implements CredentialQueue {
       const members = new Map(
         subjects.length === 0 ? [] : (await c.query<MemberRow>('SELECT * FROM members WHERE identifier = ANY($1)', [subjects])).rows.map((row) => [row.identifier, row]),
       );
+      const ticketIds = [...new Set(pending.flatMap((p) => (p.ticket_id === null ? [] : [p.ticket_id.toString('hex')])))];
+      const endorsements = new Map(
+        (
+          await c.query<EndorsementRow>(
+            `SELECT kind, subject, statement, tag FROM endorsements WHERE (kind = 'member' AND subject = ANY($1)) OR (kind = 'ticket' AND subject = ANY($2))`,
+            [subjects, ticketIds],
+          )
+        ).rows.map((row) => [`${row.kind}:${row.subject}`, endorsementFromRow(row)]),
+      );
+      const endorsementOf = (kind: EndorsementKind, subject: string): Endorsement | undefined => endorsements.get(`${kind}:${subject}`);
       for (const row of pending) {
-        let answer: CredentialAnswer;
+        let answer: SignerDecision;
         // One bad row (a member row that does not parse, attributes over a credential's caps) is
         // refused on its own; it must not roll back, and so block, every request behind it.
         try {
@@ -99,9 +114,17 @@ export class PgCredentialQueue implements CredentialQueue {
             requestedBy: row.requested_by,
             requestedAt: row.requested_at,
             member: member === undefined ? undefined : memberFromRow(member),
+            evidence: row.ticket_id === null || row.ticket_proof === null ? undefined : { ticketId: row.ticket_id, ticketProof: row.ticket_proof },
+            memberEndorsement: endorsementOf('member', row.subject),
+            ticketEndorsement: row.ticket_id === null ? undefined : endorsementOf('ticket', row.ticket_id.toString('hex')),
           });
         } catch (err) {
           answer = { refused: asWicketError(err).code };
+        }
+        // Stored before the answer commits (same transaction): the member's next request finds it.
+        if (answer.endorse !== undefined) {
+          await upsertEndorsement(c, answer.endorse);
+          endorsements.set(`member:${answer.endorse.subject}`, answer.endorse);
         }
         await c.query('UPDATE credential_requests SET answered_at = $1, credential = $2, refused = $3 WHERE request_id = $4', [
           o.now,

@@ -14,7 +14,7 @@ import type { Identifier } from '../../protocol/identity.js';
 // store, and (from version 3) the authority's public key, which forwarding relays (no signing key)
 // verify credentials with. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 4;
+export const PG_SCHEMA_VERSION = 6;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
@@ -121,6 +121,19 @@ CREATE TABLE served_names (
   name     text NOT NULL,
   PRIMARY KEY (relay_id, name)
 );`,
+  // 6: the signer's endorsements of the tickets it created and the members it admitted
+  // (endorsement.ts), and a redemption's evidence on a credential request (membership-rule.ts).
+  // Members enrolled before this version have none: each needs a fresh ticket, or an operator's
+  // `relay authority --endorse-existing` once, which vouches for the store as it is.
+  6: `
+CREATE TABLE endorsements (
+  kind      text NOT NULL,
+  subject   text NOT NULL,
+  statement text NOT NULL,
+  tag       bytea NOT NULL,
+  PRIMARY KEY (kind, subject)
+);
+ALTER TABLE credential_requests ADD COLUMN ticket_id bytea, ADD COLUMN ticket_proof bytea;`,
 };
 
 async function appliedVersion(client: pg.ClientBase): Promise<number> {

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Identifier } from '../../protocol/identity.js';
+import { PgEndorsements } from './pg-endorsements.js';
 import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
@@ -38,7 +39,9 @@ import {
 //   they NOTIFY REVOCATION_CHANNEL in the same transaction (delivered at commit, to every relay);
 // - `changes` is the dedicated LISTEN connection (pg-listener.ts), for revocations and for
 //   `credentials`, the queue through which forwarding relays get credentials signed
-//   (pg-credential-queue.ts).
+//   (pg-credential-queue.ts);
+// - `endorsements`, what the signer vouched for (pg-endorsements.ts): the rows above are believed
+//   by relays, but a signer signs only what it endorsed.
 //
 // This module (and pg) is loaded only when `--store postgres://…` is given (open-store.ts).
 
@@ -76,12 +79,14 @@ export class PgStore implements AuthorityStore {
   readonly #shown: string;
   readonly changes: StoreListener;
   readonly credentials: PgCredentialQueue;
+  readonly endorsements: PgEndorsements;
 
   private constructor(pool: pg.Pool, shown: string, changes: StoreListener) {
     this.#pool = pool;
     this.#shown = shown;
     this.changes = changes;
     this.credentials = new PgCredentialQueue((what, body) => this.#transaction(what, body), (what, text, values) => this.#query(what, text, values), changes);
+    this.endorsements = new PgEndorsements((what, text, values) => this.#query(what, text, values));
   }
 
   /**

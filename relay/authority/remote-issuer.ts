@@ -63,6 +63,7 @@ export class RemoteIssuer implements CredentialIssuer {
       kind: subject.kind,
       subject: identifier,
       ...(subject.kind === 'relay' ? { publicKey: subject.publicKey, relayId: subject.relayId } : {}),
+      ...(subject.kind === 'member' && subject.evidence !== undefined ? { evidence: subject.evidence } : {}),
       requestedBy: this.requesterId,
     });
     try {

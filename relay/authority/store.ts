@@ -3,6 +3,7 @@ import { MAX_ATTRIBUTE_VALUE_LEN, MAX_ATTRIBUTES } from '../../protocol/limits.j
 import type { Identifier } from '../../protocol/identity.js';
 import { RELAYS_ATTRIBUTE, relayNamesOf } from '../../protocol/relay-names.js';
 import type { CredentialQueue } from './credential-queue.js';
+import type { EndorsementStore } from './endorsement.js';
 
 // The authority's persistent state behind one small interface: members, tickets, revocations and
 // the audit trail. Every method is async so that several relays can later share one PostgreSQL
@@ -153,6 +154,8 @@ export interface AuthorityStore {
    * credentials from a signer (credential-queue.ts). SQLite has one relay, which always signs.
    */
   readonly credentials?: CredentialQueue;
+  /** Present on a shared store: the signer's endorsements of tickets and members (endorsement.ts). */
+  readonly endorsements?: EndorsementStore;
   insertTicket(ticket: TicketRecord): Promise<void>;
   /**
    * Atomic: check the ticket (secret hash, uses left, expiry) and the member (a revoked key is

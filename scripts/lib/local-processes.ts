@@ -245,11 +245,16 @@ export async function startRelayProcess(
 }
 
 /** `relay authority --store URL --authority-key FILE --json` (the signer alone); waits for its JSON line. */
-export async function startAuthorityProcess(o: { store: string; keyFile: string; env?: NodeJS.ProcessEnv }): Promise<{ proc: ManagedProcess; authority: string }> {
-  const args = [...RELAY_NODE_FLAGS, RELAY_BIN, 'authority', '--store', o.store, '--authority-key', o.keyFile, '--json'];
+export async function startAuthorityProcess(o: {
+  store: string;
+  keyFile: string;
+  env?: NodeJS.ProcessEnv;
+  extraArgs?: string[];
+}): Promise<{ proc: ManagedProcess; authority: string; endorsedExisting: number }> {
+  const args = [...RELAY_NODE_FLAGS, RELAY_BIN, 'authority', '--store', o.store, '--authority-key', o.keyFile, '--json', ...(o.extraArgs ?? [])];
   const proc = new ManagedProcess('relay authority', process.execPath, args, baseEnv(o.env));
-  const info = await proc.waitForJson<{ authority: string }>((v) => typeof v.authority === 'string');
-  return { proc, authority: info.authority };
+  const info = await proc.waitForJson<{ authority: string; endorsedExisting: number }>((v) => typeof v.authority === 'string');
+  return { proc, authority: info.authority, endorsedExisting: info.endorsedExisting };
 }
 
 /**

@@ -59,9 +59,9 @@ describe.skipIf('skip' in binaries)('a forwarding relay without the signing key'
   const outputs: string[] = [];
   const inletConfig = { inlets: [{ from: '127.0.0.1:0', via: 'svc', allow: 'svc-outlet' }] };
 
-  /** A ticket minted from F's data folder, which holds no key (F's URL comes first in it). */
+  /** A ticket minted with the key from F's data folder (F's URL comes first in it; the folder itself holds no key). */
   async function mint(attributes: string[], o: { relayNames?: string[]; usageCount?: number } = {}): Promise<string> {
-    const args = ['ticket', 'create', '--data', forwarding.dataDir, '--store', storeUrl, '--json', '--usage-count', String(o.usageCount ?? 1)];
+    const args = ['ticket', 'create', '--data', forwarding.dataDir, '--store', storeUrl, '--authority-key', keyFile, '--json', '--usage-count', String(o.usageCount ?? 1)];
     for (const a of attributes) args.push('--attribute', a);
     for (const r of o.relayNames ?? []) args.push('--relay', r);
     const result = await runCommand('relay', args);
