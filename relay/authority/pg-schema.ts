@@ -14,7 +14,7 @@ import type { Identifier } from '../../protocol/identity.js';
 // store, and (from version 3) the authority's public key, which forwarding relays (no signing key)
 // verify credentials with. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 4;
+export const PG_SCHEMA_VERSION = 5;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
@@ -121,6 +121,13 @@ CREATE TABLE served_names (
   name     text NOT NULL,
   PRIMARY KEY (relay_id, name)
 );`,
+  // 5: the ticket secret no longer reaches a relay (issue 14): a ticket row keeps the public key
+  // the secret derives (protocol/ticket.ts, ticketKeyFromSecret) instead of a hash of the secret.
+  // A hash cannot be turned into that key, so tickets made before stay listed but can no longer be
+  // redeemed: their key is emptied, which no presented key matches. Make new ones.
+  5: `
+ALTER TABLE tickets RENAME COLUMN secret_hash TO ticket_key;
+UPDATE tickets SET ticket_key = decode('', 'hex');`,
 };
 
 async function appliedVersion(client: pg.ClientBase): Promise<number> {

@@ -6,7 +6,7 @@ import { verifyCredential } from '../../protocol/credential.js';
 import { isWicketError } from '../../protocol/errors.js';
 import { Identity } from '../../protocol/identity.js';
 import { CREDENTIAL_ANSWER_TIMEOUT_MS, CREDENTIAL_REQUEST_KEEP_MS, CREDENTIAL_SIGNER_SWEEP_MS } from '../../protocol/limits.js';
-import { hashTicketSecret } from '../../protocol/ticket.js';
+import { ticketKeyFromSecret } from '../../protocol/ticket.js';
 import { Secret } from '../../protocol/secret.js';
 import type { Authority } from '../../relay/authority/authority.js';
 import { forwardingAuthority, openRelayAuthority } from '../../relay/authority/authority-role.js';
@@ -61,9 +61,9 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     /** Enrolls a member straight through the store, with `attributes` from a fresh ticket. */
     const enroll = async (identity: Identity, attributes: Record<string, string>): Promise<MemberRecord> => {
       const ticketId = randomBytes(16);
-      const secretHash = hashTicketSecret(new Secret(randomBytes(32)));
-      await signing.insertTicket({ ticketId, secretHash, attributes, relayNames: [], usageCount: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000, createdBy: 'test' });
-      const outcome = await signing.redeemTicket({ ticketId, secretHash, identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
+      const ticketKey = ticketKeyFromSecret(new Secret(randomBytes(32))).publicKey;
+      await signing.insertTicket({ ticketId, ticketKey, attributes, relayNames: [], usageCount: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000, createdBy: 'test' });
+      const outcome = await signing.redeemTicket({ ticketId, ticketKey, identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
       if (!outcome.ok) throw new Error(outcome.code);
       return outcome.member;
     };
