@@ -11,16 +11,17 @@ import type { Vault } from './vault.js';
 
 // `agent enroll`: redeem a ticket at the relay named in it and keep what the ticket pins.
 //
-//   1. refuse an expired ticket locally (a friendlier message, and the secret never travels)
+//   1. refuse an expired ticket locally (a friendlier message, and no proof travels for nothing)
 //   2. refuse a ticket from another authority than the one this home is already enrolled with
 //   3. create the identity if there is none (vault, mode 0600)
 //   4. dial the relay (TLS pinned to the ticket's fingerprint), check the hello's authority
-//      against the ticket's key, send `enroll`, verify the welcome credential against that key
+//      against the ticket's key, send `enroll` (the ticket's public key and a proof derived from
+//      the secret, never the secret), verify the welcome credential against that key
 //   5. save the enrollment: relay URLs, pinned certificates, pinned authority, credential
 //
 // A ticket listing several relays (issue 14) is tried in order, all within ENROLL_DEADLINE_MS:
 // a relay that cannot be reached, times out, fails its pin, serves another authority or goes away
-// without answering hands over to the next one (the secret only ever goes to a relay that passed
+// without answering hands over to the next one (a ticket proof only ever goes to a relay that passed
 // the pin and the authority check, and a redemption whose answer was lost is answered again
 // without spending a use), and so does one that answers with a refusal about its own state
 // (RELAY_STATE_REFUSALS). A relay that refuses the ticket or the key has decided for the whole

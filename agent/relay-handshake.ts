@@ -11,17 +11,20 @@ import {
 } from '../protocol/relay-frames.js';
 import type { RelayToAgent } from '../protocol/relay-messages.js';
 import type { Secret } from '../protocol/secret.js';
+import { ticketKeyFromSecret, ticketProofMessage } from '../protocol/ticket.js';
 import { relayError, type RelayLink } from './relay-link.js';
 
 // The agent's side of the relay handshake (protocol/README.md, "Relay frames"):
 //
 //   relay -> agent   hello   {version, challenge (32 bytes), authority identifier}
 //   agent -> relay   auth    {publicKey, Ed25519(RELAY_AUTH_DOMAIN ‖ challenge), credential, revocationsAfter}
-//                 or enroll  {ticketId, secret, publicKey, Ed25519(RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId)}
+//                 or enroll  {ticketId, ticketKey, ticketProof, publicKey, Ed25519(RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId)}
 //   relay -> agent   welcome {identifier, credential}   or   error {code, message}
 //
 // The hello's authority must be the one we pinned (from the ticket or the enrollment) before we
-// say anything: a ticket secret is never handed to a relay serving another authority. The
+// say anything: not even a ticket proof goes to a relay serving another authority. The ticket
+// secret itself never leaves the agent: it derives the ticket key, whose public key and signature
+// of (authority, ticket id, our key) are what the relay sees (protocol/ticket.ts). The
 // welcome's credential is verified against the pinned authority key, so a relay that lies about
 // its authority in hello still cannot get past this point.
 
@@ -85,7 +88,7 @@ export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: Ha
   if (hello.authority !== pinned) {
     const err =
       mode.kind === 'enroll'
-        ? wicketError('WICKET_ERR_TICKET_UNKNOWN', `the relay at ${link.where} serves authority ${hello.authority}, but the ticket is from ${pinned}; the ticket secret was not sent`)
+        ? wicketError('WICKET_ERR_TICKET_UNKNOWN', `the relay at ${link.where} serves authority ${hello.authority}, but the ticket is from ${pinned}; nothing of the ticket was sent`)
         : wicketError('WICKET_ERR_CREDENTIAL_ISSUER', `the relay at ${link.where} serves authority ${hello.authority}, but this agent is enrolled with ${pinned}; re-enroll with a ticket from this relay`);
     link.fail(err);
     throw err;
@@ -107,10 +110,12 @@ export async function relayHandshake(link: RelayLink, mode: HandshakeMode, o: Ha
       link.fail(err);
       throw err;
     }
+    const ticketKey = ticketKeyFromSecret(mode.secret);
     link.sendControl({
       t: 'enroll',
       ticketId: base64url(mode.ticketId),
-      secret: base64url(secret),
+      ticketKey: base64url(ticketKey.publicKey),
+      ticketProof: base64url(ticketKey.sign(ticketProofMessage(o.authorityPublicKey, mode.ticketId, identity.publicKey))),
       publicKey: base64url(identity.publicKey),
       signature: base64url(identity.sign(Buffer.concat([RELAY_ENROLL_DOMAIN, challenge, mode.ticketId]))),
     });

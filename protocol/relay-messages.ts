@@ -21,8 +21,12 @@ export type AgentToRelay =
    * sequence number this agent has seen (0: none), so the relay re-syncs it right after `welcome`.
    */
   | { t: 'auth'; publicKey: string; signature: string; credential: string; revocationsAfter: number }
-  /** Redeem a ticket; signature over RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId. */
-  | { t: 'enroll'; ticketId: string; secret: string; publicKey: string; signature: string }
+  /**
+   * Redeem a ticket without sending its secret: ticketKey is the public key the secret derives,
+   * ticketProof its signature of ticketProofMessage(authority, ticketId, publicKey) (ticket.ts),
+   * signature the member key's over RELAY_ENROLL_DOMAIN ‖ challenge ‖ ticketId.
+   */
+  | { t: 'enroll'; ticketId: string; ticketKey: string; ticketProof: string; publicKey: string; signature: string }
   /** Serve a relay name (outlet). */
   | { t: 'register'; id: number; name: string }
   /** Stop serving a relay name (outlet deleted). */
@@ -100,7 +104,7 @@ export type ShapesOf<U extends { t: string }> = { readonly [T in U['t']]: ShapeO
 
 export const AGENT_SHAPES = {
   auth: { publicKey: 'string', signature: 'string', credential: 'string', revocationsAfter: 'u32' },
-  enroll: { ticketId: 'string', secret: 'string', publicKey: 'string', signature: 'string' },
+  enroll: { ticketId: 'string', ticketKey: 'string', ticketProof: 'string', publicKey: 'string', signature: 'string' },
   register: { id: 'u32', name: 'string' },
   unregister: { id: 'u32', name: 'string' },
   open: { id: 'u32', name: 'string', avoid: 'string?' },

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, hkdfSync } from 'node:crypto';
 import { ByteReader } from './byte-reader.js';
 import { ByteWriter } from './byte-writer.js';
 import { isWicketError, wicketError } from './errors.js';
+import { Identity, verifySignature } from './identity.js';
 import {
   ED25519_PUBLIC_KEY_LEN,
   MAX_RELAY_URL_LEN,
@@ -32,7 +33,11 @@ import { Secret } from './secret.js';
 //
 // Tickets are pasted by people, so the checksum exists to turn a truncated or mangled paste into
 // an error that says so, before anything reaches the relay. It is not a security measure: the
-// authority checks the secret (stored only as hashTicketSecret) and the expiry.
+// authority checks possession of the secret, and the expiry.
+//
+// The secret never leaves the agent: it derives an Ed25519 "ticket key", of which the authority
+// keeps only the PUBLIC key; the agent signs ticketProofMessage (authority, ticket id, its own
+// member key) with it. A relay, even a compromised one, learns nothing that enrolls another key.
 
 export const TICKET_PREFIX = 'wkt1_';
 
@@ -51,7 +56,7 @@ export interface Ticket {
   authorityPublicKey: Buffer;
   /** TICKET_ID_LEN bytes; names the ticket in the authority's store (not secret). */
   ticketId: Buffer;
-  /** TICKET_SECRET_LEN bytes; the authority keeps only hashTicketSecret(secret). */
+  /** TICKET_SECRET_LEN bytes; the authority keeps only ticketKeyFromSecret(secret).publicKey. */
   secret: Secret<Buffer>;
   /** ms since epoch. decodeTicket does not check it: the authority does, with its clock. */
   expiresAt: number;
@@ -65,12 +70,46 @@ const FLAG_FINGERPRINT = 0x01;
 /** version, flags, relay URL length. */
 const HEADER_LEN = 4;
 const KNOWN_FLAGS = FLAG_FINGERPRINT;
-const SECRET_HASH_DOMAIN = Buffer.from('wicket/ticket-secret/v1\0');
 const BASE64URL_CHAR = /^[A-Za-z0-9_-]$/;
 
-/** What the authority stores instead of the secret: SHA-256("wicket/ticket-secret/v1\0" ‖ secret). */
-export function hashTicketSecret(secret: Secret<Buffer>): Buffer {
-  return createHash('sha256').update(SECRET_HASH_DOMAIN).update(secret.reveal()).digest();
+/** HKDF info naming what the ticket secret derives: the seed of the ticket key. */
+export const TICKET_KEY_INFO = 'wicket ticket key v1';
+/** Domain of the ticket proof, so no other signature made with a ticket key can pass for one. */
+export const TICKET_PROOF_DOMAIN = Buffer.from('wicket/ticket-proof/v1\0');
+
+/**
+ * The Ed25519 key a ticket secret stands for: seed = HKDF-SHA256(secret, salt empty, info
+ * TICKET_KEY_INFO, 32 bytes); the authority (at creation) and the agent derive the same key.
+ */
+export function ticketKeyFromSecret(secret: Secret<Buffer>): Identity {
+  const seed = Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), TICKET_KEY_INFO, 32));
+  try {
+    return Identity.fromSeed(new Secret(seed));
+  } finally {
+    seed.fill(0);
+  }
+}
+
+/**
+ * What the ticket key signs to enroll `memberPublicKey`: TICKET_PROOF_DOMAIN ‖ authority public key
+ * (32) ‖ ticket id (16) ‖ member public key (32): a proof enrolls that key in that project only. No
+ * challenge in it (the enroll signature has one), so it stays verifiable later as evidence by
+ * anyone holding the ticket's public key. Throws WICKET_ERR_ARGUMENT on a wrong length.
+ */
+export function ticketProofMessage(authorityPublicKey: Buffer, ticketId: Buffer, memberPublicKey: Buffer): Buffer {
+  checkLength('authority public key', authorityPublicKey, ED25519_PUBLIC_KEY_LEN);
+  checkLength('id', ticketId, TICKET_ID_LEN);
+  checkLength('member public key', memberPublicKey, ED25519_PUBLIC_KEY_LEN);
+  return Buffer.concat([TICKET_PROOF_DOMAIN, authorityPublicKey, ticketId, memberPublicKey]);
+}
+
+/** True when `proof` is the ticket key's signature of ticketProofMessage; false (never a throw) otherwise. */
+export function verifyTicketProof(o: { ticketKey: Buffer; authorityPublicKey: Buffer; ticketId: Buffer; memberPublicKey: Buffer; proof: Buffer }): boolean {
+  try {
+    return verifySignature(o.ticketKey, ticketProofMessage(o.authorityPublicKey, o.ticketId, o.memberPublicKey), o.proof);
+  } catch {
+    return false;
+  }
 }
 
 /**

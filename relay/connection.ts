@@ -251,7 +251,7 @@ export class RelayConnection implements RelayPeer {
     }
     if (message.t === 'enroll') {
       this.#handshakeKind = 'enroll';
-      const proven = proveEnroll(message, this.#challenge);
+      const proven = proveEnroll(message, this.#challenge, this.#services.authority.publicKey);
       this.#bindKey(proven.publicKey);
       this.#awaitMember(this.#redeem(proven), undefined);
       return;
@@ -271,12 +271,8 @@ export class RelayConnection implements RelayPeer {
   }
 
   /** Spends the ticket use in the store, then gets the new member's credential from the authority. */
-  async #redeem(proven: ProvenEnroll): Promise<Admission> {
-    try {
-      return await this.#services.authority.enroll(proven);
-    } finally {
-      proven.secret.reveal().fill(0);
-    }
+  #redeem(proven: ProvenEnroll): Promise<Admission> {
+    return this.#services.authority.enroll(proven);
   }
 
   /** `revocationsAfter`: re-sync the revoked set after the welcome (auth only). */

@@ -8,7 +8,7 @@ import { AUTHORITY_KEY_FILE } from './authority/authority-key.js';
 // The relay's data folder (default $WICKET_RELAY_DATA or ~/.wicket-relay, mode 0700):
 //
 //   authority.key     the project authority's Ed25519 seed (0600)
-//   authority.db      SQLite store: members, tickets (secret hashes only), revocations, audit
+//   authority.db      SQLite store: members, tickets (public keys only, no secrets), revocations, audit
 //   tls/cert.pem      the generated self-signed certificate (when the relay made one)
 //   tls/key.pem       its private key (0600)
 //   relay.json        the public URL and certificate fingerprint, so `relay ticket create`

@@ -5,7 +5,7 @@ import { isWicketError, wicketError } from '../../protocol/errors.js';
 import { identifierOf, type Identifier, type Identity } from '../../protocol/identity.js';
 import { CLOCK_SKEW_MS, CREDENTIAL_TTL_MS, MAX_TICKET_RELAYS, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
-import { encodeTicket, hashTicketSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
+import { encodeTicket, ticketKeyFromSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
 import {
   type Attributes,
   type AuditEvent,
@@ -62,6 +62,18 @@ export interface CreatedTicket {
   readonly text: Secret<string>;
   readonly ticketId: string;
   readonly expiresAt: number;
+}
+
+/**
+ * An agent's enrollment as the relay proved it (relay/connection-auth.ts): no ticket secret, only
+ * the ticket's public key and its proof binding this authority, the ticket id and `publicKey`.
+ * redeem needs only ticketKey; ticketProof stays with the request as evidence for a signer.
+ */
+export interface EnrollRequest {
+  readonly ticketId: Buffer;
+  readonly ticketKey: Buffer;
+  readonly ticketProof: Buffer;
+  readonly publicKey: Buffer;
 }
 
 export interface Enrollment {
@@ -175,7 +187,7 @@ export class Authority {
     }
     await this.store.insertTicket({
       ticketId: ticket.ticketId,
-      secretHash: hashTicketSecret(secret),
+      ticketKey,
       attributes,
       relayNames,
       usageCount,
@@ -205,13 +217,16 @@ export class Authority {
     return this.credentialTtlMs + CLOCK_SKEW_MS;
   }
 
-  /** Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED / TICKET_REVOKED / REVOKED. */
-  async redeem(request: { ticketId: Buffer; secret: Secret<Buffer>; publicKey: Buffer }): Promise<Enrollment> {
+  /**
+   * Redeems a ticket for `publicKey` atomically. Throws TICKET_UNKNOWN / TICKET_EXPIRED / TICKET_USED / TICKET_REVOKED / REVOKED.
+   * The caller has verified `ticketProof` (relay/connection-auth.ts); the store matches `ticketKey`.
+   */
+  async redeem(request: EnrollRequest): Promise<Enrollment> {
     const identifier = identifierOf(request.publicKey);
     const ticketId = request.ticketId.toString('hex');
     const outcome = await this.store.redeemTicket({
       ticketId: request.ticketId,
-      secretHash: hashTicketSecret(request.secret),
+      ticketKey: request.ticketKey,
       identifier,
       publicKey: Buffer.from(request.publicKey),
       now: this.now(),
@@ -231,7 +246,7 @@ export class Authority {
    * credential, with the ticket and the agent's proof as the evidence a signer on a shared store
    * admits it on (membership-rule.ts).
    */
-  async enroll(request: { ticketId: Buffer; ticketKey: Buffer; ticketProof: Buffer; publicKey: Buffer }): Promise<Admission> {
+  async enroll(request: EnrollRequest): Promise<Admission> {
     const { member } = await this.redeem(request);
     return { member, credential: await this.credentialFor(member, { ticketId: request.ticketId, ticketProof: request.ticketProof }), fallback: false };
   }

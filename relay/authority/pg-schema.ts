@@ -121,6 +121,13 @@ CREATE TABLE served_names (
   name     text NOT NULL,
   PRIMARY KEY (relay_id, name)
 );`,
+  // 5: the ticket secret no longer reaches a relay (issue 14): a ticket row keeps the public key
+  // the secret derives (protocol/ticket.ts, ticketKeyFromSecret) instead of a hash of the secret.
+  // A hash cannot be turned into that key, so tickets made before stay listed but can no longer be
+  // redeemed: their key is emptied, which no presented key matches. Make new ones.
+  5: `
+ALTER TABLE tickets RENAME COLUMN secret_hash TO ticket_key;
+UPDATE tickets SET ticket_key = decode('', 'hex');`,
   // 6: the signer's endorsements of the tickets it created and the members it admitted
   // (endorsement.ts), and a redemption's evidence on a credential request (membership-rule.ts).
   // Members enrolled before this version have none: each needs a fresh ticket, or an operator's

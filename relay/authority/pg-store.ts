@@ -1,9 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Identifier } from '../../protocol/identity.js';
 import { PgEndorsements } from './pg-endorsements.js';
-import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
+import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, ticketKeyMatches, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS, STORE_CONNECT_TIMEOUT_MS, STORE_POOL_SIZE, STORE_QUERY_TIMEOUT_MS } from '../../protocol/limits.js';
 import { isUnavailable, storeFailure } from './pg-errors.js';
 import { PgCredentialQueue } from './pg-credential-queue.js';
@@ -192,9 +191,9 @@ export class PgStore implements AuthorityStore {
   async insertTicket(ticket: TicketRecord): Promise<void> {
     await this.#query(
       'storing a ticket',
-      `INSERT INTO tickets (ticket_id, secret_hash, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
+      `INSERT INTO tickets (ticket_id, ticket_key, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
        VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)`,
-      [ticket.ticketId, ticket.secretHash, JSON.stringify(ticket.attributes), JSON.stringify(ticket.relayNames), ticket.usageCount, ticket.createdAt, ticket.expiresAt, ticket.createdBy],
+      [ticket.ticketId, ticket.ticketKey, JSON.stringify(ticket.attributes), JSON.stringify(ticket.relayNames), ticket.usageCount, ticket.createdAt, ticket.expiresAt, ticket.createdBy],
     );
   }
 
@@ -202,13 +201,13 @@ export class PgStore implements AuthorityStore {
     return this.#transaction('redeeming a ticket', async (c): Promise<RedeemOutcome> => {
       // The row lock is held to COMMIT: a racing redemption waits here, then reads uses_left spent.
       const ticket = (
-        await c.query<{ secret_hash: Buffer; attributes: string; relay_names: string; uses_left: number; expires_at: number; revoked_at: number | null }>(
-          'SELECT secret_hash, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = $1 FOR UPDATE',
+        await c.query<{ ticket_key: Buffer; attributes: string; relay_names: string; uses_left: number; expires_at: number; revoked_at: number | null }>(
+          'SELECT ticket_key, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = $1 FOR UPDATE',
           [request.ticketId],
         )
       ).rows[0];
-      // Unknown id and wrong secret look the same, so the answer reveals nothing about valid ids.
-      if (ticket === undefined || ticket.secret_hash.length !== request.secretHash.length || !timingSafeEqual(ticket.secret_hash, request.secretHash)) {
+      // Unknown id and wrong ticket key look the same, so the answer reveals nothing about valid ids.
+      if (ticket === undefined || !ticketKeyMatches(ticket.ticket_key, request.ticketKey)) {
         return { ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' };
       }
       const row = (await c.query<MemberRow>('SELECT * FROM members WHERE identifier = $1 FOR UPDATE', [request.identifier])).rows[0];

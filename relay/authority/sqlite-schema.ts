@@ -5,7 +5,7 @@ import { STORE_BUSY_TIMEOUT_MS } from '../../protocol/limits.js';
 
 // Opening the authority's SQLite file: file modes, pragmas, and the versioned schema.
 //
-// Modes: the database holds members and ticket hashes, and its side files (-wal, -shm) hold
+// Modes: the database holds members and tickets, and its side files (-wal, -shm) hold
 // recent pages of it. SQLite creates the side files with the permissions of the database file, so
 // the file is created 0600 BEFORE SQLite opens it (and an older file, or side files left by an
 // older version, are narrowed to 0600): no moment exists where another local user can read them.
@@ -13,7 +13,7 @@ import { STORE_BUSY_TIMEOUT_MS } from '../../protocol/limits.js';
 // Schema versions live in `user_version`; each migration moves one version forward inside one
 // transaction, so a relay upgraded in place keeps its members, tickets and revocations.
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'];
 
@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS redemptions (
   3: `
 ALTER TABLE tickets ADD COLUMN revoked_at INTEGER;
 ALTER TABLE tickets ADD COLUMN revoked_by TEXT;`,
+  // 3 -> 4: the ticket secret no longer reaches the relay (issue 14): a ticket row keeps the public
+  // key the secret derives (protocol/ticket.ts, ticketKeyFromSecret) instead of a hash of the
+  // secret. A hash cannot be turned into that key, so tickets made before stay listed but can no
+  // longer be redeemed: their key is emptied, which no presented key matches. Make new ones.
+  4: `
+ALTER TABLE tickets RENAME COLUMN secret_hash TO ticket_key;
+UPDATE tickets SET ticket_key = X'';`,
 };
 
 /** The SQL that moves a store from version `to - 1` to `to` (tests build old stores with it). */

@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
-import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, type TicketListingRow } from './store-rows.js';
+import { type MemberRow, memberFromRow, revocationFromRow, type RevocationRow, ticketFromRow, ticketKeyMatches, type TicketListingRow } from './store-rows.js';
 import { RELAY_LIVE_TIMEOUT_MS } from '../../protocol/limits.js';
 import { openAuthorityDatabase } from './sqlite-schema.js';
 import {
@@ -26,10 +25,10 @@ import {
 // The single-relay authority store: one SQLite file in WAL mode (opened by sqlite-schema.ts), so
 // the running relay and `relay ticket create` (another process, same data folder) can both use
 // it; busy_timeout makes a writer wait for the other's lock instead of failing. Ticket secrets are
-// stored only as hashTicketSecret(secret).
+// never stored: only the public key each derives (ticketKeyFromSecret).
 
 interface TicketRow {
-  secret_hash: Buffer;
+  ticket_key: Buffer;
   attributes: string;
   relay_names: string;
   uses_left: number;
@@ -75,13 +74,13 @@ export class SqliteStore implements AuthorityStore {
     const db = this.#db;
     this.#statements = {
       insertTicket: db.prepare(
-        `INSERT INTO tickets (ticket_id, secret_hash, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
-         VALUES (@ticketId, @secretHash, @attributes, @relayNames, @usageCount, @usageCount, @createdAt, @expiresAt, @createdBy)`,
+        `INSERT INTO tickets (ticket_id, ticket_key, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
+         VALUES (@ticketId, @ticketKey, @attributes, @relayNames, @usageCount, @usageCount, @createdAt, @expiresAt, @createdBy)`,
       ),
       selectTicket: db.prepare<[Buffer], TicketRow>(
-        'SELECT secret_hash, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = ?',
+        'SELECT ticket_key, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = ?',
       ),
-      // Never the secret's hash: listings go to people.
+      // Never the ticket key: listings go to people.
       selectTicketListing: db.prepare<[Buffer], TicketListingRow>(
         `SELECT ticket_id, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by, revoked_at, revoked_by
          FROM tickets WHERE ticket_id = ?`,
@@ -132,8 +131,8 @@ export class SqliteStore implements AuthorityStore {
     // process redeeming the same ticket waits (busy_timeout) and then sees uses_left already spent.
     const redeem = db.transaction((request: RedeemRequest): RedeemOutcome => {
       const ticket = s.selectTicket.get(request.ticketId);
-      // Unknown id and wrong secret look the same, so the answer reveals nothing about valid ids.
-      if (ticket === undefined || !timingSafeEqual(ticket.secret_hash, request.secretHash)) {
+      // Unknown id and wrong ticket key look the same, so the answer reveals nothing about valid ids.
+      if (ticket === undefined || !ticketKeyMatches(ticket.ticket_key, request.ticketKey)) {
         return { ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' };
       }
       const row = s.selectMember.get(request.identifier);
@@ -206,7 +205,7 @@ export class SqliteStore implements AuthorityStore {
     return guarded('storing a ticket', () => {
       this.#statements.insertTicket.run({
         ticketId: ticket.ticketId,
-        secretHash: ticket.secretHash,
+        ticketKey: ticket.ticketKey,
         attributes: JSON.stringify(ticket.attributes),
         relayNames: JSON.stringify(ticket.relayNames),
         usageCount: ticket.usageCount,

@@ -1,5 +1,7 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { Attributes } from '../../protocol/credential.js';
 import type { Identifier } from '../../protocol/identity.js';
+import { ED25519_PUBLIC_KEY_LEN } from '../../protocol/limits.js';
 import type { MemberRecord, RevocationEvent, TicketListing } from './store.js';
 
 // The rows both authority stores read (SQLite and PostgreSQL keep the same columns, with
@@ -33,6 +35,15 @@ export interface RevocationRow {
   revoked_at: number;
   revoked_by: string;
   kind: 'revoke' | 'reinstate';
+}
+
+/**
+ * Whether the presented ticket public key is the stored one (in constant time). A ticket from
+ * before the ticket key holds an emptied key (the schema migration): it matches nothing, not even
+ * an empty key presented past the relay's length check.
+ */
+export function ticketKeyMatches(stored: Buffer, presented: Buffer): boolean {
+  return stored.length === ED25519_PUBLIC_KEY_LEN && presented.length === stored.length && timingSafeEqual(stored, presented);
 }
 
 export function memberFromRow(row: MemberRow): MemberRecord {

@@ -26,8 +26,8 @@ export interface MemberRecord {
 
 export interface TicketRecord {
   readonly ticketId: Buffer;
-  /** hashTicketSecret(secret): the secret itself is never stored. */
-  readonly secretHash: Buffer;
+  /** ticketKeyFromSecret(secret).publicKey: the secret itself is never stored, nor seen by a relay. */
+  readonly ticketKey: Buffer;
   readonly attributes: Attributes;
   readonly relayNames: readonly string[];
   readonly usageCount: number;
@@ -37,7 +37,7 @@ export interface TicketRecord {
   readonly createdBy: string;
 }
 
-/** A stored ticket as `ticket list` shows it: everything but the secret's hash. */
+/** A stored ticket as `ticket list` shows it: everything but the ticket's public key. */
 export interface TicketListing {
   readonly ticketId: Buffer;
   readonly attributes: Attributes;
@@ -62,7 +62,8 @@ export interface TicketRevokeOutcome {
 
 export interface RedeemRequest {
   readonly ticketId: Buffer;
-  readonly secretHash: Buffer;
+  /** The ticket public key the agent presented (its proof already verified); must equal the stored one. */
+  readonly ticketKey: Buffer;
   readonly identifier: Identifier;
   readonly publicKey: Buffer;
   readonly now: number;
@@ -158,7 +159,7 @@ export interface AuthorityStore {
   readonly endorsements?: EndorsementStore;
   insertTicket(ticket: TicketRecord): Promise<void>;
   /**
-   * Atomic: check the ticket (secret hash, uses left, expiry) and the member (a revoked key is
+   * Atomic: check the ticket (its public key, uses left, expiry) and the member (a revoked key is
    * refused without spending a use), use the ticket once, create or update the member, and record
    * which key redeemed it (so the same key redeeming it again is answered without a second use).
    */

@@ -11,6 +11,7 @@ import { Identity } from '../../protocol/identity.js';
 import { REVOCATION_POLL_INTERVAL_MS } from '../../protocol/limits.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { identifierFor } from '../helpers/identifier.js';
+import { enrollRequest } from '../helpers/ticket-proof.js';
 import { relaysStoppedAfterEach, testLogger } from '../relay/relay-fixture.js';
 
 // An agent's copy of the revoked set: applied in seq order, kept until each entry's `until`, and
@@ -58,7 +59,7 @@ describe('the revoked set across connections', () => {
     for (let i = 0; i < count; i++) {
       const member = Identity.generate();
       const ticket = decodeTicket(await r.ticket());
-      await r.relay.authority.redeem({ ticketId: ticket.ticketId, secret: ticket.secret, publicKey: member.publicKey });
+      await r.relay.authority.redeem(enrollRequest(ticket, member));
       await r.relay.authority.revoke(member.identifier, 'test');
     }
     // The relay reads events written to its store on its poll (written here through its authority

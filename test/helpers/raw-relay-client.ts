@@ -6,6 +6,7 @@ import { RELAY_MAX_FRAME } from '../../protocol/limits.js';
 import { base64url, decodeFrameFromRelay, encodeControl, encodeData, RELAY_AUTH_DOMAIN, RELAY_ENROLL_DOMAIN } from '../../protocol/relay-frames.js';
 import type { AgentToRelay, RelayMessageType, RelayToAgent } from '../../protocol/relay-messages.js';
 import { decodeTicket } from '../../protocol/ticket.js';
+import { ticketEvidence } from './ticket-proof.js';
 
 // A deliberately small agent-side client for testing the relay itself: the raw WebSocket, the
 // frame codec and identity signing, no reconnects or channels (the agent engineers write the
@@ -152,12 +153,15 @@ export class RawRelayClient {
     };
   }
 
+  /** As an honest agent builds it: the ticket's public key and proof, never its secret. */
   enrollMessage(identity: Identity, ticketText: string, challenge = this.challenge): AgentToRelay {
     const ticket = decodeTicket(ticketText);
+    const { ticketKey, ticketProof } = ticketEvidence(ticket, identity.publicKey);
     return {
       t: 'enroll',
       ticketId: base64url(ticket.ticketId),
-      secret: base64url(ticket.secret.reveal()),
+      ticketKey: base64url(ticketKey),
+      ticketProof: base64url(ticketProof),
       publicKey: base64url(identity.publicKey),
       signature: base64url(identity.sign(Buffer.concat([RELAY_ENROLL_DOMAIN, challenge, ticket.ticketId]))),
     };

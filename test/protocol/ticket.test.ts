@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
@@ -7,7 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { isWicketError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_TICKET_TEXT_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
-import { TICKET_PREFIX, decodeTicket, encodeTicket, hashTicketSecret, isTicketExpired, type Ticket } from '../../protocol/ticket.js';
+import { Identity } from '../../protocol/identity.js';
+import {
+  TICKET_KEY_INFO,
+  TICKET_PREFIX,
+  TICKET_PROOF_DOMAIN,
+  decodeTicket,
+  encodeTicket,
+  isTicketExpired,
+  ticketKeyFromSecret,
+  ticketProofMessage,
+  verifyTicketProof,
+  type Ticket,
+} from '../../protocol/ticket.js';
 import { seededRandom } from '../helpers/seeded.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -315,14 +327,57 @@ describe('ticket: the secret stays secret', () => {
     }
   });
 
-  it('hashTicketSecret is a domain-separated SHA-256: deterministic, 32 bytes, never the bare hash', () => {
-    const hash = hashTicketSecret(new Secret(Buffer.from(SECRET)));
-    expect(hash.length).toBe(32);
-    expect(hash.equals(hashTicketSecret(ticket.secret))).toBe(true);
-    expect(hash.equals(createHash('sha256').update(SECRET).digest())).toBe(false);
-    expect(hash.equals(createHash('sha256').update('wicket/ticket-secret/v1\0').update(SECRET).digest())).toBe(true);
+});
+
+describe('ticket key: the secret proves itself without leaving the agent', () => {
+  const ticket = decodeTicket(encodeTicket(makeTicket()));
+  // Known answer, computed outside Node (Python: HKDF-SHA256 by hand with hmac, Ed25519 by the
+  // cryptography package): the derivation is a wire contract between authority and agent.
+  const TICKET_SEED_HEX = '0dbd861719d420b80c77aa3446d8e1bae30656d3f6239246dff8db506b74f9bf';
+  const TICKET_KEY_HEX = '5f5a2cf38e702861b5978563cb853b2db1ca1493b105ccebe1f5b3b9a4fe54ec';
+
+  it('ticketKeyFromSecret is deterministic and is Ed25519 of HKDF-SHA256(secret, no salt, TICKET_KEY_INFO) as node:crypto computes it', () => {
+    const key = ticketKeyFromSecret(new Secret(Buffer.from(SECRET)));
+    expect(key.publicKey.equals(ticketKeyFromSecret(ticket.secret).publicKey)).toBe(true);
+    const seed = Buffer.from(hkdfSync('sha256', SECRET, Buffer.alloc(0), 'wicket ticket key v1', 32));
+    expect(TICKET_KEY_INFO).toBe('wicket ticket key v1');
+    expect(seed.toString('hex')).toBe(TICKET_SEED_HEX);
+    expect(key.exportSeed().reveal().equals(seed)).toBe(true);
+    const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+    const jwk = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
+    expect(Buffer.from(jwk.x!, 'base64url').toString('hex')).toBe(TICKET_KEY_HEX);
+    expect(key.publicKey.toString('hex')).toBe(TICKET_KEY_HEX);
     const other = Buffer.from(SECRET);
     other[0]! ^= 1;
-    expect(hash.equals(hashTicketSecret(new Secret(other)))).toBe(false);
+    expect(ticketKeyFromSecret(new Secret(other)).publicKey.equals(key.publicKey)).toBe(false);
+  });
+
+  it('ticketProofMessage is DOMAIN ‖ authority ‖ ticket id ‖ member key, and refuses wrong lengths with WICKET_ERR_ARGUMENT', () => {
+    const [authority, ticketId, member] = [Buffer.alloc(32, 0xa1), Buffer.alloc(16, 0x1d), Buffer.alloc(32, 0x3e)];
+    expect(TICKET_PROOF_DOMAIN.toString('latin1')).toBe('wicket/ticket-proof/v1\0');
+    expect(ticketProofMessage(authority, ticketId, member).equals(Buffer.concat([TICKET_PROOF_DOMAIN, authority, ticketId, member]))).toBe(true);
+    expect(failure(() => ticketProofMessage(authority.subarray(1), ticketId, member)).code).toBe('WICKET_ERR_ARGUMENT');
+    expect(failure(() => ticketProofMessage(authority, Buffer.alloc(32), member)).code).toBe('WICKET_ERR_ARGUMENT');
+    expect(failure(() => ticketProofMessage(authority, ticketId, Buffer.alloc(33))).code).toBe('WICKET_ERR_ARGUMENT');
+  });
+
+  it('verifyTicketProof accepts only the ticket key\'s proof for that authority, ticket id and member key; never throws', () => {
+    const key = ticketKeyFromSecret(ticket.secret);
+    const member = Identity.generate().publicKey;
+    const honest = { ticketKey: key.publicKey, authorityPublicKey: ticket.authorityPublicKey, ticketId: ticket.ticketId, memberPublicKey: member };
+    const proof = key.sign(ticketProofMessage(ticket.authorityPublicKey, ticket.ticketId, member));
+    expect(verifyTicketProof({ ...honest, proof })).toBe(true);
+    expect(verifyTicketProof({ ...honest, memberPublicKey: Identity.generate().publicKey, proof })).toBe(false);
+    expect(verifyTicketProof({ ...honest, authorityPublicKey: Buffer.alloc(32, 0xa2), proof })).toBe(false);
+    expect(verifyTicketProof({ ...honest, ticketId: Buffer.alloc(16, 0x1e), proof })).toBe(false);
+    expect(verifyTicketProof({ ...honest, ticketKey: Identity.generate().publicKey, proof })).toBe(false);
+    // The bare message, without the domain: a signature the ticket key made for anything else.
+    expect(verifyTicketProof({ ...honest, proof: key.sign(Buffer.concat([ticket.authorityPublicKey, ticket.ticketId, member])) })).toBe(false);
+    for (const odd of [Buffer.alloc(0), Buffer.alloc(31), proof.subarray(1), null, 'x', 7]) {
+      expect(verifyTicketProof({ ...honest, proof: odd as Buffer })).toBe(false);
+      expect(verifyTicketProof({ ...honest, ticketKey: odd as Buffer, proof })).toBe(false);
+      expect(verifyTicketProof({ ...honest, ticketId: odd as Buffer, proof })).toBe(false);
+    }
+    expect(verifyTicketProof(null as never)).toBe(false);
   });
 });

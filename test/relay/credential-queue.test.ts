@@ -6,7 +6,7 @@ import { verifyCredential } from '../../protocol/credential.js';
 import { isWicketError } from '../../protocol/errors.js';
 import { Identity } from '../../protocol/identity.js';
 import { CREDENTIAL_ANSWER_TIMEOUT_MS, CREDENTIAL_REQUEST_KEEP_MS, CREDENTIAL_SIGNER_SWEEP_MS } from '../../protocol/limits.js';
-import { hashTicketSecret } from '../../protocol/ticket.js';
+import { ticketKeyFromSecret, ticketProofMessage } from '../../protocol/ticket.js';
 import { Secret } from '../../protocol/secret.js';
 import type { Authority } from '../../relay/authority/authority.js';
 import { forwardingAuthority, openRelayAuthority } from '../../relay/authority/authority-role.js';
@@ -14,6 +14,8 @@ import { CredentialSigner } from '../../relay/authority/credential-signer.js';
 import { PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, type PostgresLocation } from '../../relay/authority/store-location.js';
 import type { MemberRecord } from '../../relay/authority/store.js';
+import { Endorser, ticketStatementText } from '../../relay/authority/endorsement.js';
+import type { MemberEvidence } from '../../relay/authority/membership-rule.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { tempDir, testLogger } from './relay-fixture.js';
 
@@ -58,31 +60,43 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
       return signer;
     };
     const signer = o.signer === false ? undefined : startSigner();
-    /** Enrolls a member straight through the store, with `attributes` from a fresh ticket. */
-    const enroll = async (identity: Identity, attributes: Record<string, string>): Promise<MemberRecord> => {
+    /**
+     * Enrolls a member straight through the store with `attributes` from a fresh ticket the signer
+     * endorsed, as a relay does, and returns it with the redemption's evidence for the signer.
+     */
+    const enrollWithEvidence = async (identity: Identity, attributes: Record<string, string>): Promise<{ member: MemberRecord; evidence: MemberEvidence }> => {
       const ticketId = randomBytes(16);
-      const secretHash = hashTicketSecret(new Secret(randomBytes(32)));
-      await signing.insertTicket({ ticketId, secretHash, attributes, relayNames: [], usageCount: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000, createdBy: 'test' });
-      const outcome = await signing.redeemTicket({ ticketId, secretHash, identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
+      const ticketSecretKey = ticketKeyFromSecret(new Secret(randomBytes(32)));
+      const ticketKey = ticketSecretKey.publicKey;
+      const expiresAt = Date.now() + 60_000;
+      const statement = ticketStatementText({ ticketId: ticketId.toString('hex'), ticketKey: ticketKey.toString('hex'), attributes, relayNames: [], usageCount: 1, expiresAt });
+      await signing.endorsements.write(new Endorser(key).endorse('ticket', ticketId.toString('hex'), statement));
+      await signing.insertTicket({ ticketId, ticketKey, attributes, relayNames: [], usageCount: 1, createdAt: Date.now(), expiresAt, createdBy: 'test' });
+      const outcome = await signing.redeemTicket({ ticketId, ticketKey, identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
       if (!outcome.ok) throw new Error(outcome.code);
-      return outcome.member;
+      return { member: outcome.member, evidence: { ticketId, ticketProof: ticketSecretKey.sign(ticketProofMessage(key.publicKey, ticketId, identity.publicKey)) } };
     };
-    return { database, key, signing, forwarding, signer, startSigner, enroll };
+    const enroll = async (identity: Identity, attributes: Record<string, string>): Promise<MemberRecord> => (await enrollWithEvidence(identity, attributes)).member;
+    return { database, key, signing, forwarding, signer, startSigner, enroll, enrollWithEvidence };
   }
 
   const verified = (authority: Authority, encoded: Buffer, subject: string) => verifyCredential(encoded, { authorityPublicKey: authority.publicKey, subject: subject as never, now: Date.now() });
 
-  it("a forwarding authority's credential is signed by the signer with the member's CURRENT attributes from the store", async () => {
+  it("a forwarding authority's credential is signed by the signer with what the member's endorsed tickets granted", async () => {
     const p = await project();
     expect(p.forwarding.role).toBe('forwarding');
     expect(p.forwarding.identifier).toBe(p.key.identifier);
     const agent = Identity.generate();
-    const member = await p.enroll(agent, { team: 'a' });
-    const first = await p.forwarding.credentialFor(member);
+    const { member, evidence } = await p.enrollWithEvidence(agent, { team: 'a' });
+    // Without the redemption's evidence the signer has nothing to admit the member on.
+    expect(((await p.forwarding.credentialFor(member).catch((err: unknown) => err)) as { code?: string }).code).toBe('WICKET_ERR_NOT_ENDORSED');
+    const first = await p.forwarding.credentialFor(member, evidence);
     expect(verified(p.forwarding, first.encoded, agent.identifier).attributes).toEqual({ team: 'a' });
+    // Endorsed now: a refresh needs no evidence.
+    expect(verified(p.forwarding, (await p.forwarding.credentialFor(member)).encoded, agent.identifier).attributes).toEqual({ team: 'a' });
     // Another ticket merged into the member: the forwarding relay's stale record does not matter.
-    await p.enroll(agent, { role: 'inlet' });
-    const second = await p.forwarding.credentialFor(member);
+    const merged = await p.enrollWithEvidence(agent, { role: 'inlet' });
+    const second = await p.forwarding.credentialFor(member, merged.evidence);
     expect(verified(p.forwarding, second.encoded, agent.identifier).attributes).toEqual({ team: 'a', role: 'inlet' });
     expect((await cluster.sql(p.database, 'SELECT count(*) FROM credential_requests')).trim()).toBe('0');
   });
@@ -136,6 +150,8 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
       ['member', `'not-an-identifier'`, 'NULL', 'NULL', 'WICKET_ERR_IDENTIFIER_INVALID'],
       ['member', `'${agent.identifier.toUpperCase()}'`, 'NULL', 'NULL', 'WICKET_ERR_IDENTIFIER_INVALID'],
       ['member', `'${posing.identifier}'`, 'NULL', 'NULL', 'WICKET_ERR_ARGUMENT'],
+      // A live member with admin in its row, asked for with no redemption evidence: never endorsed.
+      ['member', `'${agent.identifier}'`, 'NULL', 'NULL', 'WICKET_ERR_NOT_ENDORSED'],
       ['relay', `'${relayKey.identifier}'`, hex(other.publicKey), `'r1'`, 'WICKET_ERR_CREDENTIAL_SUBJECT'],
       ['relay', `'${relayKey.identifier}'`, hex(Buffer.alloc(5)), `'r1'`, 'WICKET_ERR_KEY_INVALID'],
       ['relay', `'${relayKey.identifier}'`, 'NULL', `'r1'`, 'WICKET_ERR_KEY_INVALID'],
@@ -211,9 +227,9 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
   it('two signers on one queue: 40 concurrent requests are each signed exactly once', async () => {
     const p = await project();
     const second = p.startSigner();
-    const members = await Promise.all(Array.from({ length: 40 }, () => p.enroll(Identity.generate(), { n: 'x' })));
-    const credentials = await Promise.all(members.map((m) => p.forwarding.credentialFor(m)));
-    credentials.forEach((c, i) => expect(c.subject).toBe(members[i]!.identifier));
+    const enrolled = await Promise.all(Array.from({ length: 40 }, () => p.enrollWithEvidence(Identity.generate(), { n: 'x' })));
+    const credentials = await Promise.all(enrolled.map((e) => p.forwarding.credentialFor(e.member, e.evidence)));
+    credentials.forEach((c, i) => expect(c.subject).toBe(enrolled[i]!.member.identifier));
     expect(p.signer!.counts.signed + second.counts.signed).toBe(40);
   });
 });

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { issueCredential, verifyCredential } from '../../protocol/credential.js';
 import { Identity } from '../../protocol/identity.js';
+import { base64url } from '../../protocol/relay-frames.js';
+import type { AgentToRelay } from '../../protocol/relay-messages.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
+import { ticketEvidence } from '../helpers/ticket-proof.js';
 import { relaysStoppedAfterEach } from './relay-fixture.js';
 
 // Enrollment and authentication against a real relay on 127.0.0.1 (DESIGN.md property 4).
@@ -70,7 +73,15 @@ describe('enrollment', () => {
     const elsewhere = await relay();
     expect(here.relay.authorityIdentifier).not.toBe(elsewhere.relay.authorityIdentifier);
     const foreign = await elsewhere.ticket({ admin: 'true' });
-    expect((await enrollError(here.relay.url, foreign)).code).toBe('WICKET_ERR_TICKET_UNKNOWN');
+    // As the ticket says (its own authority): the proof names another project.
+    expect((await enrollError(here.relay.url, foreign)).code).toBe('WICKET_ERR_SIGNATURE_INVALID');
+    // Proved for this relay's authority instead: the proof holds, and the store knows no such ticket.
+    const client = await RawRelayClient.connect(here.relay.url);
+    const identity = Identity.generate();
+    const message = client.enrollMessage(identity, foreign);
+    const evidence = ticketEvidence(decodeTicket(foreign), identity.publicKey, here.relay.authority.publicKey);
+    client.sendControl({ ...message, ticketKey: base64url(evidence.ticketKey), ticketProof: base64url(evidence.ticketProof) } as AgentToRelay);
+    expect((await client.refusal()).code).toBe('WICKET_ERR_TICKET_UNKNOWN');
   });
 
   it('a ticket with the right id but a guessed secret is WICKET_ERR_TICKET_UNKNOWN and stays usable', async () => {
@@ -78,9 +89,11 @@ describe('enrollment', () => {
     const ticket = await r.ticket({ inlet: 'true' });
     const client = await RawRelayClient.connect(r.relay.url);
     const identity = Identity.generate();
-    const message = client.enrollMessage(identity, ticket);
-    if (message.t !== 'enroll') throw new Error('unreachable');
-    client.sendControl({ ...message, secret: Buffer.alloc(32, 7).toString('base64url') });
+    // The guessed secret's own key and a proof that verifies: only the store can tell.
+    const guessed = decodeTicket(ticket);
+    guessed.secret.reveal().fill(7);
+    const evidence = ticketEvidence(guessed, identity.publicKey);
+    client.sendControl({ ...client.enrollMessage(identity, ticket), ticketKey: base64url(evidence.ticketKey), ticketProof: base64url(evidence.ticketProof) } as AgentToRelay);
     expect((await client.refusal()).code).toBe('WICKET_ERR_TICKET_UNKNOWN');
     const again = await RawRelayClient.connect(r.relay.url);
     await again.enroll(identity, ticket);

@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Identity } from '../../protocol/identity.js';
 import { RELAY_MAX_CONTROL_FRAME, RELAY_MAX_FRAME } from '../../protocol/limits.js';
 import { base64url, encodeControl, encodeData, FRAME_CONTROL } from '../../protocol/relay-frames.js';
+import type { AgentToRelay } from '../../protocol/relay-messages.js';
+import { decodeTicket, ticketKeyFromSecret, ticketProofMessage } from '../../protocol/ticket.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
+import { ticketEvidence } from '../helpers/ticket-proof.js';
 import { startTestRelay, type TestRelay } from './relay-fixture.js';
 
 // Hostile input never crashes the relay (DESIGN.md property 9): each attack closes that one
@@ -229,5 +232,115 @@ describe('hostile authentication', () => {
     socket.uncork();
     await expectRefused(client, 'WICKET_ERR_RELAY_PROTOCOL');
     await bystandersUnharmed();
+  });
+});
+
+// An enroll carries the ticket's public key and a proof binding (authority, ticket id, member
+// key), never the secret (protocol/ticket.ts). Whoever captured one (a compromised relay, a log)
+// must not be able to bend it to another key, project or ticket; a refused proof spends nothing.
+describe('hostile enrollment: the ticket proof', () => {
+  /** `identity`'s enroll for `ticket` with its ticket key and proof replaced. */
+  function forged(client: RawRelayClient, identity: Identity, ticket: string, evidence: { ticketKey: Buffer; ticketProof: Buffer }): AgentToRelay {
+    return { ...client.enrollMessage(identity, ticket), ticketKey: base64url(evidence.ticketKey), ticketProof: base64url(evidence.ticketProof) } as AgentToRelay;
+  }
+
+  /** The one-use `ticket` was not spent: its rightful holder still enrolls with it. */
+  async function stillRedeemable(ticket: string, identity = Identity.generate()): Promise<void> {
+    const honest = await RawRelayClient.connect(r.relay.url);
+    expect((await honest.enroll(identity, ticket)).identifier).toBe(identity.identifier);
+    await honest.close();
+  }
+
+  it("a proof captured from one member's enroll, presented for another member key → WICKET_ERR_SIGNATURE_INVALID, no use spent", async () => {
+    const ticket = await r.ticket({ inlet: 'true' });
+    const [victim, attacker] = [Identity.generate(), Identity.generate()];
+    const client = await RawRelayClient.connect(r.relay.url);
+    const captured = ticketEvidence(decodeTicket(ticket), victim.publicKey);
+    client.sendControl(forged(client, attacker, ticket, captured));
+    const refusal = await client.refusal();
+    expect(refusal).toMatchObject({ code: 'WICKET_ERR_SIGNATURE_INVALID', close: { code: 1008 } });
+    expect(refusal.message).toContain('ticket proof');
+    expect(await r.relay.authority.getMember(attacker.identifier)).toBeUndefined();
+    await stillRedeemable(ticket, victim);
+    await bystandersUnharmed();
+  });
+
+  it('a proof made for another authority (another project) → WICKET_ERR_SIGNATURE_INVALID, no use spent', async () => {
+    const ticket = await r.ticket({ inlet: 'true' });
+    const identity = Identity.generate();
+    const client = await RawRelayClient.connect(r.relay.url);
+    client.sendControl(forged(client, identity, ticket, ticketEvidence(decodeTicket(ticket), identity.publicKey, Identity.generate().publicKey)));
+    await expectRefused(client, 'WICKET_ERR_SIGNATURE_INVALID');
+    await stillRedeemable(ticket, identity);
+    await bystandersUnharmed();
+  });
+
+  it("another ticket's key proving for this ticket's id → refused, and neither ticket is spent", async () => {
+    const target = await r.ticket({ admin: 'true' });
+    const own = await r.ticket({ inlet: 'true' });
+    const attacker = Identity.generate();
+    const ownKey = ticketKeyFromSecret(decodeTicket(own).secret);
+    const targetTicket = decodeTicket(target);
+    const proofForTarget = ownKey.sign(ticketProofMessage(r.relay.authority.publicKey, targetTicket.ticketId, attacker.publicKey));
+    // Its own ticket key, honestly signed: the proof holds, the store's key for the id does not match.
+    const first = await RawRelayClient.connect(r.relay.url);
+    first.sendControl(forged(first, attacker, target, { ticketKey: ownKey.publicKey, ticketProof: proofForTarget }));
+    await expectRefused(first, 'WICKET_ERR_TICKET_UNKNOWN');
+    // The target's real public key (a relay sees it), with a proof that key never made.
+    const second = await RawRelayClient.connect(r.relay.url);
+    const targetKey = ticketKeyFromSecret(targetTicket.secret).publicKey;
+    second.sendControl(forged(second, attacker, target, { ticketKey: targetKey, ticketProof: proofForTarget }));
+    await expectRefused(second, 'WICKET_ERR_SIGNATURE_INVALID');
+    expect(await r.relay.authority.getMember(attacker.identifier)).toBeUndefined();
+    await stillRedeemable(target);
+    await stillRedeemable(own);
+    await bystandersUnharmed();
+  });
+
+  it('a ticket key or proof of the wrong length → WICKET_ERR_RELAY_PROTOCOL, the connection closed, the relay serving', async () => {
+    const ticket = await r.ticket({ inlet: 'true' });
+    const identity = Identity.generate();
+    const honest = ticketEvidence(decodeTicket(ticket), identity.publicKey);
+    for (const evidence of [
+      { ...honest, ticketKey: honest.ticketKey.subarray(1) },
+      { ...honest, ticketKey: Buffer.concat([honest.ticketKey, Buffer.alloc(1)]) },
+      { ...honest, ticketProof: honest.ticketProof.subarray(1) },
+      { ...honest, ticketProof: Buffer.alloc(0) },
+    ]) {
+      const client = await RawRelayClient.connect(r.relay.url);
+      client.sendControl(forged(client, identity, ticket, evidence));
+      await expectRefused(client, 'WICKET_ERR_RELAY_PROTOCOL');
+    }
+    await stillRedeemable(ticket, identity);
+    await bystandersUnharmed();
+  });
+
+  it('a captured enroll replayed on another connection → WICKET_ERR_SIGNATURE_INVALID (its challenge is spent)', async () => {
+    const ticket = await r.ticket({ inlet: 'true' }, [], { usageCount: 2 });
+    const victim = Identity.generate();
+    const first = await RawRelayClient.connect(r.relay.url);
+    const captured = first.enrollMessage(victim, ticket);
+    first.sendControl(captured);
+    await first.next('welcome');
+    const replay = await RawRelayClient.connect(r.relay.url);
+    replay.sendControl(captured);
+    await expectRefused(replay, 'WICKET_ERR_SIGNATURE_INVALID');
+    expect((await r.relay.authority.listTickets(false)).find((t) => t.ticketId.equals(decodeTicket(ticket).ticketId))?.usesLeft).toBe(1);
+    await first.close();
+    await bystandersUnharmed();
+  });
+
+  it('the enroll an agent sends names the ticket by its public key and proof, and carries no secret', async () => {
+    const ticket = await r.ticket({ inlet: 'true' });
+    const decoded = decodeTicket(ticket);
+    const client = await RawRelayClient.connect(r.relay.url);
+    const message = client.enrollMessage(Identity.generate(), ticket);
+    expect(Object.keys(message).sort()).toEqual(['publicKey', 'signature', 't', 'ticketId', 'ticketKey', 'ticketProof']);
+    const frame = encodeControl(message).toString('latin1');
+    for (const form of ['base64url', 'base64', 'hex'] as const) expect(frame).not.toContain(decoded.secret.reveal().toString(form));
+    // An enroll that carries a secret anyway (an agent from before) is refused, unread.
+    client.sendControl({ ...message, secret: decoded.secret.reveal().toString('base64url') } as unknown as AgentToRelay);
+    await expectRefused(client, 'WICKET_ERR_RELAY_PROTOCOL');
+    await stillRedeemable(ticket);
   });
 });

@@ -134,14 +134,34 @@ describe.skipIf('skip' in binaries)('the PostgreSQL store', () => {
     expect(await store.lastRevocationSeq()).toBe(0);
   });
 
+  it('migration 5: a ticket row keeps the ticket public key (ticket_key), and one left from before (its key emptied) enrolls nobody', async () => {
+    const location = await fresh();
+    const { store } = await open(location);
+    const database = location.connection.database!;
+    const columns = (await cluster.sql(database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'")).split('\n').map((c) => c.trim());
+    expect(columns).toContain('ticket_key');
+    expect(columns).not.toContain('secret_hash');
+    // As migration 5 leaves a ticket made before it: the row kept, its key emptied.
+    await cluster.sql(
+      database,
+      `INSERT INTO tickets (ticket_id, ticket_key, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
+       VALUES ('\\x${'11'.repeat(16)}', decode('', 'hex'), '{}', '[]', 1, 1, 0, ${Date.now() + 60_000}, 'cli')`,
+    );
+    const member = Identity.generate();
+    for (const ticketKey of [Buffer.alloc(0), Buffer.alloc(32)]) {
+      expect(await store.redeemTicket({ ticketId: Buffer.alloc(16, 0x11), ticketKey, identifier: member.identifier, publicKey: member.publicKey, now: Date.now() })).toEqual({ ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' });
+    }
+    expect((await store.listTickets({ now: Date.now(), all: false })).map((t) => t.usesLeft)).toEqual([1]);
+  });
+
   it("a revocation committed through one store connection reaches another relay's change feed at once (NOTIFY)", async () => {
     const location = await fresh();
     const authority = Identity.generate().identifier;
     const { store: listening } = await open(location, authority);
     const { store: revoking } = await open(location, authority);
     const member = Identity.generate();
-    await revoking.insertTicket({ ticketId: Buffer.alloc(16, 1), secretHash: Buffer.alloc(32, 2), attributes: {}, relayNames: [], usageCount: 1, createdAt: 0, expiresAt: Date.now() + 60_000, createdBy: 'test' });
-    await revoking.redeemTicket({ ticketId: Buffer.alloc(16, 1), secretHash: Buffer.alloc(32, 2), identifier: member.identifier, publicKey: member.publicKey, now: Date.now() });
+    await revoking.insertTicket({ ticketId: Buffer.alloc(16, 1), ticketKey: Buffer.alloc(32, 2), attributes: {}, relayNames: [], usageCount: 1, createdAt: 0, expiresAt: Date.now() + 60_000, createdBy: 'test' });
+    await revoking.redeemTicket({ ticketId: Buffer.alloc(16, 1), ticketKey: Buffer.alloc(32, 2), identifier: member.identifier, publicKey: member.publicKey, now: Date.now() });
     const heard = new Promise<number>((resolve) => listening.changes.onRevocationEvents(() => resolve(performance.now())));
     const started = performance.now();
     await revoking.revokeMember(member.identifier, Date.now(), 'test');

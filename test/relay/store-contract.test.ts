@@ -11,6 +11,7 @@ import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { parseStoreLocation, type PostgresLocation } from '../../relay/authority/store-location.js';
 import type { AuthorityStore } from '../../relay/authority/store.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
+import { enrollRequest } from '../helpers/ticket-proof.js';
 import { tempDir, testLogger, TestClock } from './relay-fixture.js';
 
 // The AuthorityStore contract, run on both implementations: SQLite (one relay) and PostgreSQL
@@ -90,7 +91,7 @@ describe.each(KINDS)('the $name store', (kind) => {
   }
   const redeemer = (authority: Authority, identity: Identity) => async (text: string): Promise<Enrollment> => {
     const ticket = decodeTicket(text);
-    return authority.redeem({ ticketId: ticket.ticketId, secret: ticket.secret, publicKey: identity.publicKey });
+    return authority.redeem(enrollRequest(ticket, identity));
   };
   const ticketText = async (authority: Authority, more: Parameters<Authority['createTicket']>[0] = { createdBy: 'test' }) => (await authority.createTicket(more)).text.reveal();
 
@@ -232,7 +233,7 @@ describe.each(KINDS)('the $name store', (kind) => {
     const text = await ticketText(authority);
     const wrong = decodeTicket(text);
     wrong.secret.reveal().fill(7);
-    await expect(authority.redeem({ ticketId: wrong.ticketId, secret: wrong.secret, publicKey: Identity.generate().publicKey })).rejects.toThrow(/WICKET_ERR_TICKET_UNKNOWN/);
+    await expect(authority.redeem(enrollRequest(wrong, Identity.generate()))).rejects.toThrow(/WICKET_ERR_TICKET_UNKNOWN/);
     const revokedTicket = await authority.createTicket({ createdBy: 'test' });
     expect((await authority.revokeTicket(Buffer.from(revokedTicket.ticketId, 'hex'), 'admin')).alreadyRevoked).toBe(false);
     expect((await authority.revokeTicket(Buffer.from(revokedTicket.ticketId, 'hex'), 'other')).ticket).toMatchObject({ revokedBy: 'admin' });
@@ -258,11 +259,11 @@ describe.each(KINDS)('the $name store', (kind) => {
     const { authority, another } = await authorityOn();
     const ticket = decodeTicket(await ticketText(authority));
     const racers = await Promise.all(Array.from({ length: 6 }, () => another()));
-    const { hashTicketSecret } = await import('../../protocol/ticket.js');
+    const { ticketKey } = enrollRequest(ticket, Identity.generate());
     const outcomes = await Promise.all(
       racers.map((store) => {
         const identity = Identity.generate();
-        return store.redeemTicket({ ticketId: ticket.ticketId, secretHash: hashTicketSecret(ticket.secret), identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
+        return store.redeemTicket({ ticketId: ticket.ticketId, ticketKey, identifier: identity.identifier, publicKey: identity.publicKey, now: Date.now() });
       }),
     );
     expect(outcomes.map((o) => (o.ok ? 'member' : o.code)).sort()).toEqual(['WICKET_ERR_TICKET_USED', 'WICKET_ERR_TICKET_USED', 'WICKET_ERR_TICKET_USED', 'WICKET_ERR_TICKET_USED', 'WICKET_ERR_TICKET_USED', 'member']);

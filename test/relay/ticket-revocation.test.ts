@@ -1,9 +1,10 @@
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Identity } from '../../protocol/identity.js';
-import { decodeTicket } from '../../protocol/ticket.js';
+import { Secret } from '../../protocol/secret.js';
+import { decodeTicket, ticketKeyFromSecret } from '../../protocol/ticket.js';
 import { migrationTo, SCHEMA_VERSION } from '../../relay/authority/sqlite-schema.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
@@ -160,6 +161,46 @@ describe('an authority store from before ticket revocation (schema version 2)', 
     }
     const reopened = new Database(path, { readonly: true });
     expect(reopened.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    reopened.close();
+  });
+});
+
+describe('an authority store from before the ticket key (schema version 3)', () => {
+  it('migrates: an old ticket (a hash of its secret) stays listed but can no longer be redeemed, even with its secret; new tickets redeem', async () => {
+    const path = join(tempDir('wicket-schema-'), 'authority.db');
+    const old = new Database(path);
+    for (const version of [1, 2, 3]) old.exec(migrationTo(version));
+    old.pragma('user_version = 3');
+    const secret = new Secret(randomBytes(32));
+    const ticketId = randomBytes(16);
+    const now = Date.now();
+    // What the relay stored before: SHA-256 of the domain and the secret.
+    const secretHash = createHash('sha256').update('wicket/ticket-secret/v1\0').update(secret.reveal()).digest();
+    old
+      .prepare(
+        `INSERT INTO tickets (ticket_id, secret_hash, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
+         VALUES (?, ?, '{}', '[]', 1, 1, ?, ?, 'cli')`,
+      )
+      .run(ticketId, secretHash, now - 1_000, now + 3_600_000);
+    old.close();
+
+    const store = new SqliteStore(path);
+    try {
+      expect((await store.listTickets({ now, all: false })).map((t) => t.ticketId.toString('hex'))).toEqual([ticketId.toString('hex')]);
+      const member = Identity.generate();
+      const redeem = (id: Buffer, ticketKey: Buffer) => store.redeemTicket({ ticketId: id, ticketKey, identifier: member.identifier, publicKey: member.publicKey, now });
+      expect(await redeem(ticketId, ticketKeyFromSecret(secret).publicKey)).toEqual({ ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' });
+      expect(await redeem(ticketId, secretHash)).toEqual({ ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' });
+      expect(await redeem(ticketId, Buffer.alloc(0))).toEqual({ ok: false, code: 'WICKET_ERR_TICKET_UNKNOWN' });
+      const fresh = { ticketId: randomBytes(16), ticketKey: ticketKeyFromSecret(new Secret(randomBytes(32))).publicKey };
+      await store.insertTicket({ ...fresh, attributes: {}, relayNames: [], usageCount: 1, createdAt: now, expiresAt: now + 60_000, createdBy: 'test' });
+      expect(await redeem(fresh.ticketId, fresh.ticketKey)).toMatchObject({ ok: true, kind: 'new' });
+    } finally {
+      await store.close();
+    }
+    const reopened = new Database(path, { readonly: true });
+    expect(reopened.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect((reopened.prepare('SELECT name FROM pragma_table_info(?)').all('tickets') as { name: string }[]).map((c) => c.name)).toContain('ticket_key');
     reopened.close();
   });
 });
