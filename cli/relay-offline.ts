@@ -14,8 +14,9 @@ import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-ar
 // `relay start`, which also wrote relay.json (the URL and fingerprint tickets carry). With
 // `--store postgres://…` it opens that store (checking the project's key like a relay does), so
 // a revocation made here reaches every relay on the store at once (NOTIFY). A forwarding relay's
-// folder holds no key: there it opens the store's project with its public key alone (tickets,
-// members and revocations need no signature).
+// folder holds no key: there it opens the store's project with its public key alone, which lists
+// and revokes tickets and members; making a ticket needs the key (WICKET_ERR_SIGNER_ONLY), since
+// the signer endorses every ticket (relay/authority/endorsement.ts).
 
 export interface OfflineAuthority {
   readonly authority: Authority;

@@ -19,8 +19,7 @@ import {
   type TicketRevokeOutcome,
 } from './store.js';
 import { LocalIssuer, type AuthorityRole, type CredentialIssuer } from './credential-issuer.js';
-import { Endorser, ticketStatementText } from './endorsement.js';
-import type { MemberEvidence } from './membership-rule.js';
+import { Endorser, ticketStatementText, type MemberEvidence } from './endorsement.js';
 import { checkTicketRequest, refusalDetail, type TicketGrant } from './ticket-rules.js';
 
 export { checkRelayName } from './ticket-rules.js';

@@ -4,8 +4,8 @@ import { identifierOf, isIdentifier, type Identity } from '../../protocol/identi
 import { ED25519_PUBLIC_KEY_LEN } from '../../protocol/limits.js';
 import { isRelayId, RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import type { PendingCredentialRequest, SignerDecision } from './credential-queue.js';
-import { Endorser, type EndorsementStore } from './endorsement.js';
-import { judgeMember, type MemberEvidence } from './membership-rule.js';
+import { Endorser, type EndorsementStore, type MemberEvidence } from './endorsement.js';
+import { judgeMember } from './membership-rule.js';
 import type { MemberRecord } from './store.js';
 
 // Who signs a relay's credentials (issue 14, "signing key only where credentials are issued").

@@ -10,8 +10,7 @@
 // PgCredentialQueue (pg-credential-queue.ts) is the one implementation; SQLite has one relay, which
 // always signs.
 
-import type { Endorsement } from './endorsement.js';
-import type { MemberEvidence } from './membership-rule.js';
+import type { Endorsement, MemberEvidence } from './endorsement.js';
 
 /** A member's credential (its current attributes), or a relay process's own (`wicket:relay`). */
 export type CredentialRequestKind = 'member' | 'relay';

@@ -41,6 +41,13 @@ export interface EndorsementStore {
   write(endorsement: Endorsement): Promise<void>;
 }
 
+/** A redemption's evidence, passed from the relay that redeemed to the signer (membership-rule.ts). */
+export interface MemberEvidence {
+  readonly ticketId: Buffer;
+  /** The agent's ticket proof (protocol/ticket.ts): the ticket key's signature binding project, ticket and member key. */
+  readonly ticketProof: Buffer;
+}
+
 /** What a signer vouches for about a ticket: everything a redemption grants, and the key that proves holding it. */
 export interface TicketStatement {
   readonly ticketId: string;

@@ -3,7 +3,7 @@ import { wicketError } from '../../protocol/errors.js';
 import { CLOCK_SKEW_MS, TICKET_ID_LEN } from '../../protocol/limits.js';
 import { RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
 import { verifyTicketProof } from '../../protocol/ticket.js';
-import { memberStatementText, parseMemberStatement, parseTicketStatement, sameAttributes, type Endorsement, type Endorser } from './endorsement.js';
+import { memberStatementText, parseMemberStatement, parseTicketStatement, sameAttributes, type Endorsement, type Endorser, type MemberEvidence } from './endorsement.js';
 import type { QueuedMember } from './credential-queue.js';
 import { applyEnrollment, type MemberRecord } from './store.js';
 
@@ -20,12 +20,6 @@ import { applyEnrollment, type MemberRecord } from './store.js';
 //      (never what the row now claims);
 //   5. anything else is refused with WICKET_ERR_NOT_ENDORSED.
 // Pure: the caller reads the rows and endorsements and writes the new endorsement back.
-
-/** A redemption's evidence, passed from the relay that redeemed to the signer. */
-export interface MemberEvidence {
-  readonly ticketId: Buffer;
-  readonly ticketProof: Buffer;
-}
 
 export interface MembershipFacts {
   /** The member row as the store holds it now. */

@@ -14,8 +14,7 @@ import { CredentialSigner } from '../../relay/authority/credential-signer.js';
 import { PgStore } from '../../relay/authority/pg-store.js';
 import { parseStoreLocation, type PostgresLocation } from '../../relay/authority/store-location.js';
 import type { MemberRecord } from '../../relay/authority/store.js';
-import { Endorser, ticketStatementText } from '../../relay/authority/endorsement.js';
-import type { MemberEvidence } from '../../relay/authority/membership-rule.js';
+import { Endorser, ticketStatementText, type MemberEvidence } from '../../relay/authority/endorsement.js';
 import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../../scripts/lib/postgres-cluster.js';
 import { tempDir, testLogger } from './relay-fixture.js';
 
