@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { prepareGrantedTicket, type MadeTicket, type TicketWish } from '../agent/granted-ticket.js';
 import { connectOnce } from '../agent/relay-client.js';
 import { wicketError } from '../protocol/errors.js';
 import { parseIdentifier } from '../protocol/identity.js';
@@ -18,6 +19,7 @@ import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../prot
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { spentNote } from './member-output.js';
+import { Secret } from '../protocol/secret.js';
 import { parseTicketId } from '../protocol/ticket.js';
 import { printTicketTable, ticketListFrom, ticketRevokedLine, ticketViewFrom } from './ticket-output.js';
 import { parseWholeNumber } from './whole-number.js';
@@ -77,9 +79,8 @@ export function identifierArgument(text: string): string {
 }
 
 /** One admin request over a one-shot connection. */
-async function adminRequest(command: Command, op: AdminOp, args: Record<string, unknown>): Promise<unknown> {
+async function adminRequest(command: Command, op: AdminOp, args: Record<string, unknown>, vault = openVault(command)): Promise<unknown> {
   const globals = agentGlobals(command);
-  const vault = openVault(command);
   const client = await connectOnce({ vault, logger: commandLogger(), insecure: globals.insecure });
   try {
     return await client.request(op, args);
@@ -136,6 +137,37 @@ function printMemberTable(rows: MemberRow[]): void {
   process.stdout.write([format(header), ...lines.map(format)].join('\n') + '\n');
 }
 
+/**
+ * This agent makes the ticket and signs a grant for it (agent/granted-ticket.ts), so it works
+ * through any relay of the project, forwarding ones included, and no relay sees the secret. A relay
+ * older than grants ignores them and answers with a ticket it made itself: that one is printed.
+ */
+async function createTicket(command: Command, wish: TicketWish): Promise<MadeTicket> {
+  const vault = openVault(command);
+  const enrollment = vault.enrollment();
+  if (enrollment === undefined) return madeFrom(await adminRequest(command, 'ticket.create', { ...wish }, vault));
+  const prepared = prepareGrantedTicket(vault.identity(), enrollment.authorityPublicKey, wish, Date.now());
+  let answer: Record<string, unknown>;
+  try {
+    answer = asRecord(await adminRequest(command, 'ticket.create', prepared.args, vault), 'ticket.create');
+  } catch (err) {
+    prepared.discard();
+    throw err;
+  }
+  if (answer.ticket !== undefined) {
+    prepared.discard();
+    return madeFrom(answer);
+  }
+  return prepared.finish(answer);
+}
+
+/** A ticket the relay made itself (no grant). */
+function madeFrom(result: unknown): MadeTicket {
+  const answer = asRecord(result, 'ticket.create');
+  if (typeof answer.ticket !== 'string') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's ticket.create answer carries no ticket");
+  return { text: new Secret(answer.ticket), ticketId: String(answer.ticketId), expiresAt: String(answer.expiresAt) };
+}
+
 export function registerAdminCommands(program: Command): void {
   const ticket = program.command('ticket').description('Enrollment tickets (admin)');
   ticket
@@ -154,16 +186,15 @@ Examples:
   $ agent ticket create --attribute openai-inlet --attribute env=prod --usage-count 3 --json`,
     )
     .action(async (flags: { attribute?: string[]; relay?: string[]; usageCount?: string; expiresIn?: string; json?: boolean }, command: Command) => {
-      const args = {
+      const wish = {
         attributes: parseAttributes(flags.attribute ?? []),
         relayNames: parseRelayNames(flags.relay ?? []),
         usageCount: parseUsageCount(flags.usageCount),
         expiresInMs: parseExpiresIn(flags.expiresIn),
       };
-      const result = asRecord(await adminRequest(command, 'ticket.create', args), 'ticket.create');
-      if (typeof result.ticket !== 'string') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's ticket.create answer carries no ticket");
-      if (flags.json === true) printJson({ ticket: result.ticket, ticketId: result.ticketId, expiresAt: result.expiresAt });
-      else process.stdout.write(result.ticket + '\n');
+      const made = await createTicket(command, wish);
+      if (flags.json === true) printJson({ ticket: made.text.reveal(), ticketId: made.ticketId, expiresAt: made.expiresAt });
+      else process.stdout.write(made.text.reveal() + '\n');
     });
 
   ticket

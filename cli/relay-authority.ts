@@ -36,7 +36,8 @@ Relays started on the store without the key forward and verify only; they write 
 requests into the store, and this process (or any relay started with the key) signs them.
 Keep the key on this host alone: a forwarding relay that is taken over can neither read the
 traffic nor sign, and though it can write the store, the signer signs only for tickets it
-created and members it admitted on a ticket's proof (README, "Several relays").
+endorsed (made with the key, or granted by an admin's signature: \`agent ticket create\` works
+through any relay) and members it admitted on a ticket's proof (README, "Several relays").
 
 Example:
   $ relay authority --store postgres://wicket@db.internal:5432/wicket --authority-key /etc/wicket/authority.key`,

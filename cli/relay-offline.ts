@@ -16,7 +16,8 @@ import { authorityKeyFileOf, storeLocationOf, type StoreFlags } from './relay-ar
 // a revocation made here reaches every relay on the store at once (NOTIFY). A forwarding relay's
 // folder holds no key: there it opens the store's project with its public key alone, which lists
 // and revokes tickets and members; making a ticket needs the key (WICKET_ERR_SIGNER_ONLY), since
-// the signer endorses every ticket (relay/authority/endorsement.ts).
+// the signer endorses every ticket (relay/authority/endorsement.ts); an admin's `agent ticket
+// create` needs no key anywhere (its grant goes to the signer: relay/authority/ticket-maker.ts).
 
 export interface OfflineAuthority {
   readonly authority: Authority;

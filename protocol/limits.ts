@@ -72,6 +72,14 @@ export const RELAY_CERT_FINGERPRINT_LEN = 32;
 export const TICKET_CHECKSUM_LEN = 4;
 export const MAX_RELAY_NAMES = 32;
 export const MAX_RELAY_NAME_LEN = 64;
+/**
+ * How far a ticket grant's signedAt (the admin agent's clock) may be from the clock that judges it
+ * (the relay's, or the store's and the signer's on a forwarding relay): wide enough for skewed
+ * clocks and a slow queue, narrow enough that a grant read off the store cannot be replayed later.
+ */
+export const TICKET_GRANT_FRESHNESS_MS = 5 * 60_000;
+/** A grant statement longer than this is refused before parsing (attributes and names at their caps fit). */
+export const MAX_TICKET_GRANT_LEN = 64 * 1024;
 
 /** Access policies: bound parse effort on hostile expressions. */
 export const MAX_POLICY_LEN = 2_048;

@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
 import { asWicketError, wicketError } from '../protocol/errors.js';
-import { parseIdentifier } from '../protocol/identity.js';
-import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX, TICKET_LIST_REPLY_BUDGET } from '../protocol/limits.js';
+import { identifierOf, parseIdentifier } from '../protocol/identity.js';
+import { AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX, ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, TICKET_ID_LEN, TICKET_LIST_REPLY_BUDGET } from '../protocol/limits.js';
+import { relaysToWire } from '../protocol/relay-directory.js';
+import { base64url } from '../protocol/relay-frames.js';
 import type { AgentToRelay } from '../protocol/relay-messages.js';
 import { isAdmin } from '../protocol/relay-names.js';
 import { parseTicketId } from '../protocol/ticket.js';
+import type { TicketGrant } from '../protocol/ticket-grant.js';
 import type { Authority } from './authority/authority.js';
 import type { Attributes } from './authority/store.js';
 import { ticketView, type TicketView } from './authority/ticket-view.js';
@@ -44,6 +47,37 @@ function optionalInteger(value: unknown, field: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw wicketError('WICKET_ERR_ARGUMENT', `${field} must be an integer`);
   return value;
+}
+
+const HEX_TICKET_ID = new RegExp(`^[0-9a-f]{${TICKET_ID_LEN * 2}}$`);
+const HEX_PUBLIC_KEY = new RegExp(`^[0-9a-f]{${ED25519_PUBLIC_KEY_LEN * 2}}$`);
+/** Unpadded base64url of an Ed25519 signature. */
+const GRANT_SIGNATURE_TEXT = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((ED25519_SIGNATURE_LEN * 4) / 3)}}$`);
+
+/**
+ * 'ticket.create' with a grant: every grant field present and in shape, else WICKET_ERR_ARGUMENT
+ * naming the field (never echoing it). usageCount and expiresInMs are signed, so no default
+ * stands in for them.
+ */
+function parseGrantArgs(
+  args: Record<string, unknown>,
+  given: { attributes: Attributes; relayNames: string[]; usageCount: number | undefined; expiresInMs: number | undefined },
+): { grant: TicketGrant; signature: Buffer } {
+  const { ticketId, ticketKey, signedAt, grantSignature } = args;
+  if (typeof ticketId !== 'string' || !HEX_TICKET_ID.test(ticketId)) throw wicketError('WICKET_ERR_ARGUMENT', `ticketId must be ${TICKET_ID_LEN * 2} lowercase hex digits`);
+  if (typeof ticketKey !== 'string' || !HEX_PUBLIC_KEY.test(ticketKey)) throw wicketError('WICKET_ERR_ARGUMENT', `ticketKey must be ${ED25519_PUBLIC_KEY_LEN * 2} lowercase hex digits (the ticket key's public key)`);
+  if (typeof signedAt !== 'number' || !Number.isSafeInteger(signedAt) || signedAt < 0) throw wicketError('WICKET_ERR_ARGUMENT', 'signedAt must be a non-negative integer (ms since epoch)');
+  if (typeof grantSignature !== 'string' || !GRANT_SIGNATURE_TEXT.test(grantSignature)) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `grantSignature must be a ${ED25519_SIGNATURE_LEN}-byte Ed25519 signature in unpadded base64url`);
+  }
+  const signature = Buffer.from(grantSignature, 'base64url');
+  if (signature.length !== ED25519_SIGNATURE_LEN || signature.toString('base64url') !== grantSignature) {
+    throw wicketError('WICKET_ERR_ARGUMENT', `grantSignature must be a ${ED25519_SIGNATURE_LEN}-byte Ed25519 signature in unpadded base64url`);
+  }
+  if (given.usageCount === undefined || given.expiresInMs === undefined) throw wicketError('WICKET_ERR_ARGUMENT', 'a grant names usageCount and expiresInMs');
+  if (given.usageCount < 0 || given.expiresInMs < 0) throw wicketError('WICKET_ERR_ARGUMENT', 'usageCount and expiresInMs must not be negative');
+  const grant: TicketGrant = { ticketId, ticketKey, attributes: given.attributes, relayNames: given.relayNames, usageCount: given.usageCount, expiresInMs: given.expiresInMs, signedAt };
+  return { grant, signature };
 }
 
 export class AdminOps {
@@ -86,12 +120,28 @@ export class AdminOps {
     }
   }
 
+  /**
+   * Without `ticketKey` the relay makes the ticket (its secret) itself, as before ticket grants;
+   * with it the admin agent made the ticket and signed a grant for it (protocol/ticket-grant.ts),
+   * and the answer carries what the agent needs to write the ticket text with its own secret.
+   */
   async #ticketCreate(admin: PeerIdentity, args: Record<string, unknown>): Promise<unknown> {
     const usageCount = optionalInteger(args.usageCount, 'usageCount');
     const expiresInMs = optionalInteger(args.expiresInMs, 'expiresInMs');
+    const attributes = stringRecord(args.attributes, 'attributes');
+    const relayNames = stringArray(args.relayNames, 'relayNames');
+    const grantFields = ['ticketId', 'ticketKey', 'signedAt', 'grantSignature'].filter((field) => args[field] !== undefined);
+    if (grantFields.length > 0) {
+      const grant = parseGrantArgs(args, { attributes, relayNames, usageCount, expiresInMs });
+      if (admin.publicKey === undefined || identifierOf(admin.publicKey) !== admin.identifier) {
+        throw wicketError('WICKET_ERR_INTERNAL', 'the admin connection carries no key of its own');
+      }
+      const made = await this.authority.createGrantedTicket({ admin: { identifier: admin.identifier, publicKey: admin.publicKey }, ...grant });
+      return { ticketId: made.ticketId, expiresAt: iso(made.expiresAt), relays: relaysToWire(made.relays), authorityPublicKey: base64url(made.authorityPublicKey) };
+    }
     const created = await this.authority.createTicket({
-      attributes: stringRecord(args.attributes, 'attributes'),
-      relayNames: stringArray(args.relayNames, 'relayNames'),
+      attributes,
+      relayNames,
       ...(usageCount === undefined ? {} : { usageCount }),
       ...(expiresInMs === undefined ? {} : { expiresInMs }),
       createdBy: admin.identifier,

@@ -287,7 +287,7 @@ export class RelayConnection implements RelayPeer {
     const auth = this.#auth;
     if (auth.state !== 'authenticating') return; // closed (timeout, revocation) while the store and authority answered
     clearTimeout(this.#authTimer);
-    this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
+    this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, publicKey: member.publicKey, attributes: credential.attributes } });
     this.#sendNow({ t: 'welcome', identifier: member.identifier, credential: base64url(credential.encoded) });
     this.#countHandshake('ok');
     // Synchronous with the welcome: no revocation push can fall between the re-sync and the pushes.
@@ -332,7 +332,7 @@ export class RelayConnection implements RelayPeer {
       }
       const credential = await this.#services.authority.credentialFor(member);
       if (this.#auth.state !== 'authenticated') return;
-      this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, attributes: credential.attributes } });
+      this.#enter({ state: 'authenticated', member, credential, identity: { identifier: member.identifier, publicKey: member.publicKey, attributes: credential.attributes } });
       this.send({ t: 'credential', credential: base64url(credential.encoded) });
       if (this.#auth.state !== 'authenticated') return; // the push took it over its buffer cap
       this.#logger.debug({ expiresAt: credential.expiresAt }, 'credential refreshed');

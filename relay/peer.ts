@@ -10,6 +10,8 @@ import type { RelayToAgent } from '../protocol/relay-messages.js';
 /** Who an authenticated peer is: its identifier and the attributes of its current credential. */
 export interface PeerIdentity {
   readonly identifier: Identifier;
+  /** An agent's Ed25519 key (the member it authenticated as); absent for a mesh peer. */
+  readonly publicKey?: Buffer;
   readonly attributes: Readonly<Record<string, string>>;
 }
 

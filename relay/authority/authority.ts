@@ -1,13 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decodeCredential, verifyCredential, type Credential } from '../../protocol/credential.js';
 import { isWicketError, wicketError } from '../../protocol/errors.js';
 import { identifierOf, type Identifier, type Identity } from '../../protocol/identity.js';
-import { CLOCK_SKEW_MS, CREDENTIAL_TTL_MS, MAX_TICKET_RELAYS, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../../protocol/limits.js';
-import { Secret } from '../../protocol/secret.js';
-import { encodeTicket, ticketKeyFromSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
+import { CLOCK_SKEW_MS, CREDENTIAL_TTL_MS } from '../../protocol/limits.js';
 import {
-  type Attributes,
   type AuditEvent,
   type AuditEventName,
   type AuthorityStore,
@@ -19,10 +15,12 @@ import {
   type TicketRevokeOutcome,
 } from './store.js';
 import { LocalIssuer, type AuthorityRole, type CredentialIssuer } from './credential-issuer.js';
-import { Endorser, ticketStatementText, type MemberEvidence } from './endorsement.js';
-import { checkTicketRequest, refusalDetail, type TicketGrant } from './ticket-rules.js';
+import { Endorser, type MemberEvidence } from './endorsement.js';
+import { refusalDetail } from './ticket-rules.js';
+import { TicketMaker, type CreatedTicket, type GrantedTicket, type GrantedTicketRequest, type RelayEndpoint, type TicketRequest } from './ticket-maker.js';
 
 export { checkRelayName } from './ticket-rules.js';
+export type { CreatedTicket, GrantedTicket, GrantedTicketRequest, RelayEndpoint, TicketRequest } from './ticket-maker.js';
 
 // The project authority: it mints enrollment tickets, redeems them into members, issues
 // short-lived credentials, and revokes. It talks to an AuthorityStore and knows nothing about
@@ -30,13 +28,6 @@ export { checkRelayName } from './ticket-rules.js';
 // testable. It signs credentials in one of two roles (credential-issuer.ts): holding the project
 // key (`identity`), or, on a forwarding relay, holding only the public key and asking a signer
 // through the store (`publicKey` + `issuer`): everything else is the same in both.
-
-/** Where tickets send agents: the relay's public URL and, for a self-signed relay, its pinned certificate. */
-export interface RelayEndpoint {
-  readonly url: string;
-  /** SHA-256 of the relay's DER certificate. */
-  readonly fingerprint?: Buffer;
-}
 
 export interface AuthorityOptions {
   /** The project key: this process signs. */
@@ -49,18 +40,6 @@ export interface AuthorityOptions {
   readonly endpoint?: RelayEndpoint;
   readonly now?: () => number;
   readonly credentialTtlMs?: number;
-}
-
-export interface TicketRequest extends TicketGrant {
-  /** Who asked: an admin's identifier, or 'relay' / 'cli' on the relay host. */
-  readonly createdBy: string;
-}
-
-export interface CreatedTicket {
-  /** The printable ticket; it carries the secret, so it stays wrapped until printed or sent. */
-  readonly text: Secret<string>;
-  readonly ticketId: string;
-  readonly expiresAt: number;
 }
 
 /**
@@ -102,6 +81,7 @@ export class Authority {
   /** Endorses the tickets this process creates on a shared store; undefined elsewhere (endorsement.ts). */
   readonly #endorser: Endorser | undefined;
   readonly #logger: Logger;
+  readonly #tickets: TicketMaker;
   #endpoint: RelayEndpoint | undefined;
 
   constructor(options: AuthorityOptions) {
@@ -121,6 +101,16 @@ export class Authority {
     }
     this.#endorser = options.identity !== undefined && options.store.endorsements !== undefined ? new Endorser(options.identity) : undefined;
     this.identifier = identifierOf(this.publicKey);
+    this.#tickets = new TicketMaker({
+      store: this.store,
+      logger: this.#logger,
+      now: this.now,
+      publicKey: this.publicKey,
+      endpoint: () => this.#endpoint,
+      endorser: this.#endorser,
+      issuer: this.#issuer,
+      audit: (event, identifier, detail) => this.audit(event, identifier, detail),
+    });
   }
 
   /** signing: credentials are signed in this process; forwarding: a signer signs them through the store. */
@@ -137,75 +127,14 @@ export class Authority {
     this.#endpoint = endpoint;
   }
 
-  /**
-   * The project's other live relays (a shared store's presence), most recently seen first, for a
-   * ticket that lists this relay first: an agent enrolled with it moves to them when this one is lost.
-   */
-  async #otherLiveRelays(self: RelayEndpoint, now: number): Promise<TicketRelay[]> {
-    const others: TicketRelay[] = [];
-    for (const relay of await this.store.liveRelays(now)) {
-      if (relay.url === self.url || others.length + 1 >= MAX_TICKET_RELAYS) continue;
-      others.push(relay.fingerprint === undefined ? { url: relay.url } : { url: relay.url, fingerprint: relay.fingerprint });
-    }
-    return others;
+  /** A new ticket whose secret this process makes (ticket-maker.ts); WICKET_ERR_SIGNER_ONLY on a forwarding relay. */
+  createTicket(request: TicketRequest): Promise<CreatedTicket> {
+    return this.#tickets.createTicket(request);
   }
 
-  /**
-   * A new ticket. On a shared store the signer must endorse it (a forwarding relay's ticket would
-   * enroll nobody), so only a process holding the project key creates tickets there: elsewhere
-   * WICKET_ERR_SIGNER_ONLY.
-   */
-  async createTicket(request: TicketRequest): Promise<CreatedTicket> {
-    const endpoint = this.#endpoint;
-    if (endpoint === undefined) throw wicketError('WICKET_ERR_INTERNAL', 'the relay endpoint is not known yet');
-    if (this.store.endorsements !== undefined && this.#endorser === undefined) {
-      throw wicketError(
-        'WICKET_ERR_SIGNER_ONLY',
-        'this relay only forwards (it holds no project key), and on a shared store only the signer creates tickets: run `relay ticket create --store … --authority-key FILE` where the key is, or ask an admin connected to a relay that holds the key',
-      );
-    }
-    const { attributes, relayNames, usageCount, expiresInMs } = checkTicketRequest(request);
-    const now = this.now();
-    const secret = new Secret(randomBytes(TICKET_SECRET_LEN));
-    const otherRelays = await this.#otherLiveRelays(endpoint, now);
-    const ticket: Ticket = {
-      relayUrl: endpoint.url,
-      authorityPublicKey: this.publicKey,
-      ticketId: randomBytes(TICKET_ID_LEN),
-      secret,
-      expiresAt: now + expiresInMs,
-    };
-    if (endpoint.fingerprint !== undefined) ticket.relayCertFingerprint = endpoint.fingerprint;
-    if (otherRelays.length > 0) ticket.otherRelays = otherRelays;
-    const text = new Secret(encodeTicket(ticket));
-    const ticketKey = ticketKeyFromSecret(secret).publicKey;
-    // The endorsement first: a ticket row without one (a crash between the two) enrolls nobody.
-    if (this.#endorser !== undefined) {
-      const statement = ticketStatementText({ ticketId: ticket.ticketId.toString('hex'), ticketKey: ticketKey.toString('hex'), attributes, relayNames, usageCount, expiresAt: ticket.expiresAt });
-      await this.store.endorsements!.write(this.#endorser.endorse('ticket', ticket.ticketId.toString('hex'), statement));
-    }
-    await this.store.insertTicket({
-      ticketId: ticket.ticketId,
-      ticketKey,
-      attributes,
-      relayNames,
-      usageCount,
-      createdAt: now,
-      expiresAt: ticket.expiresAt,
-      createdBy: request.createdBy,
-    });
-    secret.reveal().fill(0);
-    const ticketId = ticket.ticketId.toString('hex');
-    await this.audit('ticket-create', request.createdBy.startsWith('I') ? request.createdBy : undefined, {
-      ticketId,
-      createdBy: request.createdBy,
-      attributes,
-      relayNames,
-      usageCount,
-      expiresAt: new Date(ticket.expiresAt).toISOString(),
-    });
-    this.#logger.info({ ticketId, createdBy: request.createdBy, usageCount, relayNames, expiresAt: ticket.expiresAt }, 'ticket created');
-    return { text, ticketId, expiresAt: ticket.expiresAt };
+  /** A ticket an admin agent made and signed a grant for (ticket-maker.ts, protocol/ticket-grant.ts). */
+  createGrantedTicket(request: GrantedTicketRequest): Promise<GrantedTicket> {
+    return this.#tickets.createGrantedTicket(request);
   }
 
   /**

@@ -3,8 +3,9 @@ import { asWicketError, wicketError } from '../../protocol/errors.js';
 import { identifierOf, isIdentifier, type Identity } from '../../protocol/identity.js';
 import { ED25519_PUBLIC_KEY_LEN } from '../../protocol/limits.js';
 import { isRelayId, RELAY_ID_ATTRIBUTE } from '../../protocol/relay-names.js';
-import type { PendingCredentialRequest, SignerDecision } from './credential-queue.js';
+import type { PendingCredentialRequest, QueuedGrant, SignerDecision } from './credential-queue.js';
 import { Endorser, type EndorsementStore, type MemberEvidence } from './endorsement.js';
+import { judgeTicketGrant } from './grant-rule.js';
 import { judgeMember } from './membership-rule.js';
 import type { MemberRecord } from './store.js';
 
@@ -31,6 +32,11 @@ export interface CredentialIssuer {
   readonly role: AuthorityRole;
   /** A fresh credential for `subject`. Forwarding: may throw WICKET_ERR_AUTHORITY_UNAVAILABLE. */
   issue(subject: CredentialSubject): Promise<Credential>;
+  /**
+   * Forwarding only (a signing process endorses tickets itself): asks a signer to endorse the
+   * ticket an admin's grant names (grant-rule.ts); resolves to the expiry the signer fixed.
+   */
+  endorseGrant?(admin: string, grant: QueuedGrant): Promise<number>;
 }
 
 /** The attributes of a relay's own credential. */
@@ -92,7 +98,8 @@ export class LocalIssuer implements CredentialIssuer {
 
 /**
  * A signer's answer to one queued request, whoever wrote the row: a member's credential carries
- * what membership-rule.ts allows (with the endorsement to store when it admits one), and an
+ * what membership-rule.ts allows (with the endorsement to store when it admits one), an admin's
+ * ticket grant is endorsed when grant-rule.ts allows it, and an
  * unknown, revoked or unendorsed member, a member row carrying a relay's attribute, a relay key
  * that is not its subject's, a member's key asked for as a relay, or an unknown kind is refused
  * (the code goes back to the requester), never signed.
@@ -114,6 +121,11 @@ export function answerRequest(identity: Identity, endorser: Endorser, request: P
       // A member's key is an agent's: it never gets a relay's credential.
       if (request.member !== undefined) throw wicketError('WICKET_ERR_ARGUMENT', `${request.subject} is a member, not a relay`);
       return { credential: signSubject(identity, { kind: 'relay', publicKey: request.publicKey!, relayId: request.relayId! }, issuedAt, ttlMs).encoded };
+    }
+    if (request.kind === 'ticket') {
+      const { subject, member, memberEndorsement, grant, ticketEndorsement, requestedAt } = request;
+      const verdict = judgeTicketGrant(endorser, identity.publicKey, { subject, member, memberEndorsement, grant, ticketEndorsement, requestedAt }, issuedAt);
+      return { ticketExpiresAt: verdict.expiresAt, endorse: verdict.endorse };
     }
     throw wicketError('WICKET_ERR_ARGUMENT', 'unknown request kind');
   } catch (err) {

@@ -7,17 +7,29 @@
 // its own endorsements (membership-rule.ts), not from what the rows claim: every relay can write
 // them.
 //
+// The same queue carries an admin's ticket grant (kind 'ticket', protocol/ticket-grant.ts): the
+// forwarding relay an admin is connected to asks a signer to endorse a ticket the admin made and
+// signed for; the signer answers with the expiry it fixed (grant-rule.ts).
+//
 // PgCredentialQueue (pg-credential-queue.ts) is the one implementation; SQLite has one relay, which
 // always signs.
 
 import type { Endorsement, MemberEvidence } from './endorsement.js';
 
-/** A member's credential (its current attributes), or a relay process's own (`wicket:relay`). */
-export type CredentialRequestKind = 'member' | 'relay';
+/** A member's credential (its current attributes), a relay process's own (`wicket:relay`), or an admin's ticket grant. */
+export type CredentialRequestKind = 'member' | 'relay' | 'ticket';
+
+/** kind 'ticket': the grant as the admin signed it (protocol/ticket-grant.ts), and the ticket it names. */
+export interface QueuedGrant {
+  readonly ticketId: Buffer;
+  /** The canonical statement text the admin signed. */
+  readonly statement: string;
+  readonly signature: Buffer;
+}
 
 export interface CredentialRequest {
   readonly kind: CredentialRequestKind;
-  /** The identifier the credential names. */
+  /** The identifier the credential names (kind 'ticket': the admin who signed the grant). */
   readonly subject: string;
   /** kind 'relay': the relay's own Ed25519 public key, whose identifier is the subject. */
   readonly publicKey?: Buffer;
@@ -27,6 +39,8 @@ export interface CredentialRequest {
   readonly requestedBy: string;
   /** kind 'member', right after a redemption: the ticket and the agent's proof (membership-rule.ts). */
   readonly evidence?: MemberEvidence;
+  /** kind 'ticket'. */
+  readonly grant?: QueuedGrant;
 }
 
 /** What a signer reads of a member (a MemberRecord; kept apart so store.ts can name this file). */
@@ -51,15 +65,16 @@ export interface PendingCredentialRequest {
   /** The member row named by `subject`, if any, read in the signer's transaction. */
   readonly member: QueuedMember | undefined;
   readonly evidence: MemberEvidence | undefined;
-  /** The stored endorsements of the subject (as a member) and of the evidence's ticket, unchecked. */
+  readonly grant: QueuedGrant | undefined;
+  /** The stored endorsements of the subject (as a member) and of the evidence's (or grant's) ticket, unchecked. */
   readonly memberEndorsement: Endorsement | undefined;
   readonly ticketEndorsement: Endorsement | undefined;
 }
 
-/** What a signer wrote into a request. */
-export type CredentialAnswer = { readonly credential: Buffer } | { readonly refused: string };
+/** What a signer wrote into a request: a credential, a ticket grant's endorsed expiry, or a refusal code. */
+export type CredentialAnswer = { readonly credential: Buffer } | { readonly ticketExpiresAt: number } | { readonly refused: string };
 
-/** A signer's decision: the answer, and a member endorsement to store in the same transaction. */
+/** A signer's decision: the answer, and a member or ticket endorsement to store in the same transaction. */
 export type SignerDecision = CredentialAnswer & { readonly endorse?: Endorsement };
 
 export interface CredentialQueue {

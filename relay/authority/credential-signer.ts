@@ -96,6 +96,9 @@ export class CredentialSigner {
     if ('refused' in answer) {
       this.#refused++;
       this.#o.logger.warn({ ...fields, code: answer.refused }, 'credential request refused');
+    } else if ('ticketExpiresAt' in answer) {
+      this.#signed++;
+      this.#o.logger.info({ ...fields, ticketId: answer.endorse?.subject, expiresAt: answer.ticketExpiresAt }, 'ticket grant endorsed');
     } else {
       this.#signed++;
       this.#o.logger.debug({ ...fields, endorsed: answer.endorse !== undefined }, 'credential signed');

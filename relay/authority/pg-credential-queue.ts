@@ -30,6 +30,8 @@ interface RequestRow {
   requested_at: number;
   ticket_id: Buffer | null;
   ticket_proof: Buffer | null;
+  grant_statement: string | null;
+  grant_signature: Buffer | null;
 }
 
 /** A NOTIFY payload as a request id; anything else (or nothing, after a reconnect) is undefined. */
@@ -49,24 +51,36 @@ export class PgCredentialQueue implements CredentialQueue {
     const rows = await this.query<{ request_id: number }>(
       'asking the authority for a credential',
       `WITH added AS (
-         INSERT INTO credential_requests (kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof)
-         VALUES ($1, $2, $3, $4, $5, ${DB_NOW_MS}, $7, $8) RETURNING request_id
+         INSERT INTO credential_requests (kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof, grant_statement, grant_signature)
+         VALUES ($1, $2, $3, $4, $5, ${DB_NOW_MS}, $7, $8, $9, $10) RETURNING request_id
        ) SELECT request_id, pg_notify($6, request_id::text) FROM added`,
-      [r.kind, r.subject, r.publicKey ?? null, r.relayId ?? null, r.requestedBy, CREDENTIAL_REQUEST_CHANNEL, r.evidence?.ticketId ?? null, r.evidence?.ticketProof ?? null],
+      [
+        r.kind,
+        r.subject,
+        r.publicKey ?? null,
+        r.relayId ?? null,
+        r.requestedBy,
+        CREDENTIAL_REQUEST_CHANNEL,
+        r.evidence?.ticketId ?? r.grant?.ticketId ?? null,
+        r.evidence?.ticketProof ?? null,
+        r.grant?.statement ?? null,
+        r.grant?.signature ?? null,
+      ],
     );
     return rows[0]!.request_id;
   }
 
   async answerOf(id: number): Promise<CredentialAnswer | undefined> {
     const row = (
-      await this.query<{ credential: Buffer | null; refused: string | null }>(
+      await this.query<{ credential: Buffer | null; ticket_expires_at: number | null; refused: string | null }>(
         'reading a credential answer',
-        'SELECT credential, refused FROM credential_requests WHERE request_id = $1 AND answered_at IS NOT NULL',
+        'SELECT credential, ticket_expires_at, refused FROM credential_requests WHERE request_id = $1 AND answered_at IS NOT NULL',
         [id],
       )
     )[0];
     if (row === undefined) return undefined;
     if (row.credential !== null) return { credential: row.credential };
+    if (row.ticket_expires_at !== null) return { ticketExpiresAt: Number(row.ticket_expires_at) };
     return { refused: row.refused ?? 'WICKET_ERR_INTERNAL' };
   }
 
@@ -79,7 +93,7 @@ export class PgCredentialQueue implements CredentialQueue {
       await c.query(`DELETE FROM credential_requests WHERE requested_at < ${DB_NOW_MS} - $1`, [o.keepMs]);
       const pending = (
         await c.query<RequestRow>(
-          `SELECT request_id, kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof FROM credential_requests
+          `SELECT request_id, kind, subject, public_key, relay_id, requested_by, requested_at, ticket_id, ticket_proof, grant_statement, grant_signature FROM credential_requests
            WHERE answered_at IS NULL ORDER BY request_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [o.limit],
         )
@@ -115,20 +129,26 @@ export class PgCredentialQueue implements CredentialQueue {
             requestedAt: row.requested_at,
             member: member === undefined ? undefined : memberFromRow(member),
             evidence: row.ticket_id === null || row.ticket_proof === null ? undefined : { ticketId: row.ticket_id, ticketProof: row.ticket_proof },
+            grant:
+              row.ticket_id === null || row.grant_statement === null || row.grant_signature === null
+                ? undefined
+                : { ticketId: row.ticket_id, statement: row.grant_statement, signature: row.grant_signature },
             memberEndorsement: endorsementOf('member', row.subject),
             ticketEndorsement: row.ticket_id === null ? undefined : endorsementOf('ticket', row.ticket_id.toString('hex')),
           });
         } catch (err) {
           answer = { refused: asWicketError(err).code };
         }
-        // Stored before the answer commits (same transaction): the member's next request finds it.
+        // Stored before the answer commits (same transaction): the member's next request finds it,
+        // and a second grant of the same ticket in this batch sees it endorsed.
         if (answer.endorse !== undefined) {
           await upsertEndorsement(c, answer.endorse);
-          endorsements.set(`member:${answer.endorse.subject}`, answer.endorse);
+          endorsements.set(`${answer.endorse.kind}:${answer.endorse.subject}`, answer.endorse);
         }
-        await c.query('UPDATE credential_requests SET answered_at = $1, credential = $2, refused = $3 WHERE request_id = $4', [
+        await c.query('UPDATE credential_requests SET answered_at = $1, credential = $2, ticket_expires_at = $3, refused = $4 WHERE request_id = $5', [
           o.now,
           'credential' in answer ? answer.credential : null,
+          'ticketExpiresAt' in answer ? answer.ticketExpiresAt : null,
           'refused' in answer ? answer.refused : null,
           row.request_id,
         ]);

@@ -14,7 +14,7 @@ import type { Identifier } from '../../protocol/identity.js';
 // store, and (from version 3) the authority's public key, which forwarding relays (no signing key)
 // verify credentials with. Every relay on a store must be that project; another is refused at start.
 
-export const PG_SCHEMA_VERSION = 6;
+export const PG_SCHEMA_VERSION = 7;
 
 /** Arbitrary constants naming our advisory locks (pg_advisory_lock takes a bigint). */
 export const MIGRATION_LOCK = 0x77_69_63_6b_01; // "wick" 1
@@ -141,6 +141,17 @@ CREATE TABLE endorsements (
   PRIMARY KEY (kind, subject)
 );
 ALTER TABLE credential_requests ADD COLUMN ticket_id bytea, ADD COLUMN ticket_proof bytea;`,
+  // 7: an admin's ticket grant through a forwarding relay (protocol/ticket-grant.ts, grant-rule.ts):
+  // a request of kind 'ticket' names the admin (subject) and the ticket (ticket_id), carries the
+  // statement the admin signed and its signature, and is answered with the expiry the signer fixed
+  // and endorsed. Written so that running it over a half-applied copy changes nothing twice.
+  7: `
+ALTER TABLE credential_requests DROP CONSTRAINT IF EXISTS credential_requests_kind_check;
+ALTER TABLE credential_requests ADD CONSTRAINT credential_requests_kind_check CHECK (kind IN ('member', 'relay', 'ticket'));
+ALTER TABLE credential_requests
+  ADD COLUMN IF NOT EXISTS grant_statement text,
+  ADD COLUMN IF NOT EXISTS grant_signature bytea,
+  ADD COLUMN IF NOT EXISTS ticket_expires_at bigint;`,
 };
 
 async function appliedVersion(client: pg.ClientBase): Promise<number> {

@@ -5,7 +5,7 @@ import { ERROR_CODES, wicketError, type ErrorCode } from '../../protocol/errors.
 import { identifierOf, type Identifier } from '../../protocol/identity.js';
 import { CREDENTIAL_ANSWER_POLL_MS, CREDENTIAL_ANSWER_TIMEOUT_MS } from '../../protocol/limits.js';
 import { checkRelaySubject, type CredentialIssuer, type CredentialSubject } from './credential-issuer.js';
-import type { CredentialAnswer, CredentialQueue } from './credential-queue.js';
+import type { CredentialAnswer, CredentialQueue, CredentialRequest, QueuedGrant } from './credential-queue.js';
 
 // A forwarding relay's credentials: it holds only the project's public key, so it writes a
 // request into the store's credential queue and waits, bounded by CREDENTIAL_ANSWER_TIMEOUT_MS,
@@ -58,35 +58,53 @@ export class RemoteIssuer implements CredentialIssuer {
       checkRelaySubject(subject.publicKey, subject.relayId);
       identifier = identifierOf(subject.publicKey);
     }
-    const queue = this.#o.queue;
-    const id = await queue.request({
+    const answer = await this.#ask({
       kind: subject.kind,
       subject: identifier,
       ...(subject.kind === 'relay' ? { publicKey: subject.publicKey, relayId: subject.relayId } : {}),
       ...(subject.kind === 'member' && subject.evidence !== undefined ? { evidence: subject.evidence } : {}),
       requestedBy: this.requesterId,
     });
+    if (!('credential' in answer)) throw wicketError('WICKET_ERR_INTERNAL', `the answer to a credential request for ${identifier} carries no credential`);
+    return verifyCredential(answer.credential, { authorityPublicKey: this.#o.authorityPublicKey, subject: identifier, now: this.#o.now() });
+  }
+
+  /** An admin's ticket grant, endorsed by a signer (grant-rule.ts): the expiry it fixed. */
+  async endorseGrant(admin: string, grant: QueuedGrant): Promise<number> {
+    const answer = await this.#ask({ kind: 'ticket', subject: admin, grant, requestedBy: this.requesterId });
+    if (!('ticketExpiresAt' in answer) || !Number.isSafeInteger(answer.ticketExpiresAt)) {
+      throw wicketError('WICKET_ERR_INTERNAL', `the answer to ${admin}'s ticket grant carries no expiry`);
+    }
+    return answer.ticketExpiresAt;
+  }
+
+  /** Queues `request`, waits for its answer and forgets the row; a refusal throws its code. */
+  async #ask(request: CredentialRequest): Promise<Exclude<CredentialAnswer, { refused: string }>> {
+    const queue = this.#o.queue;
+    const id = await queue.request(request);
+    const what = request.kind === 'ticket' ? `a ticket grant by ${request.subject}` : `a credential for ${request.subject}`;
     try {
-      const answer = await this.#wait(id, identifier);
+      const answer = await this.#wait(id, request.kind === 'ticket' ? `the ticket grant of ${request.subject}` : request.subject);
       if ('refused' in answer) {
         const code = refusalCode(answer.refused);
-        throw wicketError(code, `the project authority refused a credential for ${identifier} (${code})`);
+        throw wicketError(code, `the project authority refused ${what} (${code})`);
       }
-      return verifyCredential(answer.credential, { authorityPublicKey: this.#o.authorityPublicKey, subject: identifier, now: this.#o.now() });
+      return answer;
     } finally {
       // Answered or given up on: nobody reads the row again.
       queue.forget(id).catch((err: unknown) => this.#o.logger.debug({ err, requestId: id }, 'could not delete a credential request; a signer prunes it'));
     }
   }
 
-  #wait(id: number, identifier: Identifier): Promise<CredentialAnswer> {
+  /** `forWhom`: the subject, as the timeout's message names it. */
+  #wait(id: number, forWhom: string): Promise<CredentialAnswer> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#settle(id);
         reject(
           wicketError(
             'WICKET_ERR_AUTHORITY_UNAVAILABLE',
-            `no signer answered credential request ${id} for ${identifier} within ${this.#timeoutMs} ms (this relay forwards only: start \`relay authority\` or a relay with the project key on the same store)`,
+            `no signer answered credential request ${id} for ${forWhom} within ${this.#timeoutMs} ms (this relay forwards only: start \`relay authority\` or a relay with the project key on the same store)`,
           ),
         );
       }, this.#timeoutMs);
