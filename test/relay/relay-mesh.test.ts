@@ -221,7 +221,7 @@ describe.skipIf('skip' in binaries)('three relays on one PostgreSQL store, linke
 
   it('the relays read nothing: the taps of relays 1 and 3, link frames included, hold no marker', async () => {
     // Over MESH_CREDIT_BATCH_BYTES each way, so both relays also receive the link's credits.
-    const payload = Buffer.concat(Array.from({ length: 5_000 }, () => MARKER));
+    const payload = Buffer.concat(Array.from({ length: 15_000 }, () => MARKER));
     const app = await connectTcp(inlet.inlets.echo!);
     await app.write(payload);
     app.end();
