@@ -32,7 +32,10 @@ export interface MadeTicket {
 export interface PreparedTicket {
   /** The 'ticket.create' arguments: the wish, the ticket id and public ticket key, and the grant's signature. */
   readonly args: Record<string, unknown>;
-  /** The ticket text from the relay's answer; wipes the secret. Throws WICKET_ERR_RELAY_PROTOCOL on an answer out of shape. */
+  /**
+   * The ticket text from the relay's answer; wipes the secret. Throws WICKET_ERR_RELAY_PROTOCOL on
+   * an answer out of shape, and on one carrying a relay-made `ticket` (never printed: see finish).
+   */
   finish(answer: Record<string, unknown>): MadeTicket;
   /** Wipes the secret without a ticket (the relay refused). */
   discard(): void;
@@ -61,6 +64,14 @@ export function prepareGrantedTicket(admin: Identity, authorityPublicKey: Buffer
     discard: () => secret.reveal().fill(0),
     finish(answer: Record<string, unknown>): MadeTicket {
       try {
+        // A relay that made a ticket itself (its own secret, id, URL, perhaps another project's)
+        // answered a grant it ignored: that relay is older than grants, or hostile. Its ticket is
+        // not the one this agent signed for, and nothing here could vouch for it.
+        if (answer.ticket !== undefined) {
+          badAnswer(
+            'carries a ticket the relay made itself instead of endorsing the grant this agent signed: the relay is older than ticket grants, or hostile. Upgrade the relay, or create the ticket with `relay ticket create` on the signing host',
+          );
+        }
         if (answer.ticketId !== grant.ticketId) badAnswer('names another ticket id');
         const authority = typeof answer.authorityPublicKey === 'string' ? fromBase64url(answer.authorityPublicKey, 'authorityPublicKey', { exact: ED25519_PUBLIC_KEY_LEN }) : badAnswer('carries no authorityPublicKey');
         // The grant was signed for the project this agent enrolled in; a ticket for another is no use.

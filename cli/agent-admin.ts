@@ -15,11 +15,10 @@ import {
   TICKET_MAX_USAGE_COUNT,
 } from '../protocol/limits.js';
 import type { AdminOp } from '../protocol/relay-messages.js';
-import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../protocol/relay-names.js';
+import { isRelayName, isSortableAttributeName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX, SORTABLE_ATTRIBUTE_NAME_RULE } from '../protocol/relay-names.js';
 import { agentGlobals, commandLogger, openVault, printJson } from './agent-context.js';
 import { usageError } from './cli-errors.js';
 import { spentNote } from './member-output.js';
-import { Secret } from '../protocol/secret.js';
 import { parseTicketId } from '../protocol/ticket.js';
 import { printTicketTable, ticketListFrom, ticketRevokedLine, ticketViewFrom } from './ticket-output.js';
 import { parseWholeNumber } from './whole-number.js';
@@ -43,6 +42,7 @@ export function parseAttributes(specs: readonly string[]): Record<string, string
     }
     if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) throw usageError(`--attribute: ${JSON.stringify(key)} is reserved; grant relay names with --relay NAME`);
     if (Buffer.byteLength(value) > MAX_ATTRIBUTE_VALUE_LEN) throw usageError(`--attribute ${key}: value over ${MAX_ATTRIBUTE_VALUE_LEN} bytes`);
+    if (!isSortableAttributeName(key)) throw usageError(`--attribute: a key must be ${SORTABLE_ATTRIBUTE_NAME_RULE}`);
     if (Object.hasOwn(attributes, key)) throw usageError(`--attribute ${key} is given twice`);
     attributes[key] = value;
   }
@@ -140,12 +140,13 @@ function printMemberTable(rows: MemberRow[]): void {
 /**
  * This agent makes the ticket and signs a grant for it (agent/granted-ticket.ts), so it works
  * through any relay of the project, forwarding ones included, and no relay sees the secret. A relay
- * older than grants ignores them and answers with a ticket it made itself: that one is printed.
+ * that answers with a ticket it made itself (older than grants, or hostile) is refused, never
+ * printed: its ticket could send agents anywhere (prepared.finish).
  */
 async function createTicket(command: Command, wish: TicketWish): Promise<MadeTicket> {
   const vault = openVault(command);
-  const enrollment = vault.enrollment();
-  if (enrollment === undefined) return madeFrom(await adminRequest(command, 'ticket.create', { ...wish }, vault));
+  // connectOnce needs an enrollment too: an unenrolled home fails here, before any network I/O.
+  const enrollment = vault.requireEnrollment();
   const prepared = prepareGrantedTicket(vault.identity(), enrollment.authorityPublicKey, wish, Date.now());
   let answer: Record<string, unknown>;
   try {
@@ -154,18 +155,7 @@ async function createTicket(command: Command, wish: TicketWish): Promise<MadeTic
     prepared.discard();
     throw err;
   }
-  if (answer.ticket !== undefined) {
-    prepared.discard();
-    return madeFrom(answer);
-  }
   return prepared.finish(answer);
-}
-
-/** A ticket the relay made itself (no grant). */
-function madeFrom(result: unknown): MadeTicket {
-  const answer = asRecord(result, 'ticket.create');
-  if (typeof answer.ticket !== 'string') throw wicketError('WICKET_ERR_RELAY_PROTOCOL', "the relay's ticket.create answer carries no ticket");
-  return { text: new Secret(answer.ticket), ticketId: String(answer.ticketId), expiresAt: String(answer.expiresAt) };
 }
 
 export function registerAdminCommands(program: Command): void {

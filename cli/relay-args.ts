@@ -1,4 +1,5 @@
 import { TICKET_DEFAULT_USAGE_COUNT } from '../protocol/limits.js';
+import { isSortableAttributeName, SORTABLE_ATTRIBUTE_NAME_RULE } from '../protocol/relay-names.js';
 import { AUTHORITY_KEY_OPTION } from '../relay/authority/authority-key.js';
 import { parseStoreLocation, STORE_OPTION, type StoreLocation } from '../relay/authority/store-location.js';
 import { defaultDataDir } from '../relay/data-dir.js';
@@ -48,6 +49,7 @@ export function parseAttributes(specs: readonly string[]): Record<string, string
     const eq = spec.indexOf('=');
     const key = eq < 0 ? spec : spec.slice(0, eq);
     if (key.length === 0 || /\s/.test(key)) throw usageError('--attribute takes K or K=V, with a non-empty key without spaces');
+    if (!isSortableAttributeName(key)) throw usageError(`--attribute: a key must be ${SORTABLE_ATTRIBUTE_NAME_RULE}`);
     if (Object.hasOwn(attributes, key)) throw usageError(`--attribute ${key} is given twice`);
     attributes[key] = eq < 0 ? 'true' : spec.slice(eq + 1);
   }

@@ -78,7 +78,12 @@ export const MAX_RELAY_NAME_LEN = 64;
  * clocks and a slow queue, narrow enough that a grant read off the store cannot be replayed later.
  */
 export const TICKET_GRANT_FRESHNESS_MS = 5 * 60_000;
-/** A grant statement longer than this is refused before parsing (attributes and names at their caps fit). */
+/**
+ * A stored grant statement longer than this (in UTF-16 code units, a JS string's length) is refused
+ * before parsing (WICKET_ERR_GRANT_INVALID). It bounds parse effort on a hostile queue row; it is
+ * not the largest grant the caps allow: 63 attributes of 128-byte keys and 1024-byte values are
+ * already over 70 KiB before JSON escaping, so a grant that large is refused by the signer.
+ */
 export const MAX_TICKET_GRANT_LEN = 64 * 1024;
 
 /** Access policies: bound parse effort on hostile expressions. */

@@ -41,3 +41,17 @@ export function relayNamesOf(attributes: Readonly<Record<string, string>>): stri
 export function isAdmin(attributes: Readonly<Record<string, string>>): boolean {
   return attributes[ADMIN_ATTRIBUTE] === 'true';
 }
+
+/**
+ * Attribute names a statement's `{…sorted by key}` object can hold as sorted. JavaScript lists an
+ * object's integer-like keys (array indices) first, in numeric order, whatever order they were put
+ * in, and an assignment to `__proto__` stores nothing: a name made only of digits would leave the
+ * text unsorted ({"9":…,"10":…,"-":…}), and `__proto__` would be dropped unseen. New tickets refuse
+ * both (CLI, relay, signer: protocol/README.md, "Ticket grants"); stored ones keep verifying, since
+ * an endorsement is checked over the text as stored.
+ */
+export function isSortableAttributeName(name: string): boolean {
+  return !/^[0-9]+$/.test(name) && name !== '__proto__';
+}
+
+export const SORTABLE_ATTRIBUTE_NAME_RULE = "not made only of the digits 0-9, and not '__proto__'";

@@ -1,6 +1,7 @@
 import { wicketError } from './errors.js';
 import { verifySignature, type Identity } from './identity.js';
 import { ED25519_PUBLIC_KEY_LEN, MAX_TICKET_GRANT_LEN, TICKET_GRANT_FRESHNESS_MS, TICKET_ID_LEN } from './limits.js';
+import { isSortableAttributeName, SORTABLE_ATTRIBUTE_NAME_RULE } from './relay-names.js';
 
 // A ticket grant (protocol/README.md, "Ticket grants"): an admin agent makes a ticket itself (its
 // secret, id and ticket key never leave it but the key's public half) and signs, with its own
@@ -47,13 +48,21 @@ function isStringRecord(value: unknown): value is Record<string, string> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
 }
 
-/** Checks the grant's shape (not what it grants: ticket-rules.ts). Throws WICKET_ERR_GRANT_INVALID naming the field. */
+/**
+ * Checks the grant's shape (not what it grants: ticket-rules.ts). Throws WICKET_ERR_GRANT_INVALID
+ * naming the field, or WICKET_ERR_ARGUMENT for an attribute name no canonical text can hold
+ * (relay-names.ts, isSortableAttributeName).
+ */
 export function checkGrantShape(g: unknown): TicketGrant {
   if (typeof g !== 'object' || g === null || Array.isArray(g)) invalid('a ticket grant is an object');
   const s = g as Record<string, unknown>;
   if (typeof s.ticketId !== 'string' || !HEX_ID.test(s.ticketId)) invalid(`ticketId must be ${TICKET_ID_LEN * 2} lowercase hex digits`);
   if (typeof s.ticketKey !== 'string' || !HEX_KEY.test(s.ticketKey)) invalid(`ticketKey must be ${ED25519_PUBLIC_KEY_LEN * 2} lowercase hex digits`);
   if (!isStringRecord(s.attributes)) invalid('attributes must be an object of strings');
+  // Such a name cannot be written in sorted order (or at all): no canonical text for the grant.
+  for (const key of Object.keys(s.attributes)) {
+    if (!isSortableAttributeName(key)) throw wicketError('WICKET_ERR_ARGUMENT', `attribute key ${JSON.stringify(key.slice(0, 40))} must be ${SORTABLE_ATTRIBUTE_NAME_RULE}`);
+  }
   if (!Array.isArray(s.relayNames) || !s.relayNames.every((n) => typeof n === 'string')) invalid('relayNames must be an array of strings');
   for (const field of ['usageCount', 'expiresInMs', 'signedAt'] as const) {
     if (!Number.isSafeInteger(s[field]) || (s[field] as number) < 0) invalid(`${field} must be a non-negative integer`);
@@ -61,7 +70,10 @@ export function checkGrantShape(g: unknown): TicketGrant {
   return s as unknown as TicketGrant;
 }
 
-/** The canonical statement text: fixed key order, attributes sorted by key, names as given. */
+/**
+ * The canonical statement text: fixed key order, attributes sorted by key (UTF-16 code units,
+ * JavaScript's default sort; checkGrantShape keeps out the names an object would reorder), names as given.
+ */
 export function ticketGrantText(g: TicketGrant): string {
   const grant = checkGrantShape(g);
   const attributes: Record<string, string> = {};

@@ -88,9 +88,14 @@ export interface CredentialQueue {
    * One signer sweep, in one transaction: deletes requests older than `keepMs` (by the store's
    * clock), then answers up
    * to `limit` unanswered ones with `decide` (rows another signer is answering are skipped) and
-   * tells the requesters. Returns how many it answered.
+   * tells the requesters. Returns how many it answered. A ticket endorsement is stored insert-only:
+   * when the ticket was endorsed already (another signer's sweep got there first), the answer
+   * becomes a WICKET_ERR_GRANT_INVALID refusal. `answered` hears each answer as it was written.
    */
-  answerPending(decide: (request: PendingCredentialRequest) => SignerDecision, o: { now: number; keepMs: number; limit: number }): Promise<number>;
+  answerPending(
+    decide: (request: PendingCredentialRequest) => SignerDecision,
+    o: { now: number; keepMs: number; limit: number; answered?: (request: PendingCredentialRequest, answer: SignerDecision) => void },
+  ): Promise<number>;
   /** `listener` runs with the request id on each NOTIFY, and with undefined after a (re)connect. */
   onRequests(listener: (id: number | undefined) => void): void;
   onAnswers(listener: (id: number | undefined) => void): void;

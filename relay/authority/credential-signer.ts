@@ -34,6 +34,8 @@ export class CredentialSigner {
   /** Whether the last sweep failed: warn once per outage, and say when it works again. */
   #failing = false;
   #signed = 0;
+  /** Ticket grants endorsed: tickets, not credentials, so apart from #signed. */
+  #endorsed = 0;
   #refused = 0;
 
   constructor(o: CredentialSignerOptions) {
@@ -42,9 +44,9 @@ export class CredentialSigner {
     this.#endorser = new Endorser(o.identity);
   }
 
-  /** Credentials signed and requests refused since start (logs and tests). */
-  get counts(): { signed: number; refused: number } {
-    return { signed: this.#signed, refused: this.#refused };
+  /** Credentials signed, ticket grants endorsed and requests refused since start (logs and tests). */
+  get counts(): { signed: number; endorsed: number; refused: number } {
+    return { signed: this.#signed, endorsed: this.#endorsed, refused: this.#refused };
   }
 
   start(): void {
@@ -76,7 +78,12 @@ export class CredentialSigner {
       const now = this.#o.now();
       let answered: number;
       try {
-        answered = await this.#o.queue.answerPending((request) => this.#decide(request, now), { now, keepMs: CREDENTIAL_REQUEST_KEEP_MS, limit: CREDENTIAL_SIGN_BATCH });
+        answered = await this.#o.queue.answerPending((request) => answerRequest(this.#o.identity, this.#endorser, request, now, this.#ttlMs), {
+          now,
+          keepMs: CREDENTIAL_REQUEST_KEEP_MS,
+          limit: CREDENTIAL_SIGN_BATCH,
+          answered: (request, answer) => this.#count(request, answer),
+        });
       } catch (err) {
         if (!this.#failing) this.#o.logger.warn({ code: asWicketError(err).code, reason: asWicketError(err).message }, 'cannot answer credential requests; retrying');
         this.#failing = true;
@@ -89,20 +96,19 @@ export class CredentialSigner {
     } while (this.#again && !this.#stopped);
   }
 
-  #decide(request: PendingCredentialRequest, now: number): SignerDecision {
-    const answer = answerRequest(this.#o.identity, this.#endorser, request, now, this.#ttlMs);
+  /** Counts and logs an answer as the queue wrote it (a grant beaten to its ticket by another signer is a refusal). */
+  #count(request: PendingCredentialRequest, answer: SignerDecision): void {
     // The subject is shown cut and quoted: the row may hold anything.
     const fields = { requestId: request.requestId, kind: request.kind.slice(0, 16), subject: JSON.stringify(request.subject.slice(0, 80)), requestedBy: request.requestedBy.slice(0, 32) };
     if ('refused' in answer) {
       this.#refused++;
       this.#o.logger.warn({ ...fields, code: answer.refused }, 'credential request refused');
     } else if ('ticketExpiresAt' in answer) {
-      this.#signed++;
+      this.#endorsed++;
       this.#o.logger.info({ ...fields, ticketId: answer.endorse?.subject, expiresAt: answer.ticketExpiresAt }, 'ticket grant endorsed');
     } else {
       this.#signed++;
       this.#o.logger.debug({ ...fields, endorsed: answer.endorse !== undefined }, 'credential signed');
     }
-    return answer;
   }
 }

@@ -37,8 +37,14 @@ export interface Endorsement {
  */
 export interface EndorsementStore {
   read(kind: EndorsementKind, subject: string): Promise<Endorsement | undefined>;
-  /** Stores (or replaces) the endorsement of one record. */
+  /** Stores (or replaces) the endorsement of one record: a member's is made again when it changes. */
   write(endorsement: Endorsement): Promise<void>;
+  /**
+   * Stores the endorsement of a record that has none yet; false (nothing written) when one is
+   * stored already, whatever it says. A ticket is endorsed once: two signers judging the same
+   * grant at once cannot both endorse it (the store's unique key decides, not a read before).
+   */
+  writeNew(endorsement: Endorsement): Promise<boolean>;
 }
 
 /** A redemption's evidence, passed from the relay that redeemed to the signer (membership-rule.ts). */
@@ -67,6 +73,12 @@ export interface MemberStatement {
   readonly attributes: Attributes;
 }
 
+/**
+ * Sorted only for names a plain object keeps in insertion order: new tickets refuse digits-only
+ * names and `__proto__` (ticket-rules.ts, protocol/relay-names.ts isSortableAttributeName). A text
+ * written before that rule may list digit names first; it still verifies, since a tag is checked
+ * over the stored text and fields are compared as sets (sameAttributes), never by rebuilding it.
+ */
 function sortedAttributes(attributes: Attributes): Record<string, string> {
   const sorted: Record<string, string> = {};
   for (const key of Object.keys(attributes).sort()) sorted[key] = attributes[key]!;

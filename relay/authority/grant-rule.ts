@@ -12,13 +12,15 @@ import { checkTicketRequest } from './ticket-rules.js';
 // the admin's signature. The rule, in order:
 //   1. the admin (the request's subject) is a member row that is not revoked;
 //   2. the signer endorsed that member (endorsement.ts), and what it endorsed carries admin=true:
-//      a row raised to admin by hand is not an admin;
+//      a row raised to admin by hand is not an admin; and the row carries admin=true too: the row
+//      may narrow what was endorsed (a demoted admin), never widen it;
 //   3. the grant is the canonical statement of the ticket the row names, signed with the key the
 //      signer endorsed for the admin, for this project;
 //   4. signedAt is within TICKET_GRANT_FRESHNESS_MS of the request's time by the store's clock and
 //      of the signer's own clock (the store's clock is whatever the row says: a store writer
 //      replaying an old grant sets it too);
-//   5. no ticket of that id is endorsed yet (a grant is good for one ticket, once);
+//   5. no ticket of that id is endorsed yet (a grant is good for one ticket, once; the store's
+//      insert-only write of the endorsement settles a race between two signers: credential-queue.ts);
 //   6. what it grants passes the rules every ticket does (ticket-rules.ts).
 // Then the signer fixes the expiry by its own clock and endorses the ticket with the same statement
 // a ticket made where the key is gets (authority.ts); the requesting relay writes the row with
@@ -55,6 +57,9 @@ export function judgeTicketGrant(endorser: Endorser, authorityPublicKey: Buffer,
     throw wicketError('WICKET_ERR_NOT_ENDORSED', `the endorsement stored for ${subject} names another member`);
   }
   if (!isAdmin(endorsed.attributes)) throw wicketError('WICKET_ERR_NOT_ADMIN', `${subject} was not admitted with admin=true`);
+  // The row may only narrow what the endorsement allows: an admin demoted in the store (by hand,
+  // or by an admin tool that rewrote the row) makes no more tickets.
+  if (!isAdmin(member.attributes)) throw wicketError('WICKET_ERR_NOT_ADMIN', `${subject} no longer carries admin=true in the store`);
   const granted = parseTicketGrant(grant.statement);
   const ticketId = grant.ticketId.toString('hex');
   if (granted.ticketId !== ticketId) throw wicketError('WICKET_ERR_GRANT_INVALID', `the grant names ticket ${granted.ticketId}, the request ${ticketId.slice(0, 64)}`);

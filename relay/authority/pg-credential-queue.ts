@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { asWicketError } from '../../protocol/errors.js';
 import type { CredentialAnswer, CredentialQueue, CredentialRequest, PendingCredentialRequest, SignerDecision } from './credential-queue.js';
 import type { Endorsement, EndorsementKind } from './endorsement.js';
-import { endorsementFromRow, upsertEndorsement, type EndorsementRow } from './pg-endorsements.js';
+import { endorsementFromRow, insertNewEndorsement, upsertEndorsement, type EndorsementRow } from './pg-endorsements.js';
 import type { StoreListener } from './pg-listener.js';
 import { CREDENTIAL_ANSWER_CHANNEL, CREDENTIAL_REQUEST_CHANNEL } from './pg-schema.js';
 import { memberFromRow, type MemberRow } from './store-rows.js';
@@ -88,7 +88,10 @@ export class PgCredentialQueue implements CredentialQueue {
     await this.query('deleting a credential request', 'DELETE FROM credential_requests WHERE request_id = $1', [id]);
   }
 
-  answerPending(decide: (request: PendingCredentialRequest) => SignerDecision, o: { now: number; keepMs: number; limit: number }): Promise<number> {
+  answerPending(
+    decide: (request: PendingCredentialRequest) => SignerDecision,
+    o: { now: number; keepMs: number; limit: number; answered?: (request: PendingCredentialRequest, answer: SignerDecision) => void },
+  ): Promise<number> {
     return this.transaction('answering credential requests', async (c) => {
       await c.query(`DELETE FROM credential_requests WHERE requested_at < ${DB_NOW_MS} - $1`, [o.keepMs]);
       const pending = (
@@ -115,11 +118,12 @@ export class PgCredentialQueue implements CredentialQueue {
       const endorsementOf = (kind: EndorsementKind, subject: string): Endorsement | undefined => endorsements.get(`${kind}:${subject}`);
       for (const row of pending) {
         let answer: SignerDecision;
+        let request: PendingCredentialRequest | undefined;
         // One bad row (a member row that does not parse, attributes over a credential's caps) is
         // refused on its own; it must not roll back, and so block, every request behind it.
         try {
           const member = members.get(row.subject);
-          answer = decide({
+          request = {
             requestId: row.request_id,
             kind: row.kind,
             subject: row.subject,
@@ -135,16 +139,22 @@ export class PgCredentialQueue implements CredentialQueue {
                 : { ticketId: row.ticket_id, statement: row.grant_statement, signature: row.grant_signature },
             memberEndorsement: endorsementOf('member', row.subject),
             ticketEndorsement: row.ticket_id === null ? undefined : endorsementOf('ticket', row.ticket_id.toString('hex')),
-          });
+          };
+          answer = decide(request);
         } catch (err) {
           answer = { refused: asWicketError(err).code };
         }
         // Stored before the answer commits (same transaction): the member's next request finds it,
-        // and a second grant of the same ticket in this batch sees it endorsed.
+        // and a second grant of the same ticket in this batch sees it endorsed. A member's is
+        // replaced when it changes; a ticket's is insert-only, since the read above proves nothing
+        // against a signer answering another row naming the same ticket right now: its insert
+        // wins, this one writes nothing and the grant is refused.
         if (answer.endorse !== undefined) {
-          await upsertEndorsement(c, answer.endorse);
-          endorsements.set(`${answer.endorse.kind}:${answer.endorse.subject}`, answer.endorse);
+          if (answer.endorse.kind === 'member') await upsertEndorsement(c, answer.endorse);
+          else if (!(await insertNewEndorsement(c, answer.endorse))) answer = { refused: 'WICKET_ERR_GRANT_INVALID' };
+          if (answer.endorse !== undefined) endorsements.set(`${answer.endorse.kind}:${answer.endorse.subject}`, answer.endorse);
         }
+        if (request !== undefined) o.answered?.(request, answer);
         await c.query('UPDATE credential_requests SET answered_at = $1, credential = $2, ticket_expires_at = $3, refused = $4 WHERE request_id = $5', [
           o.now,
           'credential' in answer ? answer.credential : null,

@@ -23,9 +23,18 @@ export function endorsementFromRow(row: EndorsementRow): Endorsement {
 const UPSERT = `INSERT INTO endorsements (kind, subject, statement, tag) VALUES ($1, $2, $3, $4)
   ON CONFLICT (kind, subject) DO UPDATE SET statement = EXCLUDED.statement, tag = EXCLUDED.tag`;
 
+// Insert-only: a concurrent insert of the same record waits for the first to commit, then writes nothing.
+const INSERT_NEW = `INSERT INTO endorsements (kind, subject, statement, tag) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (kind, subject) DO NOTHING RETURNING subject`;
+
 /** Stores an endorsement inside a transaction the caller holds (a signer answering the queue). */
 export async function upsertEndorsement(client: Pick<pg.ClientBase, 'query'>, e: Endorsement): Promise<void> {
   await client.query(UPSERT, [e.kind, e.subject, e.statement, e.tag]);
+}
+
+/** EndorsementStore.writeNew inside a transaction the caller holds: false when the record was endorsed already. */
+export async function insertNewEndorsement(client: Pick<pg.ClientBase, 'query'>, e: Endorsement): Promise<boolean> {
+  return (await client.query(INSERT_NEW, [e.kind, e.subject, e.statement, e.tag])).rows.length === 1;
 }
 
 export class PgEndorsements implements EndorsementStore {
@@ -38,5 +47,9 @@ export class PgEndorsements implements EndorsementStore {
 
   async write(e: Endorsement): Promise<void> {
     await this.query('storing an endorsement', UPSERT, [e.kind, e.subject, e.statement, e.tag]);
+  }
+
+  async writeNew(e: Endorsement): Promise<boolean> {
+    return (await this.query('storing an endorsement', INSERT_NEW, [e.kind, e.subject, e.statement, e.tag])).length === 1;
   }
 }

@@ -188,13 +188,14 @@ export class PgStore implements AuthorityStore {
     }
   }
 
-  async insertTicket(ticket: TicketRecord): Promise<void> {
-    await this.#query(
+  async insertTicket(ticket: TicketRecord): Promise<boolean> {
+    const written = await this.#query(
       'storing a ticket',
       `INSERT INTO tickets (ticket_id, ticket_key, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
-       VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)`,
+       VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id`,
       [ticket.ticketId, ticket.ticketKey, JSON.stringify(ticket.attributes), JSON.stringify(ticket.relayNames), ticket.usageCount, ticket.createdAt, ticket.expiresAt, ticket.createdBy],
     );
+    return written.length === 1;
   }
 
   redeemTicket(request: RedeemRequest): Promise<RedeemOutcome> {

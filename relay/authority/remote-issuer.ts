@@ -69,7 +69,11 @@ export class RemoteIssuer implements CredentialIssuer {
     return verifyCredential(answer.credential, { authorityPublicKey: this.#o.authorityPublicKey, subject: identifier, now: this.#o.now() });
   }
 
-  /** An admin's ticket grant, endorsed by a signer (grant-rule.ts): the expiry it fixed. */
+  /**
+   * An admin's ticket grant, endorsed by a signer (grant-rule.ts): the expiry the answer row gives.
+   * The row is the store's, so the caller checks it is one the signer could have fixed
+   * (ticket-maker.ts, checkEndorsedExpiry) before recording it.
+   */
   async endorseGrant(admin: string, grant: QueuedGrant): Promise<number> {
     const answer = await this.#ask({ kind: 'ticket', subject: admin, grant, requestedBy: this.requesterId });
     if (!('ticketExpiresAt' in answer) || !Number.isSafeInteger(answer.ticketExpiresAt)) {

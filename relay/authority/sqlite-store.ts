@@ -75,7 +75,8 @@ export class SqliteStore implements AuthorityStore {
     this.#statements = {
       insertTicket: db.prepare(
         `INSERT INTO tickets (ticket_id, ticket_key, attributes, relay_names, usage_count, uses_left, created_at, expires_at, created_by)
-         VALUES (@ticketId, @ticketKey, @attributes, @relayNames, @usageCount, @usageCount, @createdAt, @expiresAt, @createdBy)`,
+         VALUES (@ticketId, @ticketKey, @attributes, @relayNames, @usageCount, @usageCount, @createdAt, @expiresAt, @createdBy)
+         ON CONFLICT (ticket_id) DO NOTHING`,
       ),
       selectTicket: db.prepare<[Buffer], TicketRow>(
         'SELECT ticket_key, attributes, relay_names, uses_left, expires_at, revoked_at FROM tickets WHERE ticket_id = ?',
@@ -201,9 +202,9 @@ export class SqliteStore implements AuthorityStore {
     this.#revokeTicket = (ticketId, now, by) => revokeTicket.immediate(ticketId, now, by);
   }
 
-  insertTicket(ticket: TicketRecord): Promise<void> {
+  insertTicket(ticket: TicketRecord): Promise<boolean> {
     return guarded('storing a ticket', () => {
-      this.#statements.insertTicket.run({
+      const { changes } = this.#statements.insertTicket.run({
         ticketId: ticket.ticketId,
         ticketKey: ticket.ticketKey,
         attributes: JSON.stringify(ticket.attributes),
@@ -213,6 +214,7 @@ export class SqliteStore implements AuthorityStore {
         expiresAt: ticket.expiresAt,
         createdBy: ticket.createdBy,
       });
+      return changes === 1;
     });
   }
 

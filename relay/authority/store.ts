@@ -157,7 +157,11 @@ export interface AuthorityStore {
   readonly credentials?: CredentialQueue;
   /** Present on a shared store: the signer's endorsements of tickets and members (endorsement.ts). */
   readonly endorsements?: EndorsementStore;
-  insertTicket(ticket: TicketRecord): Promise<void>;
+  /**
+   * Stores a new ticket; false (nothing written) when a ticket of that id is stored already, so a
+   * replayed grant is told apart from a store failure without a check-then-write.
+   */
+  insertTicket(ticket: TicketRecord): Promise<boolean>;
   /**
    * Atomic: check the ticket (its public key, uses left, expiry) and the member (a revoked key is
    * refused without spending a use), use the ticket once, create or update the member, and record

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { wicketError } from '../../protocol/errors.js';
 import type { Identifier } from '../../protocol/identity.js';
-import { MAX_TICKET_RELAYS, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../../protocol/limits.js';
+import { MAX_TICKET_RELAYS, TICKET_GRANT_FRESHNESS_MS, TICKET_ID_LEN, TICKET_SECRET_LEN } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 import { checkGrantFresh, ticketGrantText, verifyTicketGrant, type TicketGrant as SignedGrant } from '../../protocol/ticket-grant.js';
 import { encodeTicket, ticketKeyFromSecret, type Ticket, type TicketRelay } from '../../protocol/ticket.js';
@@ -79,6 +79,28 @@ interface CheckedTicket {
   readonly createdBy: string;
 }
 
+/**
+ * A forwarding relay records the expiry it reads back from the store's answer row, which anyone
+ * who writes the store could have changed. A signer fixed it as its clock + expiresInMs while this
+ * relay waited. Its clock and this relay's were each within TICKET_GRANT_FRESHNESS_MS of the
+ * grant's signedAt (both judged it), so within twice that of each other: anything outside that
+ * window is not the signer's answer. Refused with WICKET_ERR_NOT_ENDORSED (the grant was good;
+ * the answer is not what the signer endorsed), rather than recorded into a ticket row and a
+ * ticket text the endorsement contradicts. What a tamperer can still do inside the window (move
+ * the expiry by minutes) gains nothing: the signer checks expiry against its endorsement.
+ */
+export function checkEndorsedExpiry(expiresAt: number, o: { askedAt: number; answeredAt: number; expiresInMs: number }): void {
+  const skew = 2 * TICKET_GRANT_FRESHNESS_MS;
+  const earliest = o.askedAt + o.expiresInMs - skew;
+  const latest = o.answeredAt + o.expiresInMs + skew;
+  if (!Number.isSafeInteger(expiresAt) || expiresAt < earliest || expiresAt > latest) {
+    throw wicketError(
+      'WICKET_ERR_NOT_ENDORSED',
+      `the store's answer gives the granted ticket an expiry (${String(expiresAt).slice(0, 24)}) no signer could have fixed for a ${o.expiresInMs} ms lifetime: someone who writes the store changed the answer; nothing was recorded`,
+    );
+  }
+}
+
 export class TicketMaker {
   constructor(private readonly o: TicketMakerOptions) {}
 
@@ -130,7 +152,8 @@ export class TicketMaker {
     const ticketKey = ticketKeyFromSecret(secret).publicKey;
     secret.reveal().fill(0);
     const checked = { ticketId: ticket.ticketId, ticketKey, attributes, relayNames, usageCount, createdAt: now, expiresAt: ticket.expiresAt, createdBy: request.createdBy };
-    await this.#record(checked, true);
+    // 16 random bytes are never taken; if they were, no ticket would be better than someone else's.
+    if (!(await this.#record(checked, true))) throw wicketError('WICKET_ERR_INTERNAL', `a new random ticket id ${checked.ticketId.toString('hex')} is taken`);
     return { text, ticketId: ticket.ticketId.toString('hex'), expiresAt: ticket.expiresAt };
   }
 
@@ -157,14 +180,16 @@ export class TicketMaker {
     if (this.#forwarding) {
       if (this.o.issuer.endorseGrant === undefined) throw wicketError('WICKET_ERR_SIGNER_ONLY', 'this relay neither holds the project key nor reaches a signer');
       expiresAt = await this.o.issuer.endorseGrant(admin.identifier, { ticketId, statement, signature });
+      checkEndorsedExpiry(expiresAt, { askedAt: now, answeredAt: this.o.now(), expiresInMs });
     } else {
-      if (this.o.endorser !== undefined && this.o.endorser.verifies(await this.o.store.endorsements!.read('ticket', grant.ticketId), 'ticket', grant.ticketId)) {
-        throw wicketError('WICKET_ERR_GRANT_INVALID', `ticket ${grant.ticketId} is already endorsed: a grant makes one ticket once`);
-      }
       expiresAt = now + expiresInMs;
     }
     const ticketKey = Buffer.from(grant.ticketKey, 'hex');
-    await this.#record({ ticketId, ticketKey, attributes, relayNames, usageCount, createdAt: now, expiresAt, createdBy: admin.identifier }, !this.#forwarding);
+    // Endorsed (insert-only) and stored (insert-only) by the store's unique keys, so a replayed
+    // grant, even two at once on two relays, makes at most one ticket.
+    if (!(await this.#record({ ticketId, ticketKey, attributes, relayNames, usageCount, createdAt: now, expiresAt, createdBy: admin.identifier }, !this.#forwarding))) {
+      throw wicketError('WICKET_ERR_GRANT_INVALID', `ticket ${grant.ticketId} is already endorsed or stored: a grant makes one ticket once (run \`agent ticket create\` again for a new one)`);
+    }
     const relays: TicketRelay[] = [endpoint.fingerprint === undefined ? { url: endpoint.url } : { url: endpoint.url, fingerprint: endpoint.fingerprint }];
     relays.push(...(await this.#otherLiveRelays(endpoint, now)));
     return { ticketId: grant.ticketId, expiresAt, relays, authorityPublicKey: this.o.publicKey };
@@ -173,15 +198,16 @@ export class TicketMaker {
   /**
    * Stores a checked ticket: its endorsement first when this process makes it (`endorseHere`; a
    * ticket row without one, after a crash between the two, enrolls nobody), then the row, the
-   * audit event and the log line.
+   * audit event and the log line. Both writes are insert-only: false (and no audit) when the ticket
+   * id was endorsed or stored already; a ticket is endorsed once, never replaced.
    */
-  async #record(t: CheckedTicket, endorseHere: boolean): Promise<void> {
+  async #record(t: CheckedTicket, endorseHere: boolean): Promise<boolean> {
     const ticketId = t.ticketId.toString('hex');
     if (endorseHere && this.o.endorser !== undefined) {
       const statement = ticketStatementText({ ticketId, ticketKey: t.ticketKey.toString('hex'), attributes: t.attributes, relayNames: t.relayNames, usageCount: t.usageCount, expiresAt: t.expiresAt });
-      await this.o.store.endorsements!.write(this.o.endorser.endorse('ticket', ticketId, statement));
+      if (!(await this.o.store.endorsements!.writeNew(this.o.endorser.endorse('ticket', ticketId, statement)))) return false;
     }
-    await this.o.store.insertTicket(t);
+    if (!(await this.o.store.insertTicket(t))) return false;
     await this.o.audit('ticket-create', t.createdBy.startsWith('I') ? t.createdBy : undefined, {
       ticketId,
       createdBy: t.createdBy,
@@ -191,5 +217,6 @@ export class TicketMaker {
       expiresAt: new Date(t.expiresAt).toISOString(),
     });
     this.o.logger.info({ ticketId, createdBy: t.createdBy, usageCount: t.usageCount, relayNames: t.relayNames, expiresAt: t.expiresAt }, 'ticket created');
+    return true;
   }
 }

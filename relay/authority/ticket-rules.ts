@@ -11,7 +11,7 @@ import {
   TICKET_MAX_TTL_MS,
   TICKET_MAX_USAGE_COUNT,
 } from '../../protocol/limits.js';
-import { isRelayName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX } from '../../protocol/relay-names.js';
+import { isRelayName, isSortableAttributeName, RELAY_NAME_RULE, RESERVED_ATTRIBUTE_PREFIX, SORTABLE_ATTRIBUTE_NAME_RULE } from '../../protocol/relay-names.js';
 import type { Attributes } from './store.js';
 
 // The authority's rules for what a ticket may grant, and the words a refused redemption is
@@ -37,6 +37,7 @@ export function checkTicketRequest(request: TicketGrant): { attributes: Attribut
     if (key.length === 0 || Buffer.byteLength(key) > MAX_ATTRIBUTE_KEY_LEN || key.includes('=')) {
       throw wicketError('WICKET_ERR_ARGUMENT', `attribute key must be 1..${MAX_ATTRIBUTE_KEY_LEN} bytes without '='`);
     }
+    if (!isSortableAttributeName(key)) throw wicketError('WICKET_ERR_ARGUMENT', `attribute key ${JSON.stringify(key.slice(0, 40))} must be ${SORTABLE_ATTRIBUTE_NAME_RULE}`);
     if (key.startsWith(RESERVED_ATTRIBUTE_PREFIX)) {
       throw wicketError('WICKET_ERR_ARGUMENT', `attribute ${JSON.stringify(key)} is reserved (relay names go in relayNames / --relay)`);
     }

@@ -86,6 +86,8 @@ describe('agent CLI: hostile arguments', () => {
       ['--usage-count', 'many'],
       ['--attribute', '=v'],
       ['--attribute', 'wicket:relays=x'],
+      ['--attribute', '9=x'], // digits only: no sorted text could hold it (protocol/relay-names.ts)
+      ['--attribute', '__proto__=x'],
       ['--relay', 'a,b'],
     ];
     const results = await Promise.all(cases.map((args) => runAgent(['--home', home, 'ticket', 'create', ...args])));

@@ -77,6 +77,22 @@ describe('ticket grant statement', () => {
     ];
     for (const bent of cases) expect(code(() => ticketGrantText({ ...grant, ...bent } as TicketGrant)), JSON.stringify(bent)).toBe('WICKET_ERR_GRANT_INVALID');
   });
+
+  it('refuses attribute names a sorted object cannot hold (only digits, __proto__) with WICKET_ERR_ARGUMENT, whether signed or read back', () => {
+    // An object lists "9" before "10" before "-" whatever the sort says; "__proto__" assigned is dropped.
+    const digitsFirst = { '10': 'a', '9': 'b', '-': 'c' };
+    expect(code(() => signTicketGrant(admin, authority, { ...grant, attributes: digitsFirst }))).toBe('WICKET_ERR_ARGUMENT');
+    expect(code(() => signTicketGrant(admin, authority, { ...grant, attributes: { '0': 'x' } }))).toBe('WICKET_ERR_ARGUMENT');
+    const proto = JSON.parse('{"__proto__":"x","a":"true"}') as Record<string, string>;
+    expect(Object.keys(proto)).toContain('__proto__'); // JSON.parse keeps it as an own key
+    expect(code(() => signTicketGrant(admin, authority, { ...grant, attributes: proto }))).toBe('WICKET_ERR_ARGUMENT');
+    // A stored text in the order an object would write it is refused too, not taken as canonical.
+    const text = ticketGrantText(grant).replace('{"alpha":"true","zeta":"1"}', '{"9":"b","10":"a","-":"c"}');
+    expect(code(() => parseTicketGrant(text))).toBe('WICKET_ERR_ARGUMENT');
+    expect(code(() => parseTicketGrant(ticketGrantText(grant).replace('{"alpha":"true","zeta":"1"}', '{"__proto__":"x"}')))).toBe('WICKET_ERR_ARGUMENT');
+    // Digits among other characters are ordinary names, sorted as text.
+    expect(ticketGrantText({ ...grant, attributes: { v2: 'x', '-9': 'y', '9a': 'z' } })).toContain('"attributes":{"-9":"y","9a":"z","v2":"x"}');
+  });
 });
 
 describe('ticket grant signature', () => {

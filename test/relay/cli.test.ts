@@ -121,6 +121,10 @@ describe('relay CLI, as a real process', () => {
     const outlet = await RawRelayClient.connect(first.url);
     await outlet.enroll(Identity.generate(), ticketJson.ticket);
     expect((await outlet.register('openai')).t).toBe('registered');
+    // A digits-only attribute name (a JS object would not keep it sorted): refused before anything is made.
+    const digits = await run(['ticket', 'create', '--data', data, '--attribute', '9=x']);
+    expect(digits.code).toBe(2);
+    expect(digits.stderr).toContain('WICKET_ERR_ARGUMENT');
     const plain = await run(['ticket', 'create', '--data', data, '--attribute', 'openai-inlet']);
     expect(plain.stdout.trim()).toMatch(/^wkt1_[A-Za-z0-9_-]+$/);
     const inlet = await RawRelayClient.connect(first.url);

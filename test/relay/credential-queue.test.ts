@@ -125,7 +125,7 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     await p.signing.revokeMember(agent.identifier, Date.now(), 'test');
     const refused = await p.forwarding.credentialFor(member).catch((err: unknown) => err);
     expect(isWicketError(refused, 'WICKET_ERR_REVOKED')).toBe(true);
-    expect(p.signer!.counts).toEqual({ signed: 0, refused: 1 });
+    expect(p.signer!.counts).toEqual({ signed: 0, endorsed: 0, refused: 1 });
   });
 
   it('hostile rows written straight into the queue are refused with a code and never signed; a well-formed relay row in the same sweep is', async () => {
@@ -176,7 +176,7 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     expect(outcome.slice(0, -1).every(([, isNull]) => isNull === 't')).toBe(true);
     const good = verifyCredential(Buffer.from(outcome.at(-1)![2]!, 'hex'), { authorityPublicKey: p.key.publicKey, subject: relayKey.identifier, now: Date.now() });
     expect(good.attributes).toEqual({ 'wicket:relay': 'good-relay' });
-    expect(signer.counts).toEqual({ signed: 1, refused: rows.length - 1 });
+    expect(signer.counts).toEqual({ signed: 1, endorsed: 0, refused: rows.length - 1 });
   });
 
   it(`no signer: the forwarding authority gives up with WICKET_ERR_AUTHORITY_UNAVAILABLE after CREDENTIAL_ANSWER_TIMEOUT_MS (${CREDENTIAL_ANSWER_TIMEOUT_MS} ms) and deletes its request`, async () => {
@@ -206,7 +206,7 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     const started = Date.now();
     while ((await cluster.sql(p.database, 'SELECT count(*) FROM credential_requests')).trim() !== '0' && Date.now() - started < CREDENTIAL_SIGNER_SWEEP_MS + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     expect((await cluster.sql(p.database, 'SELECT count(*) FROM credential_requests')).trim()).toBe('0');
-    expect(signer.counts).toEqual({ signed: 0, refused: 0 });
+    expect(signer.counts).toEqual({ signed: 0, endorsed: 0, refused: 0 });
   });
 
   it('two relays without a key starting at once on an empty store: one makes the key and signs, the other forwards and keeps no key', async () => {
@@ -230,5 +230,35 @@ describe.skipIf('skip' in binaries)('the credential queue on PostgreSQL', () => 
     const credentials = await Promise.all(enrolled.map((e) => p.forwarding.credentialFor(e.member, e.evidence)));
     credentials.forEach((c, i) => expect(c.subject).toBe(enrolled[i]!.member.identifier));
     expect(p.signer!.counts.signed + second.counts.signed).toBe(40);
+  });
+
+  it("a ticket endorsement is insert-only: a signer whose read missed another's (it judged before that one committed) refuses the grant and replaces nothing; a member's is still replaced", async () => {
+    const p = await project({ signer: false });
+    const endorser = new Endorser(p.key);
+    const ticketId = randomBytes(16);
+    const first = endorser.endorse('ticket', ticketId.toString('hex'), '{"first":true}');
+    const grant = { ticketId, statement: '{}', signature: Buffer.alloc(64) };
+    const id = await p.signing.credentials.request({ kind: 'ticket', subject: p.key.identifier, grant, requestedBy: 'test' });
+    const heard: string[] = [];
+    // A decision made on a read without the other signer's endorsement, which commits before this write.
+    await p.signing.endorsements.write(first);
+    const answered = await p.signing.credentials.answerPending(() => ({ ticketExpiresAt: Date.now() + 60_000, endorse: endorser.endorse('ticket', ticketId.toString('hex'), '{"second":true}') }), {
+      now: Date.now(),
+      keepMs: CREDENTIAL_REQUEST_KEEP_MS,
+      limit: 10,
+      answered: (_request, answer) => heard.push('refused' in answer ? answer.refused : 'endorsed'),
+    });
+    expect(answered).toBe(1);
+    expect(await p.signing.credentials.answerOf(id)).toEqual({ refused: 'WICKET_ERR_GRANT_INVALID' });
+    expect(heard).toEqual(['WICKET_ERR_GRANT_INVALID']);
+    expect((await p.signing.endorsements.read('ticket', ticketId.toString('hex')))?.statement).toBe('{"first":true}');
+    expect(await p.signing.endorsements.writeNew(first)).toBe(false);
+    // Members are endorsed again when what they hold changes: that write still replaces.
+    const member = Identity.generate();
+    await p.signing.endorsements.write(endorser.endorse('member', member.identifier, '{"old":true}'));
+    const memberId = await p.signing.credentials.request({ kind: 'member', subject: member.identifier, requestedBy: 'test' });
+    await p.signing.credentials.answerPending(() => ({ credential: Buffer.from('c'), endorse: endorser.endorse('member', member.identifier, '{"new":true}') }), { now: Date.now(), keepMs: CREDENTIAL_REQUEST_KEEP_MS, limit: 10 });
+    expect(await p.signing.credentials.answerOf(memberId)).toEqual({ credential: Buffer.from('c') });
+    expect((await p.signing.endorsements.read('member', member.identifier))?.statement).toBe('{"new":true}');
   });
 });

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Identity, type Identifier } from '../../protocol/identity.js';
 import { RELAY_LIVE_TIMEOUT_MS, TICKET_MAX_TTL_MS } from '../../protocol/limits.js';
-import { decodeTicket } from '../../protocol/ticket.js';
+import { Secret } from '../../protocol/secret.js';
+import { decodeTicket, ticketKeyFromSecret } from '../../protocol/ticket.js';
+import { signTicketGrant, type TicketGrant } from '../../protocol/ticket-grant.js';
 import { Authority, type Enrollment } from '../../relay/authority/authority.js';
 import { loadOrCreateAuthorityKey } from '../../relay/authority/authority-key.js';
 import { PgStore } from '../../relay/authority/pg-store.js';
@@ -253,6 +256,26 @@ describe.each(KINDS)('the $name store', (kind) => {
     expect(await authority.listTickets(false)).toEqual([]);
     for (let i = 0; i < 5; i++) await store.appendAudit({ at: i, event: 'connect', identifier: `I${i}`, detail: { i } });
     expect((await store.listAudit(2)).map((e) => e.detail)).toEqual([{ i: 3 }, { i: 4 }]);
+  });
+
+  it.skipIf(kind.skip)("one admin's grant sent at once through two connections makes one ticket; the other is WICKET_ERR_GRANT_INVALID, never a store error", async () => {
+    const { authority, identity, another, clock } = await authorityOn();
+    const twin = new Authority({ identity, store: await another(), logger: testLogger(), now: clock.now, endpoint: { url: 'ws://127.0.0.1:7400' } });
+    const admin = Identity.generate();
+    const grant: TicketGrant = {
+      ticketId: randomBytes(16).toString('hex'),
+      ticketKey: ticketKeyFromSecret(new Secret(randomBytes(32))).publicKey.toString('hex'),
+      attributes: { team: 'a' },
+      relayNames: [],
+      usageCount: 1,
+      expiresInMs: 60_000,
+      signedAt: clock.now(),
+    };
+    const request = { admin: { identifier: admin.identifier, publicKey: admin.publicKey }, grant, signature: signTicketGrant(admin, identity.publicKey, grant).signature };
+    const outcomes = await Promise.allSettled([authority.createGrantedTicket(request), twin.createGrantedTicket(request)]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'made' : (o.reason as { code?: string }).code)).sort()).toEqual(['WICKET_ERR_GRANT_INVALID', 'made']);
+    expect((await authority.createGrantedTicket(request).catch((err: { code?: string }) => err.code))).toBe('WICKET_ERR_GRANT_INVALID');
+    expect((await authority.listTickets(true)).map((t) => t.ticketId.toString('hex'))).toEqual([grant.ticketId]);
   });
 
   it.skipIf(kind.skip)('racing redemptions of a one-use ticket over separate connections: exactly one member', async () => {

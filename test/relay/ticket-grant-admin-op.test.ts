@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { isWicketError } from '../../protocol/errors.js';
 import { Identity } from '../../protocol/identity.js';
 import { TICKET_GRANT_FRESHNESS_MS } from '../../protocol/limits.js';
 import { Secret } from '../../protocol/secret.js';
 import { signTicketGrant, type TicketGrant } from '../../protocol/ticket-grant.js';
-import { decodeTicket, encodeTicket, ticketKeyFromSecret } from '../../protocol/ticket.js';
+import { decodeTicket, ticketKeyFromSecret } from '../../protocol/ticket.js';
 import { prepareGrantedTicket } from '../../agent/granted-ticket.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
 import { relaysStoppedAfterEach, type TestRelay } from './relay-fixture.js';
@@ -90,9 +91,10 @@ describe("ticket.create with an admin's grant", () => {
     const honest = argsOf(good, signTicketGrant(identity, authority, good).signature);
     expect((await client.request('ticket.create', honest)).error).toBeUndefined();
     expect((await r.relay.authority.listTickets(true)).length).toBe(before + 1);
-    // A replay on SQLite hits the ticket id already stored (WICKET_ERR_STORE); on PostgreSQL the endorsement (GRANT_INVALID).
+    // A replay names a ticket id already stored: on SQLite too that is the grant's fault, not the store's.
     const replay = await client.request('ticket.create', honest);
-    expect(replay.error?.code).not.toBeUndefined();
+    expect(replay.error?.code).toBe('WICKET_ERR_GRANT_INVALID');
+    expect(replay.error?.message).toMatch(/already/);
     expect((await r.relay.authority.listTickets(true)).length).toBe(before + 1);
   });
 
@@ -121,6 +123,8 @@ describe("ticket.create with an admin's grant", () => {
       ['signature with a bad character', { ...good, grantSignature: `${String(good.grantSignature).slice(0, -1)}+` }],
       ['signature as an array', { ...good, grantSignature: [1, 2, 3] }],
       ['attributes not strings', { ...good, attributes: { a: 1 } }],
+      ['a digits-only attribute name', { ...good, attributes: { '9': 'x' } }],
+      ['a __proto__ attribute name', { ...good, attributes: JSON.parse('{"__proto__":"x"}') as unknown }],
     ];
     for (const [what, args] of cases) {
       const response = await client.request('ticket.create', args);
@@ -134,13 +138,32 @@ describe("ticket.create with an admin's grant", () => {
     prepared.finish(done.result as Record<string, unknown>);
   });
 
-  it('an old-style request (no grant) still gets a ticket made by the relay, as before', async () => {
+  it('an old-style request (no grant) still gets a ticket made by the relay; in answer to a grant, the agent refuses such a ticket', async () => {
     const r = await relay();
-    const { client } = await adminOf(r);
+    const { client, identity } = await adminOf(r);
     const response = await client.request('ticket.create', { attributes: { plain: 'true' } });
-    const result = response.result as { ticket: string };
-    expect(decodeTicket(result.ticket).relayUrl).toBe(r.relay.url);
-    // The agent's own decoding of a relay-made answer would fail the grant checks: it is a different shape.
-    expect(() => encodeTicket(decodeTicket(result.ticket))).not.toThrow();
+    const relayMade = (response.result as { ticket: string }).ticket;
+    expect(decodeTicket(relayMade).relayUrl).toBe(r.relay.url);
+    // Old-style too, a name no sorted statement can hold is refused (no endorsement on SQLite, same rule).
+    for (const attributes of [{ '10': 'x' }, JSON.parse('{"__proto__":"x"}') as unknown]) {
+      expect((await client.request('ticket.create', { attributes })).error?.code).toBe('WICKET_ERR_ARGUMENT');
+    }
+    // A relay that ignores the grant (older than grants, or hostile: its own URL, project or a
+    // secret it knows) and answers with a ticket of its own, alongside every field an honest
+    // answer carries: the agent refuses it rather than print it (cli/agent-admin.ts prints only
+    // what finish returns).
+    const prepared = prepareGrantedTicket(identity, r.relay.authority.publicKey, wish, Date.now());
+    const honest = await client.request('ticket.create', prepared.args);
+    expect(honest.error).toBeUndefined();
+    const hostile = { ...(honest.result as Record<string, unknown>), ticket: relayMade };
+    let refusal: unknown;
+    try {
+      prepared.finish(hostile);
+    } catch (err) {
+      refusal = err;
+    }
+    expect(isWicketError(refusal) && refusal.code).toBe('WICKET_ERR_RELAY_PROTOCOL');
+    expect(String((refusal as Error).message)).toMatch(/older than ticket grants, or hostile.*relay ticket create/);
+    expect(String((refusal as Error).message)).not.toContain(relayMade);
   });
 });

@@ -162,6 +162,9 @@ describe.skipIf('skip' in binaries)('an admin creates tickets through a forwardi
     // A member raised to admin in the store by hand: its endorsement says otherwise.
     const raised = await enrollAgent(forwarding, { ticket: await mint(['plain']) });
     await db.query('UPDATE members SET attributes = $1 WHERE identifier = $2', [JSON.stringify({ plain: 'true', admin: 'true' }), raised.identifier]);
+    // An admin demoted in the store: the row may narrow what was endorsed.
+    const demoted = await enrollAgent(forwarding, { ticket: await mint(['admin']) });
+    await db.query('UPDATE members SET attributes = $1 WHERE identifier = $2', ['{}', demoted.identifier]);
 
     const signed = (who: Identity, grant: TicketGrant) => ({ subject: who.identifier, ticketId: grant.ticketId, ...signTicketGrant(who, authorityKey, grant) });
     const g = grantOf();
@@ -185,6 +188,7 @@ describe.skipIf('skip' in binaries)('an admin creates tickets through a forwardi
       ['a revoked admin', signed(identityOf(revokedAdmin.home), grantOf()), 'WICKET_ERR_REVOKED'],
       ['a member without admin', signed(identityOf(plain.home), grantOf()), 'WICKET_ERR_NOT_ADMIN'],
       ['a member raised to admin by hand', signed(identityOf(raised.home), grantOf()), 'WICKET_ERR_NOT_ADMIN'],
+      ['an endorsed admin demoted in the store', signed(identityOf(demoted.home), grantOf()), 'WICKET_ERR_NOT_ADMIN'],
     ];
     for (const [what, request, code] of cases) {
       const answer = await queueByHand(request);
@@ -200,6 +204,22 @@ describe.skipIf('skip' in binaries)('an admin creates tickets through a forwardi
     // An endorsement alone enrolls nobody, and a row written to match it by hand needs the secret: the attacker has none.
   }, 120_000);
 
+  it("a store writer who changes the signer's answer (the ticket's expiry) gets nothing recorded: the admin sees WICKET_ERR_NOT_ENDORSED", async () => {
+    const count = async () => Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM tickets')).rows[0]!.n);
+    const before = await count();
+    await db.query(`CREATE FUNCTION bend_expiry() RETURNS trigger AS $$ BEGIN NEW.ticket_expires_at := NEW.ticket_expires_at + 10 * 365 * 86400000::bigint; RETURN NEW; END $$ LANGUAGE plpgsql;
+      CREATE TRIGGER bend_expiry BEFORE UPDATE ON credential_requests FOR EACH ROW WHEN (NEW.ticket_expires_at IS NOT NULL) EXECUTE FUNCTION bend_expiry();`);
+    try {
+      const refused = await runAgent(admin.home, ['ticket', 'create', '--attribute', 'bent', '--expires-in', '10m']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('WICKET_ERR_NOT_ENDORSED');
+      expect(refused.stdout).not.toMatch(/wkt1_/);
+    } finally {
+      await db.query('DROP TRIGGER bend_expiry ON credential_requests; DROP FUNCTION bend_expiry();');
+    }
+    expect(await count()).toBe(before);
+  }, 30_000);
+
   it('on the forwarding relay an old-style ticket.create (no grant) still gets WICKET_ERR_SIGNER_ONLY, a malformed grant WICKET_ERR_ARGUMENT, and the connection stays up', async () => {
     const identity = Identity.generate();
     const client = await RawRelayClient.connect(forwarding.url);
@@ -213,7 +233,7 @@ describe.skipIf('skip' in binaries)('an admin creates tickets through a forwardi
     await client.close();
   }, 30_000);
 
-  it('a relay holding the key checks and endorses a grant in process; the same grant again is WICKET_ERR_GRANT_INVALID', async () => {
+  it('a relay holding the key checks and endorses a grant in process; the same grant again, or one whose ticket id the store already holds an endorsement for, is WICKET_ERR_GRANT_INVALID', async () => {
     const signing = await startRelayProcess({ extraArgs: ['--store', storeUrl, '--authority-key', keyFile] });
     expect(signing.role).toBe('signing');
     const identity = Identity.generate();
@@ -226,6 +246,14 @@ describe.skipIf('skip' in binaries)('an admin creates tickets through a forwardi
     expect(decodeTicket(made.text.reveal()).relayUrl).toBe(signing.url);
     expect(await endorsed(made.ticketId)).toBe(true);
     expect((await client.request('ticket.create', prepared.args)).error?.code).toBe('WICKET_ERR_GRANT_INVALID');
+    // Insert-only: an endorsement already there (a store writer's, or a racing signer's), whatever
+    // it says, is never replaced, and the grant makes no ticket.
+    const raced = prepareGrantedTicket(identity, authorityKey, { attributes: { raced: 'true' }, relayNames: [], usageCount: 1, expiresInMs: 600_000 }, Date.now());
+    await db.query("INSERT INTO endorsements (kind, subject, statement, tag) VALUES ('ticket', $1, 'first', $2)", [raced.args.ticketId, Buffer.alloc(32)]);
+    expect((await client.request('ticket.create', raced.args)).error?.code).toBe('WICKET_ERR_GRANT_INVALID');
+    raced.discard();
+    expect((await db.query("SELECT statement FROM endorsements WHERE kind = 'ticket' AND subject = $1", [raced.args.ticketId])).rows[0]?.statement).toBe('first');
+    expect((await db.query('SELECT 1 FROM tickets WHERE ticket_id = $1', [Buffer.from(String(raced.args.ticketId), 'hex')])).rowCount).toBe(0);
     const agent = await RawRelayClient.connect(forwarding.url);
     expect((await agent.enroll(Identity.generate(), made.text.reveal())).t).toBe('welcome');
     await client.close();
