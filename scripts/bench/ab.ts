@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../lib/local-processes.js';
 import { cleanupAll, installExitGuards, onCleanup } from './cleanup.js';
+import { wholeFromEnv } from './env-number.js';
 import { runIperf, startIperfServer } from './iperf3.js';
 import { freePort } from './net-util.js';
 import { startNginx } from './nginx.js';
@@ -27,14 +28,8 @@ import { runWrk } from './wrk.js';
 
 type LocalProcesses = typeof import('../lib/local-processes.js');
 
-function whole(name: string, fallback: number): number {
-  const n = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${process.env[name]}: expected a whole number ≥ 1`);
-  return n;
-}
-
-const SECONDS = whole('BENCH_SECONDS', 5);
-const ROUNDS = whole('BENCH_ROUNDS', 3);
+const SECONDS = wholeFromEnv('BENCH_SECONDS', 5);
+const ROUNDS = wholeFromEnv('BENCH_ROUNDS', 3);
 const flags = (name: string) => (process.env[name] ?? '').split(/\s+/).filter((f) => f !== '');
 
 /** The tree of `rev` built in a temporary worktree (removed at the end); REPO_ROOT for ".". */

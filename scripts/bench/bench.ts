@@ -22,6 +22,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
 import { cleanupAll, installExitGuards, onCleanup, runToExit } from './cleanup.js';
+import { wholeFromEnv } from './env-number.js';
 import { benchGateway } from './gateway-bench.js';
 import { measureIdleStreams } from './idle-streams.js';
 import { iperfVersion, startIperfServer } from './iperf3.js';
@@ -38,24 +39,16 @@ import { wrkVersion } from './wrk.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 
-function whole(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a whole number ≥ 1`);
-  return n;
-}
-
 const settings: Settings = {
-  seconds: whole('BENCH_SECONDS', QUICK ? 1 : 5),
-  rounds: whole('BENCH_ROUNDS', QUICK ? 1 : 3),
+  seconds: wholeFromEnv('BENCH_SECONDS', QUICK ? 1 : 5),
+  rounds: wholeFromEnv('BENCH_ROUNDS', QUICK ? 1 : 3),
   warmupSeconds: QUICK ? 1 : 2,
   // A new connection per request: 8 at once keeps every path busy without measuring the listen backlog.
   closeConnections: 8,
 };
-const IDLE_STREAMS = whole('BENCH_IDLE_STREAMS', QUICK ? 500 : 10_000);
-const RTT_SECONDS = whole('BENCH_RTT_SECONDS', QUICK ? 3 : 10);
-const RTT_ROUNDS = whole('BENCH_RTT_ROUNDS', QUICK ? 1 : 2);
+const IDLE_STREAMS = wholeFromEnv('BENCH_IDLE_STREAMS', QUICK ? 500 : 10_000);
+const RTT_SECONDS = wholeFromEnv('BENCH_RTT_SECONDS', QUICK ? 3 : 10);
+const RTT_ROUNDS = wholeFromEnv('BENCH_RTT_ROUNDS', QUICK ? 1 : 2);
 
 /** The outside tools the bench cannot run without, or undefined when all are here. */
 function missingTools(): string | undefined {

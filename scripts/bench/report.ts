@@ -121,6 +121,12 @@ export function printReport(r: ReportInput): boolean {
     floors.push({ text: `two-relay bulk ≥ 0.8× one-relay bulk: ${r.meshSkipped ?? 'not measured'}`, ok: undefined });
   }
 
+  // Where the tunnel CPU goes: each process role of each path (its children summed in).
+  const byRole = (['ssh', 'tls', 'ws', 'mesh'] as const)
+    .filter((k) => r.results.roleCpu(k).length > 0)
+    .map((k) => `${r.paths.find((p) => p.key === k)!.label}: ${r.results.roleCpu(k).map(([role, v]) => `${role} ${median(v).toFixed(2)}`).join(', ')}`);
+  if (byRole.length > 0) out.push(`tunnel CPU s per GB by process (iperf3 -P1, medians): ${byRole.join('; ')}`);
+
   // Memory per idle stream.
   if ('skipped' in r.idle) {
     out.push(`idle memory per stream: not measured: ${r.idle.skipped}`);

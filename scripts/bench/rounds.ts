@@ -29,6 +29,8 @@ export interface Settings {
 /** Every round's value per figure and path, and every failed measurement with its reason. */
 export class Results {
   readonly #values = new Map<string, number[]>();
+  /** Per path, per process role: its CPU seconds per GB of the one-stream upload, per round. */
+  readonly #roleCpu = new Map<PathKey, Map<string, number[]>>();
   readonly failures: string[] = [];
 
   add(figure: Figure, path: PathKey, value: number): void {
@@ -38,6 +40,17 @@ export class Results {
 
   get(figure: Figure, path: PathKey): number[] {
     return this.#values.get(`${figure}/${path}`) ?? [];
+  }
+
+  addRoleCpu(path: PathKey, role: string, secondsPerGb: number): void {
+    const roles = this.#roleCpu.get(path) ?? new Map<string, number[]>();
+    this.#roleCpu.set(path, roles);
+    roles.set(role, [...(roles.get(role) ?? []), secondsPerGb]);
+  }
+
+  /** Each process role of `path` with its CPU seconds per GB in every round (empty when none). */
+  roleCpu(path: PathKey): [string, number[]][] {
+    return [...(this.#roleCpu.get(path) ?? new Map<string, number[]>())];
   }
 
   fail(what: string, err: unknown): void {
@@ -64,13 +77,18 @@ export const WORKLOADS: readonly Workload[] = [
     name: 'iperf3 -P1',
     paths: ALL,
     async run(p, s, results) {
-      const roots = Object.values(p.processes);
+      const roles = Object.entries(p.processes);
+      const roots = roles.map(([, pid]) => pid);
       const before = treeCpuSeconds(roots);
+      const beforeEach = roots.map((pid) => treeCpuSeconds([pid]));
       const r = await runIperf({ host: '127.0.0.1', port: p.iperfPort, seconds: s.seconds, streams: 1 });
       const cpu = treeCpuSeconds(roots) - before;
+      const gigabytes = r.bytes / 1e9;
+      // Each role's process tree on its own too: where the tunnel's cost sits.
+      roles.forEach(([role, pid], i) => results.addRoleCpu(p.key, role, (treeCpuSeconds([pid]) - beforeEach[i]!) / gigabytes));
       results.add('bulk1', p.key, r.megabytesPerSecond);
-      if (roots.length > 0) results.add('cpu', p.key, cpu / (r.bytes / 1e9));
-      return `${r.megabytesPerSecond.toFixed(0)} MB/s${roots.length > 0 ? `, ${(cpu / (r.bytes / 1e9)).toFixed(2)} CPU s/GB` : ''}`;
+      if (roles.length > 0) results.add('cpu', p.key, cpu / gigabytes);
+      return `${r.megabytesPerSecond.toFixed(0)} MB/s${roles.length > 0 ? `, ${(cpu / gigabytes).toFixed(2)} CPU s/GB` : ''}`;
     },
   },
   {

@@ -23,22 +23,16 @@ import { get as httpGet } from 'node:http';
 import { loadavg } from 'node:os';
 import type { RelayProcess } from '../lib/local-processes.js';
 import { installExitGuards, runToExit } from './cleanup.js';
+import { wholeFromEnv } from './env-number.js';
 import { checkOpenFiles, openFileLimits } from './fd-limit.js';
 import { medianRssEach } from './process-cpu.js';
 import { AgentFleet, agentHomes, type Progress } from './scale-fleet.js';
 import { agentsOfTicket, startOneRelay, startThreeRelays, threeRelaysUnavailable, type ScaleRelays } from './scale-relays.js';
 import { formatCase, GOAL_AGENTS, GOAL_BYTES, missingAgents, type CaseReport } from './scale-report.js';
 
-function wholeFromEnv(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name}=${JSON.stringify(text)}: expected a whole number ≥ ${min}`);
-  return n;
-}
-
-const AGENTS = wholeFromEnv('BENCH_SCALE_AGENTS', process.env.BENCH_SCALE_AGENTS, GOAL_AGENTS, 1);
-const SETTLE_MS = wholeFromEnv('BENCH_SCALE_SETTLE_S', process.env.BENCH_SCALE_SETTLE_S, 10, 0) * 1000;
-const CONCURRENCY = wholeFromEnv('BENCH_SCALE_CONCURRENCY', process.env.BENCH_SCALE_CONCURRENCY, 64, 1);
+const AGENTS = wholeFromEnv('BENCH_SCALE_AGENTS', GOAL_AGENTS, 1);
+const SETTLE_MS = wholeFromEnv('BENCH_SCALE_SETTLE_S', 10, 0) * 1000;
+const CONCURRENCY = wholeFromEnv('BENCH_SCALE_CONCURRENCY', 64, 1);
 const TLS = process.env.BENCH_SCALE_TLS !== '0';
 const CASES = (process.env.BENCH_SCALE_CASES ?? 'A,B').toUpperCase().split(',').map((c) => c.trim());
 /** Lets the restarted processes finish starting before the "before" reading (no longer than the idle settle). */

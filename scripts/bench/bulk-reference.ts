@@ -1,0 +1,122 @@
+// `npm run bench:bulk-reference`: where Wicket's single-stream bulk stands against what three Node
+// processes in its shape reach on this machine at all. iperf3 upload with one stream, in
+// interleaved rounds, through:
+//
+//   ssh -L                   client -> ssh -> sshd -> target
+//   Wicket TLS               client -> inlet -> relay (wss://) -> outlet -> target   (as `npm run bench`)
+//   Node pipes, TLS + AEAD   pipe-chain.ts: the same three places, each connection piped, TLS 1.3
+//                            on the two middle hops (the relay's suites), each chunk sealed by the
+//                            first process and opened by the last (ChaCha20-Poly1305 on
+//                            node:crypto, as Wicket's channel for bulk); no WebSocket framing, no
+//                            multiplexing, no flow control of its own, no handshake
+//   Node pipes, TLS hops     the same without the AEAD: bytes piped as they are
+//   Node pipes, plain        neither TLS nor AEAD
+//
+// Prints each path's median MB/s (with the rounds' spread), its CPU seconds per GB over its
+// processes, and both as multiples of ssh -L's. BENCH_SECONDS (5) per run, BENCH_ROUNDS (5).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { cleanupAll, installExitGuards, onCleanup, runToExit } from './cleanup.js';
+import { wholeFromEnv } from './env-number.js';
+import { runIperf, startIperfServer } from './iperf3.js';
+import { freePort } from './net-util.js';
+import { treeCpuSeconds } from './process-cpu.js';
+import { sshUnavailableReason, startSshForwards } from './ssh-tunnel.js';
+import { formatSpread, median, spreadOf } from './stats.js';
+import { startWicketTunnel } from './wicket-tunnel.js';
+
+const SECONDS = wholeFromEnv('BENCH_SECONDS', 5);
+const ROUNDS = wholeFromEnv('BENCH_ROUNDS', 5);
+
+interface Path {
+  name: string;
+  port: number;
+  pids: number[];
+}
+
+/** One pipe-chain.ts process; resolves once it listens. */
+async function startPipe(role: 'in' | 'mid' | 'out', listen: number, next: number, tls: { cert: string; key: string } | undefined, aead: boolean): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./pipe-chain.ts', import.meta.url).pathname, role, String(listen), String(next)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, TLS: tls === undefined ? '0' : '1', CERT: tls?.cert ?? '', KEY: tls?.key ?? '', AEAD: aead ? '1' : '0' },
+  });
+  onCleanup(`pipe-chain ${role}`, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`pipe-chain ${role} exited with ${code}`)));
+  });
+  return child;
+}
+
+/** in -> mid -> out -> target; the path's entry port and processes. */
+async function pipeChain(name: string, target: number, tls: { cert: string; key: string } | undefined, aead = false): Promise<Path> {
+  const [inPort, midPort, outPort] = [await freePort(), await freePort(), await freePort()];
+  const out = await startPipe('out', outPort, target, tls, aead);
+  const mid = await startPipe('mid', midPort, outPort, tls, aead);
+  const first = await startPipe('in', inPort, midPort, tls, aead);
+  return { name, port: inPort, pids: [first.pid!, mid.pid!, out.pid!] };
+}
+
+/** A throwaway self-signed certificate for the chain's TLS hops. */
+function selfSigned(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'wicket-bulk-reference-'));
+  onCleanup('certificate folder', () => rmSync(dir, { recursive: true, force: true }));
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '1'], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+async function main(): Promise<number> {
+  installExitGuards(30 * 60_000);
+  const sshReason = sshUnavailableReason();
+  if (sshReason !== undefined) throw new Error(`the ssh -L baseline is needed here: ${sshReason}`);
+  const iperf = await startIperfServer({ port: await freePort(), bind: '127.0.0.1' });
+  onCleanup('iperf3 -s', async () => {
+    await iperf.proc.kill('SIGTERM', 3_000);
+  });
+  const ssh = await startSshForwards([iperf.port]);
+  onCleanup('ssh -L', () => ssh.close());
+  const wicket = await startWicketTunnel({ tls: true, targets: { iperf: `127.0.0.1:${iperf.port}` } });
+  onCleanup('Wicket', () => wicket.stop());
+  const certificate = selfSigned();
+  const paths: Path[] = [
+    { name: 'ssh -L', port: ssh.ports[0]!, pids: [ssh.pids.ssh, ssh.pids.sshd] },
+    { name: 'Wicket TLS', port: wicket.ports.iperf!, pids: Object.values(wicket.pids) },
+    await pipeChain('Node pipes, TLS + AEAD', iperf.port, certificate, true),
+    await pipeChain('Node pipes, TLS hops', iperf.port, certificate),
+    await pipeChain('Node pipes, plain', iperf.port, undefined),
+  ];
+  const rates = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+  const cpu = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+  for (const path of paths) await runIperf({ host: '127.0.0.1', port: path.port, seconds: 2, streams: 1 });
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const path of paths) {
+      console.error(`bulk reference: round ${round}/${ROUNDS}, ${path.name} …`);
+      const before = treeCpuSeconds(path.pids);
+      const r = await runIperf({ host: '127.0.0.1', port: path.port, seconds: SECONDS, streams: 1 });
+      cpu.get(path.name)!.push((treeCpuSeconds(path.pids) - before) / (r.bytes / 1e9));
+      rates.get(path.name)!.push(r.megabytesPerSecond);
+    }
+  }
+  const sshRate = median(rates.get('ssh -L')!);
+  const sshCpu = median(cpu.get('ssh -L')!);
+  console.log(`\niperf3 upload, 1 stream, ${ROUNDS} interleaved rounds of ${SECONDS} s: median [min–max]`);
+  console.log(`${'path'.padEnd(22)} ${'MB/s'.padEnd(18)} × ssh -L   ${'CPU s/GB'.padEnd(20)} × ssh -L`);
+  for (const path of paths) {
+    const [r, c] = [rates.get(path.name)!, cpu.get(path.name)!];
+    console.log(
+      `${path.name.padEnd(22)} ${formatSpread(spreadOf(r), 0).padEnd(18)} ${(median(r) / sshRate).toFixed(2).padStart(7)}   ${formatSpread(spreadOf(c), 2).padEnd(20)} ${(median(c) / sshCpu).toFixed(2).padStart(7)}`,
+    );
+  }
+  return 0;
+}
+
+runToExit('bulk reference', main);
