@@ -251,9 +251,9 @@ export class SecureSession extends EventEmitter {
   }
 
   #open(peer: ChannelPeer, transport: SecureTransport): void {
-    // A turn's first flush goes at once; the streams that write later in the same turn share one
-    // message at its end (setImmediate), paying its seal, WebSocket frame, relay forward and
-    // syscalls once (protocol/mux/flush-timing.ts).
+    // Short writes wait for the turn's end (setImmediate) and leave in one message with the other
+    // streams' writes of the turn, paying its seal, WebSocket frame, relay forward and syscalls
+    // once; full frames and credit go at once (protocol/mux/flush-timing.ts).
     const mux = new MuxSession({ role: this.role, send: (parts) => this.#sendSealed(parts), deferFlush: setImmediate });
     this.#channel = { transport, mux };
     mux.on('stream', (stream: MuxStream) => this.emit('stream', stream));

@@ -1,19 +1,28 @@
 // When a mux session flushes (session.ts): at once, or, with a deferFlush hook (an agent passes
-// setImmediate), the first flush of an event-loop turn at once and the rest of that turn's
-// together at its end.
+// setImmediate), at the end of the event-loop turn, where everything the turn asked for leaves
+// together.
 //
-// Why both: a lone request must not wait (the first write of a turn leaves at once: nothing else
-// would join it), while a burst (64 connections' requests read in one turn, a received message
-// that makes several streams write) leaves as one message instead of one per stream, paying a
-// message's fixed price (seal, WebSocket frame, relay forward, syscalls) once. Measured through
-// TLS relays with wrk, 64 keep-alive connections, against the build before (every write flushed at
-// once; `npm run bench:ab -- 82e5020`, which also holds session credit and the bridge's views):
-// 27,921 -> 33,789 req/s.
+// Which of the two: a stream that wrote less than a full data frame (a request, a response) waits
+// for the turn's end, where the other streams' writes of the same turn join it (64 connections'
+// requests read in one turn; the responses one received message set off; a response and a FIN
+// read in the same turn), so a burst pays a message's fixed price (seal, WebSocket frame, TLS record, relay
+// forward, two process wake-ups) once. Anything else flushes at once when it is the turn's first:
+// a full-size data frame is a message of its own, so nothing could join it, and credit returned
+// (WINDOW) is what a bulk sender is waiting for. The rest of a turn's flushes join the one at its end.
+//
+// Measured through TLS relays with wrk and iperf3 (`npm run bench:ab -- HEAD`, interleaved rounds):
+// - the first flush of a turn at once and the rest at its end, against every write flushed at
+//   once (82e5020): 64 keep-alive connections 27,921 -> 33,789 req/s;
+// - every flush at the turn's end, against that (two runs of 6 and 7 rounds): 64 connections
+//   1.08x and 1.20x, a new connection per request 1.05x and 1.04x, but one-stream bulk 0.90x and
+//   0.96x (CPU per GB 1.09x and 1.04x); full frames alone at once did not mend bulk (0.93x);
+// - short data at the turn's end, the rest as before (this file; 7 rounds): 64 connections 1.07x,
+//   a new connection per request 1.06x, one-connection p50 1.02x, bulk 1.09x (CPU per GB 0.93x).
 
 export class FlushTiming {
-  /** A flush ran at once this turn; the end-of-turn check is scheduled. */
+  /** This turn asked for a flush: the end-of-turn check is scheduled. */
   #turnBusy = false;
-  /** A flush was asked for after the first one this turn. */
+  /** A flush waits for the turn's end. */
   #pending = false;
 
   constructor(
@@ -21,8 +30,11 @@ export class FlushTiming {
     private readonly flush: () => void,
   ) {}
 
-  /** Runs the flush now, or at the end of the turn if one already ran this turn. */
-  request(): void {
+  /**
+   * Asks for a flush: `shortData` when a stream wrote less than a full data frame. Runs it now, or
+   * at the end of the turn (see the top of this file for which).
+   */
+  request(shortData: boolean): void {
     if (this.defer === undefined) return this.flush();
     if (this.#turnBusy) {
       this.#pending = true;
@@ -30,7 +42,8 @@ export class FlushTiming {
     }
     this.#turnBusy = true;
     this.defer(this.#endOfTurn);
-    this.flush();
+    if (shortData) this.#pending = true;
+    else this.flush();
   }
 
   readonly #endOfTurn = (): void => {

@@ -37,9 +37,9 @@ export interface MuxSessionOptions {
   /** Per-stream write() high-water mark. */
   writeHighWater?: number;
   /**
-   * Schedules the end of the event-loop turn (an agent passes setImmediate): the first flush of a
-   * turn runs at once, later ones together at its end (flush-timing.ts). Without it every write
-   * flushes at once.
+   * Schedules the end of the event-loop turn (an agent passes setImmediate): short data writes
+   * wait for it and leave together with the turn's other writes; a full frame or control frames
+   * go at once when first in their turn (flush-timing.ts). Without it every write flushes at once.
    */
   deferFlush?: (flush: () => void) => void;
 }

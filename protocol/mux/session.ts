@@ -13,7 +13,7 @@
 // is spent no data goes out, for any stream, until the peer's WINDOW(0), and the streams keep
 // their place in line. A full-size data frame is its own message: [header, payload views], never
 // copied (packer.ts builds the messages). While the transport is congested no data is sent.
-// With deferFlush, a turn's later writes leave together at its end (flush-timing.ts).
+// With deferFlush, what a turn writes leaves together, at its end (flush-timing.ts says when not).
 //
 // Memory a peer can make us hold: at most sessionWindow bytes of DATA across all streams (320 MiB
 // by default; session-window.ts), plus maxStreams streams' state (MUX_STREAM_STATE_BYTES each).
@@ -23,7 +23,7 @@
 
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, asWicketError, wicketError, type ErrorCode, type WicketError } from '../errors.js';
-import { MUX_FRAME_HEADER_LEN, MUX_RTT_SAMPLE_MAX_AGE_MS } from '../limits.js';
+import { MUX_FRAME_HEADER_LEN, MUX_MAX_DATA_PAYLOAD, MUX_RTT_SAMPLE_MAX_AGE_MS } from '../limits.js';
 import { FlushTiming } from './flush-timing.js';
 import { FRAME_TYPE_COUNT, FrameType, SESSION_HELLO, checkMessageSize, readFrameHeader } from './frames.js';
 import { MessagePacker } from './packer.js';
@@ -99,7 +99,7 @@ export class MuxSession extends EventEmitter {
       rttMs: () => this.#rtt.smoothedMs,
       wantsToSend: (stream) => {
         this.#ready.add(stream);
-        this.#flush();
+        this.#flush(stream._sendable() < MUX_MAX_DATA_PAYLOAD);
       },
       control: (type, stream, value) => this.#queueControl(type, stream, value),
       forget: (stream) => {
@@ -327,13 +327,14 @@ export class MuxSession extends EventEmitter {
     this.#flush();
   }
 
-  #flush(): void {
+  /** `shortData`: a stream has less than a full data frame to send (flush-timing.ts). */
+  #flush(shortData = false): void {
     if (this.#closed || this.#batchDepth > 0) return;
     if (this.#flushing) {
       this.#flushAgain = true;
       return;
     }
-    this.#flushTiming.request();
+    this.#flushTiming.request(shortData);
   }
 
   #flushNow(): void {

@@ -9,12 +9,13 @@ import { MuxSession } from '../../../protocol/mux/session.js';
 import type { MuxStream } from '../../../protocol/mux/stream.js';
 import { parseMessage } from './sim.js';
 
-function capture(options: { congested?: () => boolean; initialWindow?: number } = {}) {
+function capture(options: { congested?: () => boolean; initialWindow?: number; deferFlush?: (flush: () => void) => void } = {}) {
   const messages: Buffer[][] = [];
   const session = new MuxSession({
     role: 'initiator',
     now: () => 0,
     initialWindow: options.initialWindow,
+    deferFlush: options.deferFlush,
     send: (parts) => {
       messages.push(parts);
       return !(options.congested?.() ?? false);
@@ -43,6 +44,32 @@ describe('mux data path', () => {
     expect(full[0]!.length + full[1]!.length).toBe(NOISE_MAX_PLAINTEXT);
     expect(rest[1]!.length).toBe(64 * 1024 - MUX_MAX_DATA_PAYLOAD);
     expect(sameMemory(rest[1]!, chunk)).toBe(true);
+  });
+
+  it("with a turn hook, short writes of several streams and a FIN leave as one message at the turn's end; a full frame at once", () => {
+    const turnEnds: (() => void)[] = [];
+    const { session, messages } = capture({ deferFlush: (run) => turnEnds.push(run) });
+    const endTurn = () => {
+      for (const run of turnEnds.splice(0)) run();
+    };
+    const streams = Array.from({ length: 3 }, () => session.openStream());
+    endTurn();
+    messages.length = 0;
+    for (const [i, stream] of streams.entries()) stream.write(Buffer.alloc(1024, i));
+    streams[0]!.end();
+    expect(messages).toHaveLength(0);
+    endTurn();
+    expect(messages).toHaveLength(1);
+    const frames = parseMessage(Buffer.concat(messages[0]!));
+    expect(frames.filter((f) => f.type === FrameType.DATA).map((f) => f.stream)).toEqual(streams.map((s) => s.id));
+    expect(frames.some((f) => f.type === FrameType.FIN && f.stream === streams[0]!.id)).toBe(true);
+
+    messages.length = 0;
+    streams[1]!.write(Buffer.alloc(64 * 1024, 9));
+    // Before the turn ends: the full frame, and with it everything else ready (the 26-byte rest).
+    expect(messages.map((parts) => parts[1]!.length)).toEqual([MUX_MAX_DATA_PAYLOAD, 64 * 1024 - MUX_MAX_DATA_PAYLOAD]);
+    endTurn();
+    expect(messages).toHaveLength(2);
   });
 
   it('bytes queued during congestion leave in full-size frames spanning writes, still without copies', () => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FlushTiming } from '../../../protocol/mux/flush-timing.js';
 
-// When a mux session flushes: without a defer hook, at every request; with one, the first request
-// of a turn at once and the rest of the turn's requests in one flush at its end.
+// When a mux session flushes: without a defer hook, at every request; with one, short data waits
+// for the turn's end, anything else goes at once when it is the turn's first request, and every
+// later request of the turn joins the one flush at its end.
 
 function harness(withDefer: boolean) {
   const ends: (() => void)[] = [];
@@ -15,30 +16,44 @@ function harness(withDefer: boolean) {
 }
 
 describe('flush timing', () => {
-  it('without a defer hook every request flushes at once', () => {
+  it('without a defer hook every request flushes at once, short data too', () => {
     const h = harness(false);
-    for (let i = 0; i < 5; i++) h.timing.request();
+    for (let i = 0; i < 5; i++) h.timing.request(i % 2 === 0);
     expect(h.flushes()).toBe(5);
     expect(h.scheduled()).toBe(0);
   });
 
-  it("a turn's first request flushes at once: a lone request waits for nothing", () => {
+  it("a full frame or credit first in its turn flushes at once, and the turn's end adds nothing", () => {
     const h = harness(true);
-    h.timing.request();
+    h.timing.request(false);
     expect(h.flushes()).toBe(1);
     h.endTurn();
-    expect(h.flushes()).toBe(1); // nothing else was asked for: no second flush
+    expect(h.flushes()).toBe(1);
   });
 
-  it("the rest of a turn's requests share one flush at the turn's end", () => {
+  it("short data waits for the turn's end, where the turn's other requests join it in one flush", () => {
     const h = harness(true);
-    for (let i = 0; i < 64; i++) h.timing.request();
+    h.timing.request(true);
+    expect(h.flushes()).toBe(0);
+    for (let i = 0; i < 63; i++) h.timing.request(i % 3 === 0); // short data, FINs, credit
+    expect(h.flushes()).toBe(0);
+    expect(h.scheduled()).toBe(1);
+    h.endTurn();
+    expect(h.flushes()).toBe(1);
+    h.endTurn();
+    expect(h.flushes()).toBe(1); // nothing left over for a later turn
+  });
+
+  it("after an immediate flush the rest of the turn's requests share one flush at its end", () => {
+    const h = harness(true);
+    h.timing.request(false);
+    for (let i = 0; i < 64; i++) h.timing.request(true);
     expect(h.flushes()).toBe(1);
     expect(h.scheduled()).toBe(1);
     h.endTurn();
     expect(h.flushes()).toBe(2);
-    // The next turn starts afresh: its first request goes at once again.
-    h.timing.request();
+    // The next turn starts afresh.
+    h.timing.request(false);
     expect(h.flushes()).toBe(3);
     h.endTurn();
     expect(h.flushes()).toBe(3);
