@@ -14,17 +14,14 @@
 //
 // Prints each path's median MB/s (with the rounds' spread), its CPU seconds per GB over its
 // processes, and both as multiples of ssh -L's. BENCH_SECONDS (5) per run, BENCH_ROUNDS (5).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { cleanupAll, installExitGuards, onCleanup, runToExit } from './cleanup.js';
+import { installExitGuards, onCleanup, runToExit } from './cleanup.js';
 import { wholeFromEnv } from './env-number.js';
 import { runIperf, startIperfServer } from './iperf3.js';
 import { freePort } from './net-util.js';
 import { treeCpuSeconds } from './process-cpu.js';
+import { startReferenceProcess, tlsEnvironment } from './reference-process.js';
 import { sshUnavailableReason, startSshForwards } from './ssh-tunnel.js';
+import { type CertificateFiles, selfSignedCertificate } from './self-signed.js';
 import { formatSpread, median, spreadOf } from './stats.js';
 import { startWicketTunnel } from './wicket-tunnel.js';
 
@@ -37,41 +34,18 @@ interface Path {
   pids: number[];
 }
 
-/** One pipe-chain.ts process; resolves once it listens. */
-async function startPipe(role: 'in' | 'mid' | 'out', listen: number, next: number, tls: { cert: string; key: string } | undefined, aead: boolean): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./pipe-chain.ts', import.meta.url).pathname, role, String(listen), String(next)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TLS: tls === undefined ? '0' : '1', CERT: tls?.cert ?? '', KEY: tls?.key ?? '', AEAD: aead ? '1' : '0' },
-  });
-  onCleanup(`pipe-chain ${role}`, async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', () => resolve());
-    child.once('exit', (code) => reject(new Error(`pipe-chain ${role} exited with ${code}`)));
-  });
-  return child;
+/** One pipe-chain.ts process; resolves with its pid once it listens. */
+function startPipe(role: 'in' | 'mid' | 'out', listen: number, next: number, tls: CertificateFiles | undefined, aead: boolean): Promise<number> {
+  return startReferenceProcess(`pipe-chain ${role}`, './pipe-chain.ts', [role, listen, next], { ...tlsEnvironment(tls), AEAD: aead ? '1' : '0' });
 }
 
 /** in -> mid -> out -> target; the path's entry port and processes. */
-async function pipeChain(name: string, target: number, tls: { cert: string; key: string } | undefined, aead = false): Promise<Path> {
+async function pipeChain(name: string, target: number, tls: CertificateFiles | undefined, aead = false): Promise<Path> {
   const [inPort, midPort, outPort] = [await freePort(), await freePort(), await freePort()];
   const out = await startPipe('out', outPort, target, tls, aead);
   const mid = await startPipe('mid', midPort, outPort, tls, aead);
   const first = await startPipe('in', inPort, midPort, tls, aead);
-  return { name, port: inPort, pids: [first.pid!, mid.pid!, out.pid!] };
-}
-
-/** A throwaway self-signed certificate for the chain's TLS hops. */
-function selfSigned(): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'wicket-bulk-reference-'));
-  onCleanup('certificate folder', () => rmSync(dir, { recursive: true, force: true }));
-  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '1'], { stdio: 'ignore' });
-  return { cert, key };
+  return { name, port: inPort, pids: [first, mid, out] };
 }
 
 async function main(): Promise<number> {
@@ -86,7 +60,7 @@ async function main(): Promise<number> {
   onCleanup('ssh -L', () => ssh.close());
   const wicket = await startWicketTunnel({ tls: true, targets: { iperf: `127.0.0.1:${iperf.port}` } });
   onCleanup('Wicket', () => wicket.stop());
-  const certificate = selfSigned();
+  const certificate = selfSignedCertificate('bulk-reference');
   const paths: Path[] = [
     { name: 'ssh -L', port: ssh.ports[0]!, pids: [ssh.pids.ssh, ssh.pids.sshd] },
     { name: 'Wicket TLS', port: wicket.ports.iperf!, pids: Object.values(wicket.pids) },

@@ -7,14 +7,17 @@
 //   minimal + AEAD        minimal-pipeline.ts: same three processes over `ws`, one libsodium
 //                         ChaCha20-Poly1305 seal and open per message (as Wicket), nothing else
 //   minimal, no crypto    the same without the AEAD
+//   minimal TLS + AEAD    minimal + AEAD with the two relay hops on wss:// (the relay's TLS 1.3
+//                         suites), as Wicket is deployed and measured
 //
 // Prints each path's pooled p50 and p99, and p50 as a multiple of ssh -L's. Rounds and round
 // trips per round: LATENCY_ROUNDS (default 20), LATENCY_ROUND_TRIPS (default 1000).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { stopAll } from '../lib/local-processes.js';
+import { cleanupAll } from './cleanup.js';
 import { startTarget, startWicketPortal, WARMUP_ROUND_TRIPS } from './bench-paths.js';
-import { freePort } from './net-util.js';
+import { startMinimalPipeline } from './minimal-path.js';
+import { selfSignedCertificate } from './self-signed.js';
 import { sshUnavailableReason, startSshTunnel } from './ssh-tunnel.js';
 import { latencyOf, measureRoundTrips } from './workloads.js';
 
@@ -23,28 +26,6 @@ const ROUND_TRIPS = Number(process.env.LATENCY_ROUND_TRIPS ?? 1_000);
 const RUN_TIMEOUT_MS = 120_000;
 
 const children: ChildProcess[] = [];
-
-async function startMinimal(role: string, args: number[], crypto: boolean): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./minimal-pipeline.ts', import.meta.url).pathname, role, ...args.map(String)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, CRYPTO: crypto ? '1' : '0' },
-  });
-  children.push(child);
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', () => resolve());
-    child.once('exit', (code) => reject(new Error(`minimal pipeline ${role} exited with ${code}`)));
-  });
-}
-
-/** The minimal pipeline to the target's echo port; its inlet port. */
-async function minimalPipeline(echoPort: number, crypto: boolean): Promise<number> {
-  const relayPort = await freePort();
-  await startMinimal('relay', [relayPort], crypto);
-  await startMinimal('out', [relayPort, echoPort], crypto);
-  const inletPort = await freePort();
-  await startMinimal('in', [relayPort, inletPort], crypto);
-  return inletPort;
-}
 
 async function main(): Promise<void> {
   const sshReason = sshUnavailableReason();
@@ -56,8 +37,9 @@ async function main(): Promise<void> {
     const paths = [
       { name: 'ssh -L', port: ssh.port },
       { name: 'Wicket', port: (await startWicketPortal(target.sink, target.echo)).echo },
-      { name: 'minimal + AEAD', port: await minimalPipeline(target.echo, true) },
-      { name: 'minimal, no crypto', port: await minimalPipeline(target.echo, false) },
+      { name: 'minimal + AEAD', port: (await startMinimalPipeline(target.echo, { crypto: true })).port },
+      { name: 'minimal, no crypto', port: (await startMinimalPipeline(target.echo, { crypto: false })).port },
+      { name: 'minimal TLS + AEAD', port: (await startMinimalPipeline(target.echo, { crypto: true, tls: selfSignedCertificate('latency-reference') })).port },
     ];
     for (const path of paths) await measureRoundTrips(path.port, 0, WARMUP_ROUND_TRIPS, RUN_TIMEOUT_MS);
     const micros = new Map<string, number[]>(paths.map((p) => [p.name, []]));
@@ -76,6 +58,7 @@ async function main(): Promise<void> {
     await ssh.close();
     await stopAll();
     for (const child of children) child.kill('SIGTERM');
+    await cleanupAll();
   }
 }
 
@@ -85,6 +68,7 @@ main().then(
     console.error(`latency reference failed: ${err instanceof Error ? err.stack : String(err)}`);
     await stopAll();
     for (const child of children) child.kill('SIGTERM');
+    await cleanupAll();
     process.exit(2);
   },
 );

@@ -66,20 +66,31 @@ function sealer(): Transform {
   });
 }
 
-/** Undoes sealer(): whole messages are opened and their plaintext passed on. */
+/**
+ * Undoes sealer(): whole messages are opened and their plaintext passed on. A message arrives in
+ * several reads (TLS hands over at most a 16 KiB record per read); they are held as they came and
+ * joined once when the message is whole, not once per read.
+ */
 function opener(): Transform {
   const nonces = new Nonces();
-  let held: Buffer = Buffer.alloc(0);
+  let pieces: Buffer[] = [];
+  let heldBytes = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
-      held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-      while (held.length >= 4 && held.length >= 4 + held.readUInt32BE(0)) {
-        const length = held.readUInt32BE(0);
+      pieces.push(chunk);
+      heldBytes += chunk.length;
+      while (heldBytes >= 4) {
+        if (pieces[0]!.length < 4) pieces = [Buffer.concat(pieces, heldBytes)];
+        const length = pieces[0]!.readUInt32BE(0);
+        if (heldBytes < 4 + length) break;
+        const held = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, heldBytes);
         const decipher = createDecipheriv('chacha20-poly1305', KEY, nonces.next(), { authTagLength: TAG });
         decipher.setAuthTag(held.subarray(4 + length - TAG, 4 + length));
         this.push(decipher.update(held.subarray(4, 4 + length - TAG)));
         decipher.final();
-        held = held.subarray(4 + length);
+        const rest = held.subarray(4 + length);
+        pieces = rest.length > 0 ? [rest] : [];
+        heldBytes = rest.length;
       }
       done();
     },
