@@ -77,7 +77,7 @@ describe('npm run bench, quick mode (the CI smoke test)', () => {
 
     const line = (prefix: string) => stdout.split('\n').find((l) => l.startsWith(prefix)) ?? '';
     expect(line('Wicket ws://'), context).toMatch(/iperf3 1 stream \d+ MB\/s .*p50 \d+ µs .*\d+\.\d+ CPU s\/GB/);
-    expect(line('idle memory per stream'), context).toMatch(/ [\d,]+ bytes per stream; served 500 of 500 /);
+    expect(line('idle memory per stream'), context).toMatch(/ [\d,]+ bytes per stream; served 2,000 of 2,000 /);
     expect(line('peak RSS'), context).toMatch(/Wicket TLS: relay \d+, inlet \d+, outlet \d+ = \d+/);
     // Where the tunnel CPU goes: every process of both tunnels with its own share.
     expect(line('tunnel CPU s per GB by process'), context).toMatch(/ssh -L: ssh \d+\.\d+, sshd \d+\.\d+; Wicket TLS: relay \d+\.\d+, inlet \d+\.\d+, outlet \d+\.\d+/);
