@@ -1,7 +1,4 @@
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { enroll } from '../../agent/enroll.js';
 import { RelayClient } from '../../agent/relay-client.js';
@@ -12,7 +9,7 @@ import { REVOCATION_POLL_INTERVAL_MS } from '../../protocol/limits.js';
 import { decodeTicket } from '../../protocol/ticket.js';
 import { identifierFor } from '../helpers/identifier.js';
 import { enrollRequest } from '../helpers/ticket-proof.js';
-import { relaysStoppedAfterEach, testLogger } from '../relay/relay-fixture.js';
+import { relaysStoppedAfterEach, testLogger, testTempDir } from '../relay/relay-fixture.js';
 
 // An agent's copy of the revoked set: applied in seq order, kept until each entry's `until`, and
 // re-synced in full behind every welcome, however many events that is.
@@ -51,7 +48,7 @@ const relay = relaysStoppedAfterEach();
 describe('the revoked set across connections', () => {
   it('a re-sync of 600 revocations behind the welcome arrives whole, in one connection', async () => {
     const r = await relay();
-    const home = Vault.open(mkdtempSync(join(tmpdir(), 'wicket-home-')));
+    const home = Vault.open(testTempDir('wicket-home-'));
     await enroll({ ticket: decodeTicket(await r.ticket({ inlet: 'true' })), vault: home, logger: testLogger() });
     // 600 members revoked within the keep window: far more small frames than one socket read
     // delivers before the client takes over the connection.

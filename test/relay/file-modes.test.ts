@@ -5,7 +5,7 @@ import { Vault } from '../../agent/vault.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { ensureDataDir } from '../../relay/data-dir.js';
 import { enrollAgent, startNodeProcess, startRelayProcess, stopAll, tempDir as processTempDir } from '../../scripts/lib/local-processes.js';
-import { relaysStoppedAfterEach, tempDir } from './relay-fixture.js';
+import { relaysStoppedAfterEach, testTempDir } from './relay-fixture.js';
 
 // Secrets at rest (DESIGN.md property 8): everything in the relay's data folder and an agent's
 // home is its owner's only, SQLite's side files included (-wal and -shm hold recent pages of the
@@ -42,7 +42,7 @@ describe('file modes', () => {
   });
 
   it('an older store whose side files are 0644 is narrowed to 0600 when it is opened', async () => {
-    const dir = tempDir();
+    const dir = testTempDir();
     const path = join(dir, 'authority.db');
     const old = new SqliteStore(path);
     await old.close();
@@ -56,7 +56,7 @@ describe('file modes', () => {
   });
 
   it('a data folder and an agent home left open by an older version are narrowed when opened; a shared sticky folder is left alone', async () => {
-    const dataDir = tempDir();
+    const dataDir = testTempDir();
     const first = await relay({ dataDir, tls: 'self-signed' });
     await first.stop();
     chmodSync(dataDir, 0o755);
@@ -65,13 +65,13 @@ describe('file modes', () => {
     ensureDataDir(dataDir);
     expect(openToOthers(dataDir)).toEqual([]);
 
-    const home = tempDir('wicket-home-');
+    const home = testTempDir('wicket-home-');
     Vault.open(home).identity();
     chmodSync(home, 0o755);
     Vault.open(home);
     expect(openToOthers(home)).toEqual([]);
 
-    const shared = tempDir('wicket-shared-');
+    const shared = testTempDir('wicket-shared-');
     chmodSync(shared, 0o1777);
     ensureDataDir(shared);
     Vault.open(shared);

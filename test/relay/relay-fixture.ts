@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { afterEach } from 'vitest';
+import { afterEach, onTestFinished } from 'vitest';
 import type { Attributes } from '../../relay/authority/store.js';
 import type { RelayConnection } from '../../relay/connection.js';
 import { startRelay, type RelayOptions, type RunningRelay } from '../../relay/server.js';
@@ -35,6 +35,13 @@ export function testLogger(): Logger {
 
 export function tempDir(prefix = 'wicket-relay-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A temp folder for the running test only: removed, with all it holds, when the test finishes. */
+export function testTempDir(prefix = 'wicket-relay-'): string {
+  const dir = tempDir(prefix);
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export async function startTestRelay(options: Partial<RelayOptions> = {}): Promise<TestRelay> {

@@ -8,7 +8,7 @@ import { decodeTicket, ticketKeyFromSecret } from '../../protocol/ticket.js';
 import { migrationTo, SCHEMA_VERSION } from '../../relay/authority/sqlite-schema.js';
 import { SqliteStore } from '../../relay/authority/sqlite-store.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
-import { relaysStoppedAfterEach, tempDir, type TestRelay } from './relay-fixture.js';
+import { relaysStoppedAfterEach, type TestRelay, testTempDir } from './relay-fixture.js';
 
 // Outstanding tickets can be listed and revoked (admin ops ticket.list / ticket.revoke, the
 // store's listTickets / revokeTicket); a revoked ticket enrolls nobody; a store made before the
@@ -132,7 +132,7 @@ describe('ticket list and revoke', () => {
 
 describe('an authority store from before ticket revocation (schema version 2)', () => {
   it('opens, migrates to the current version, and keeps, lists and revokes its tickets', async () => {
-    const path = join(tempDir('wicket-schema-'), 'authority.db');
+    const path = join(testTempDir('wicket-schema-'), 'authority.db');
     const old = new Database(path);
     for (const version of [1, 2]) old.exec(migrationTo(version));
     old.pragma('user_version = 2');
@@ -167,7 +167,7 @@ describe('an authority store from before ticket revocation (schema version 2)', 
 
 describe('an authority store from before the ticket key (schema version 3)', () => {
   it('migrates: an old ticket (a hash of its secret) stays listed but can no longer be redeemed, even with its secret; new tickets redeem', async () => {
-    const path = join(tempDir('wicket-schema-'), 'authority.db');
+    const path = join(testTempDir('wicket-schema-'), 'authority.db');
     const old = new Database(path);
     for (const version of [1, 2, 3]) old.exec(migrationTo(version));
     old.pragma('user_version = 3');
