@@ -7,6 +7,7 @@
 #   nftables                        "AI Corp drops all inbound" in the network-namespace test
 #   iperf3, wrk, nginx-light        the outside clients and server `npm run bench` measures with
 #   python3                         the bench's 40 ms delay link where the kernel has no tc netem
+#   linux-perf                      `npm run bench:layers` (CPU per layer, from perf samples)
 #   postgresql (15, Debian's)       the PostgreSQL authority store tests: they run initdb/pg_ctl from
 #                                   /usr/lib/postgresql/15/bin on a temp cluster and port of their own
 #                                   (scripts/lib/postgres-cluster.ts). postgresql-common creates a
@@ -27,6 +28,7 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v g++ >/dev/null 2>&1 || need+=(g++)

@@ -14,16 +14,16 @@
 //
 // Prints each path's median MB/s (with the rounds' spread), its CPU seconds per GB over its
 // processes, and both as multiples of ssh -L's. BENCH_SECONDS (5) per run, BENCH_ROUNDS (5).
-import { installExitGuards, onCleanup, runToExit } from './cleanup.js';
+import { installExitGuards, runToExit } from './cleanup.js';
+import { startComparedTunnels } from './compared-tunnels.js';
 import { wholeFromEnv } from './env-number.js';
-import { runIperf, startIperfServer } from './iperf3.js';
+import { runIperf } from './iperf3.js';
 import { freePort } from './net-util.js';
 import { treeCpuSeconds } from './process-cpu.js';
 import { startReferenceProcess, tlsEnvironment } from './reference-process.js';
-import { sshUnavailableReason, startSshForwards } from './ssh-tunnel.js';
+import { sshUnavailableReason } from './ssh-tunnel.js';
 import { type CertificateFiles, selfSignedCertificate } from './self-signed.js';
 import { formatSpread, median, spreadOf } from './stats.js';
-import { startWicketTunnel } from './wicket-tunnel.js';
 
 const SECONDS = wholeFromEnv('BENCH_SECONDS', 5);
 const ROUNDS = wholeFromEnv('BENCH_ROUNDS', 5);
@@ -52,17 +52,10 @@ async function main(): Promise<number> {
   installExitGuards(30 * 60_000);
   const sshReason = sshUnavailableReason();
   if (sshReason !== undefined) throw new Error(`the ssh -L baseline is needed here: ${sshReason}`);
-  const iperf = await startIperfServer({ port: await freePort(), bind: '127.0.0.1' });
-  onCleanup('iperf3 -s', async () => {
-    await iperf.proc.kill('SIGTERM', 3_000);
-  });
-  const ssh = await startSshForwards([iperf.port]);
-  onCleanup('ssh -L', () => ssh.close());
-  const wicket = await startWicketTunnel({ tls: true, targets: { iperf: `127.0.0.1:${iperf.port}` } });
-  onCleanup('Wicket', () => wicket.stop());
+  const { iperf, ssh, sshPorts, wicket } = await startComparedTunnels({ http: false });
   const certificate = selfSignedCertificate('bulk-reference');
   const paths: Path[] = [
-    { name: 'ssh -L', port: ssh.ports[0]!, pids: [ssh.pids.ssh, ssh.pids.sshd] },
+    { name: 'ssh -L', port: sshPorts.iperf, pids: [ssh.pids.ssh, ssh.pids.sshd] },
     { name: 'Wicket TLS', port: wicket.ports.iperf!, pids: Object.values(wicket.pids) },
     await pipeChain('Node pipes, TLS + AEAD', iperf.port, certificate, true),
     await pipeChain('Node pipes, TLS hops', iperf.port, certificate),
